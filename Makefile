@@ -1,0 +1,51 @@
+# agui-server: the two commands are `make run` and `make test` (see README.md).
+#
+# Everything the tests need is installed here, idempotently: npm packages from the committed
+# lockfiles (no browsers or binaries are downloaded). One cargo target directory, debug builds
+# for tests, the workspace built once up front.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+NODE_TREES := tests/conformance/v1 tests/conformance/v0 tests/idp
+SERVER_BIN := target/debug/agui-server
+
+.PHONY: help run dev build test test-rust test-conformance lint fmt deps readme-config bench bench-quick clean
+
+help: ## List the targets.
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+run: ## Build and start a local server (in-process issuer, scripted model); prints a curl to try.
+	$(CARGO) build -p agui-server
+	$(SERVER_BIN) dev
+
+build: ## Build the whole workspace once (all targets, debug).
+	$(CARGO) build --workspace --all-targets --locked
+
+deps: $(NODE_TREES:%=%/node_modules/.installed) ## Install the Node packages the tests use (from lockfiles).
+
+# npm ci only when the lockfile changed since the last install.
+%/node_modules/.installed: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: ## Run every test; ends with one "N passed, N failed, N skipped" line.
+	$(MAKE) --no-print-directory deps build
+	scripts/test.sh
+
+lint: ## cargo fmt --check and clippy with warnings as errors.
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the Rust code.
+	$(CARGO) fmt --all
+
+readme-config: ## Regenerate the README's configuration reference from the config types.
+	$(CARGO) build -p agui-server
+	scripts/readme-config.sh
+
+clean: ## Remove build outputs and installed Node packages.
+	$(CARGO) clean
+	rm -rf $(NODE_TREES:%=%/node_modules)
