@@ -1,1 +1,134 @@
-//! placeholder
+//! agui-server: an AG-UI 1.0 streaming server with OpenID Connect bearer auth, for CopilotKit
+//! apps.
+//!
+//! `POST /chat` verifies the caller's token against the configured issuers' JWKS, runs the agent
+//! for that verified principal and streams AG-UI events as server-sent events (or AG-UI protobuf
+//! frames when asked). See the repository README for the flow and the settings.
+//!
+//! The caller binds the listener and hands it to [`run`], so tests can use port 0 (the
+//! mini-redis `server::run` shape).
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (`serve`, `dev`, `check-config`, `config-reference`).
+//! - [`config`]: the typed configuration, its sources and validation.
+//! - [`reference`]: the generated configuration reference the README embeds.
+//! - [`state`]: the shared application state and its builder.
+//! - [`routes`]: the router, middleware and handlers (`/chat`, `/whoami`, health, metrics).
+//! - [`body`]: the streaming response body (coalescing, keepalive, cancel on drop).
+//! - [`error`]: HTTP errors before the stream and their JSON body.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
+//! - [`dev`]: `agui-server dev`, a self-contained local server with its own issuer.
+//! - [`telemetry`]: log setup.
+
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod metrics;
+pub mod reference;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod telemetry;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use routes::router;
+pub use state::AppState;
+
+/// Serves `state` on `listener` until `shutdown` resolves, then drains open streams (each ends
+/// with `RUN_ERROR server_shutdown`) within the configured deadline.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let token = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        token.cancel();
+    });
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("listening on http://{addr}");
+    }
+    let router = routes::router(state.clone());
+    serve::serve(listener, router, state).await;
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Runs one command of the CLI; what `main` calls.
+pub async fn main_with(cli: cli::Cli) -> ExitCode {
+    match cli.command {
+        cli::Command::Serve(args) => serve_command(args).await,
+        cli::Command::CheckConfig(args) => check_config(&args),
+        cli::Command::Dev(args) => dev::run(args).await,
+        cli::Command::ConfigReference => {
+            print!("{}", reference::markdown());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn serve_command(args: cli::ServeArgs) -> ExitCode {
+    let config = match args.load().and_then(|config| config.validate().map(|()| config)) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error),
+    };
+    telemetry::init(config.log_format, &config.log);
+    let listener = match serve::bind(config.listen, config.backlog) {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("agui-server: cannot listen on {}: {error}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let state = match AppState::builder(config).build().await {
+        Ok(state) => state,
+        Err(error) => return config_failure(&error),
+    };
+    run(listener, state, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+fn check_config(args: &cli::ServeArgs) -> ExitCode {
+    match args.load().and_then(|config| config.validate().map(|()| config)) {
+        Ok(config) => {
+            println!("# configuration is valid; effective settings (secrets masked):");
+            print!("{}", config.to_masked_toml());
+            ExitCode::SUCCESS
+        }
+        Err(error) => config_failure(&error),
+    }
+}
+
+fn config_failure(error: &config::ConfigError) -> ExitCode {
+    eprintln!("agui-server: configuration error: {error}");
+    eprintln!("agui-server: see `agui-server check-config --help` and the README's configuration reference.");
+    ExitCode::from(2)
+}

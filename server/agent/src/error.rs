@@ -1,0 +1,69 @@
+//! Stable codes for in-stream `RUN_ERROR` events.
+//!
+//! Once the SSE response has started, failures can only be reported in-stream. Each one carries a
+//! stable `code` from this catalogue and a fixed, safe message: never the internal cause, which goes
+//! to the log. The HTTP error codes (4xx/5xx before the stream) live in the server crate; both lists
+//! are published in `proto-schemas/api/errors.json` and a test keeps them in step.
+
+/// The reason a run ended with `RUN_ERROR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunErrorCode {
+    /// The model provider failed (the scripted model's `/fail`, or a generic provider error).
+    ModelError,
+    /// A backend tool panicked; the run cannot continue safely.
+    ToolFailed,
+    /// The run exceeded the server's maximum run duration.
+    RunTimeout,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// An agent or tool tried to emit an event that would break the AG-UI sequence rules.
+    ProtocolViolation,
+    /// The model kept calling tools beyond the configured number of turns.
+    MaxTurns,
+    /// A deliberate stop, sent as `RUN_ERROR` to 0.0.x clients that cannot parse a cancelled outcome.
+    Cancelled,
+    /// Anything else: a bug. The log has the cause.
+    InternalError,
+}
+
+impl RunErrorCode {
+    /// Every code, for the catalogue test.
+    pub const ALL: [RunErrorCode; 8] = [
+        Self::ModelError,
+        Self::ToolFailed,
+        Self::RunTimeout,
+        Self::ServerShutdown,
+        Self::ProtocolViolation,
+        Self::MaxTurns,
+        Self::Cancelled,
+        Self::InternalError,
+    ];
+
+    /// The wire value of `RUN_ERROR.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ModelError => "model_error",
+            Self::ToolFailed => "tool_failed",
+            Self::RunTimeout => "run_timeout",
+            Self::ServerShutdown => "server_shutdown",
+            Self::ProtocolViolation => "protocol_violation",
+            Self::MaxTurns => "max_turns",
+            Self::Cancelled => "cancelled",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    /// The fixed, safe `RUN_ERROR.message` shown to users.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::ModelError => "The model failed to produce a reply.",
+            Self::ToolFailed => "A tool failed unexpectedly.",
+            Self::RunTimeout => "The run took longer than the server allows.",
+            Self::ServerShutdown => "The server is shutting down; please retry.",
+            Self::ProtocolViolation => "The agent produced an invalid event sequence.",
+            Self::MaxTurns => "The agent called tools too many times in one run.",
+            Self::Cancelled => "The run was cancelled.",
+            Self::InternalError => "An internal error ended the run.",
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The run loop and its supervisor.
+//!
+//! [`run_to_completion`] owns one run from `RUN_STARTED` to its single terminal event. The work
+//! itself ([`drive`]) alternates model turns and backend tool calls; the supervisor races it
+//! against the client going away, server shutdown and the maximum run duration, and catches
+//! panics, so that whatever happens the client sees exactly one `RUN_FINISHED` or `RUN_ERROR`
+//! (DESIGN "Streams are trustworthy"). Dropping the work future aborts the in-flight model
+//! request and every running tool (they live in a `JoinSet`).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agui_auth::Principal;
+use agui_protocol::{
+    AssistantMessage, Event, Message, MessageId, RunAgentInput, RunFinished,
+    RunFinishedOutcome, RunStarted, TextMessageContent, TextMessageEnd, TextMessageStart,
+    TokenUsage, ToolCall, ToolCallArgs, ToolCallEnd, ToolCallId, ToolCallResult, ToolCallStart,
+    ToolMessage, ToolResultContent, ReasoningEnd, ReasoningMessageContent, ReasoningMessageEnd,
+    ReasoningMessageStart, ReasoningStart,
+};
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{AuditEvent, AuditSink};
+use crate::error::RunErrorCode;
+use crate::model::{ModelDelta, ModelProvider, ModelRequest};
+use crate::sink::{EventSink, SinkError};
+use crate::tools::{ToolContext, ToolError, ToolRegistry};
+
+/// Limits of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    /// Model turns allowed in one run (each turn may call tools).
+    pub max_turns: u32,
+    /// How long one backend tool may run.
+    pub tool_timeout: Duration,
+    /// The maximum run duration (`RUN_ERROR run_timeout` beyond it).
+    pub run_timeout: Duration,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            max_turns: 8,
+            tool_timeout: Duration::from_secs(30),
+            run_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Everything one run needs.
+pub struct RunParams {
+    /// The validated input, with the token already removed from `forwardedProps`.
+    pub input: RunAgentInput,
+    /// The verified caller.
+    pub principal: Arc<Principal>,
+    /// The agent's name (for audit and logs).
+    pub agent: String,
+    /// The model.
+    pub model: Arc<dyn ModelProvider>,
+    /// The agent's backend tools.
+    pub tools: ToolRegistry,
+    /// Where audit records go.
+    pub audit: Arc<dyn AuditSink>,
+    /// Limits.
+    pub settings: RunSettings,
+    /// Fires when the response body is dropped (the client went away).
+    pub client_gone: CancellationToken,
+    /// Fires when the server shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// How a run ended, for metrics and audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// `RUN_FINISHED` was sent.
+    Success,
+    /// `RUN_ERROR` with this code was sent (or attempted).
+    Error(RunErrorCode),
+    /// The client went away; nobody was listening for a terminal event.
+    Cancelled,
+}
+
+impl RunOutcome {
+    /// The metric label: `success`, `error`, `cancelled`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Error(_) => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why [`drive`] stopped early.
+enum Stop {
+    Code(RunErrorCode),
+    Sink(SinkError),
+}
+
+impl From<SinkError> for Stop {
+    fn from(error: SinkError) -> Self {
+        Stop::Sink(error)
+    }
+}
+
+/// Runs to exactly one terminal event (or until the client is gone) and reports the outcome and
+/// the number of events written.
+pub async fn run_to_completion(params: RunParams, mut sink: EventSink) -> (RunOutcome, u64) {
+    let work_cancel = CancellationToken::new();
+    let _cancel_work_on_exit = work_cancel.clone().drop_guard();
+    let deadline = tokio::time::sleep(params.settings.run_timeout);
+
+    let result = {
+        let work = AssertUnwindSafe(drive(&params, &mut sink, work_cancel.clone())).catch_unwind();
+        tokio::select! {
+            biased;
+            () = params.client_gone.cancelled() => Err(Stop::Sink(SinkError::Closed)),
+            () = params.shutdown.cancelled() => Err(Stop::Code(RunErrorCode::ServerShutdown)),
+            () = deadline => Err(Stop::Code(RunErrorCode::RunTimeout)),
+            result = work => match result {
+                Ok(result) => result,
+                Err(_panic) => {
+                    tracing::error!("the run panicked");
+                    Err(Stop::Code(RunErrorCode::InternalError))
+                }
+            },
+        }
+    };
+    // The work future is dropped here: the model request and running tools are aborted.
+    work_cancel.cancel();
+
+    let outcome = match result {
+        Ok(()) => RunOutcome::Success,
+        Err(Stop::Sink(SinkError::Closed)) => RunOutcome::Cancelled,
+        Err(Stop::Sink(SinkError::Violation(_))) => RunOutcome::Error(RunErrorCode::ProtocolViolation),
+        Err(Stop::Code(code)) => match sink.fail(code).await {
+            Ok(()) => RunOutcome::Error(code),
+            Err(_) => RunOutcome::Cancelled,
+        },
+    };
+    params.audit.record(AuditEvent::RunEnded {
+        issuer: params.principal.issuer.clone(),
+        subject: params.principal.subject.clone(),
+        thread_id: params.input.thread_id.to_string(),
+        run_id: params.input.run_id.to_string(),
+        outcome: outcome.label(),
+        code: match outcome {
+            RunOutcome::Error(code) => Some(code.as_str()),
+            _ => None,
+        },
+    });
+    (outcome, sink.events_sent())
+}
+
+/// The work of one run: model turns and tool calls, ending with `RUN_FINISHED`.
+async fn drive(params: &RunParams, sink: &mut EventSink, cancel: CancellationToken) -> Result<(), Stop> {
+    let input = &params.input;
+    let mut started = RunStarted::new(input.thread_id.clone(), input.run_id.clone());
+    started.protocol_version = Some(agui_protocol::PROTOCOL_VERSION.to_owned());
+    started.parent_run_id = input.parent_run_id.clone();
+    sink.send(Event::RunStarted(started)).await?;
+
+    let offered = params.tools.offered_to(&params.principal);
+    let mut history = input.messages.clone();
+    let mut usage: Vec<TokenUsage> = Vec::new();
+
+    for _turn in 0..params.settings.max_turns {
+        let request = ModelRequest {
+            messages: history.clone(),
+            tools: offered.clone(),
+            frontend_tools: input.tools.clone(),
+            context: input.context.clone(),
+            principal: params.principal.clone(),
+        };
+        let turn = model_turn(params, sink, request, cancel.clone()).await?;
+        usage.extend(turn.usage.iter().cloned());
+        if turn.calls.is_empty() {
+            return finish(sink, input, None, usage).await;
+        }
+
+        history.push(turn.assistant_message());
+        let (frontend, backend): (Vec<_>, Vec<_>) = turn
+            .calls
+            .into_iter()
+            .partition(|call| input.tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name));
+        for (call, result) in run_backend_tools(params, backend, &cancel).await? {
+            let message_id = new_message_id();
+            let mut event = ToolCallResult::new(
+                message_id.clone(),
+                call.id.clone(),
+                ToolResultContent::Text(result.clone()),
+            );
+            event.role = Some(Default::default());
+            sink.send(Event::ToolCallResult(event)).await?;
+            history.push(Message::Tool(ToolMessage::new(message_id, call.id, result)));
+        }
+        if !frontend.is_empty() {
+            // AG-UI §7 frontend tools: stream the call, do not answer it, finish with the pending ids.
+            let pending = frontend.into_iter().map(|call| call.id).collect();
+            return finish(sink, input, Some(pending), usage).await;
+        }
+    }
+    Err(Stop::Code(RunErrorCode::MaxTurns))
+}
+
+async fn finish(
+    sink: &mut EventSink,
+    input: &RunAgentInput,
+    pending: Option<Vec<ToolCallId>>,
+    usage: Vec<TokenUsage>,
+) -> Result<(), Stop> {
+    let mut finished = RunFinished::new(input.thread_id.clone(), input.run_id.clone());
+    if let Some(pending) = pending {
+        finished.outcome = Some(RunFinishedOutcome::Success {
+            pending_tool_call_ids: Some(pending),
+        });
+    }
+    if !usage.is_empty() {
+        finished.usage = Some(usage);
+    }
+    sink.send(Event::RunFinished(finished)).await?;
+    Ok(())
+}
+
+/// One tool call the model made this turn.
+#[derive(Debug, Clone)]
+struct Call {
+    index: u32,
+    id: ToolCallId,
+    name: String,
+    arguments: String,
+    open: bool,
+}
+
+/// What one model turn produced.
+#[derive(Debug, Default)]
+struct Turn {
+    assistant_id: Option<MessageId>,
+    text: String,
+    text_open: Option<MessageId>,
+    reasoning_open: Option<MessageId>,
+    calls: Vec<Call>,
+    usage: Vec<TokenUsage>,
+}
+
+impl Turn {
+    fn assistant_id(&mut self) -> MessageId {
+        self.assistant_id.get_or_insert_with(new_message_id).clone()
+    }
+
+    fn assistant_message(&self) -> Message {
+        Message::Assistant(AssistantMessage {
+            id: self.assistant_id.clone().unwrap_or_else(new_message_id),
+            content: (!self.text.is_empty()).then(|| self.text.clone()),
+            tool_calls: Some(
+                self.calls
+                    .iter()
+                    .map(|call| ToolCall::new(call.id.clone(), call.name.clone(), call.arguments.clone()))
+                    .collect(),
+            ),
+            ..AssistantMessage::default()
+        })
+    }
+
+    async fn close_text(&mut self, sink: &mut EventSink) -> Result<(), SinkError> {
+        if let Some(id) = self.text_open.take() {
+            sink.send(Event::TextMessageEnd(TextMessageEnd::new(id))).await?;
+        }
+        Ok(())
+    }
+
+    async fn close_reasoning(&mut self, sink: &mut EventSink) -> Result<(), SinkError> {
+        if let Some(id) = self.reasoning_open.take() {
+            sink.send(Event::ReasoningMessageEnd(ReasoningMessageEnd::new(id.clone()))).await?;
+            sink.send(Event::ReasoningEnd(ReasoningEnd::new(id))).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Streams one model turn to the client and collects its tool calls.
+async fn model_turn(
+    params: &RunParams,
+    sink: &mut EventSink,
+    request: ModelRequest,
+    cancel: CancellationToken,
+) -> Result<Turn, Stop> {
+    let mut stream = params.model.stream(request, cancel).await.map_err(|error| {
+        tracing::warn!(model = params.model.name(), %error, "model turn failed to start");
+        Stop::Code(RunErrorCode::ModelError)
+    })?;
+    let mut turn = Turn::default();
+    while let Some(delta) = stream.next().await {
+        let delta = delta.map_err(|error| {
+            tracing::warn!(model = params.model.name(), %error, "model stream failed");
+            Stop::Code(RunErrorCode::ModelError)
+        })?;
+        match delta {
+            ModelDelta::Text(text) => {
+                turn.close_reasoning(sink).await?;
+                let id = match &turn.text_open {
+                    Some(id) => id.clone(),
+                    None => {
+                        let id = turn.assistant_id();
+                        let mut start = TextMessageStart::new(id.clone());
+                        start.role = Some(Default::default());
+                        sink.send(Event::TextMessageStart(start)).await?;
+                        turn.text_open = Some(id.clone());
+                        id
+                    }
+                };
+                turn.text.push_str(&text);
+                sink.send(Event::TextMessageContent(TextMessageContent::new(id, text))).await?;
+            }
+            ModelDelta::Reasoning(text) => {
+                let id = match &turn.reasoning_open {
+                    Some(id) => id.clone(),
+                    None => {
+                        let id = new_message_id();
+                        sink.send(Event::ReasoningStart(ReasoningStart::new(id.clone()))).await?;
+                        sink.send(Event::ReasoningMessageStart(ReasoningMessageStart::new(id.clone()))).await?;
+                        turn.reasoning_open = Some(id.clone());
+                        id
+                    }
+                };
+                sink.send(Event::ReasoningMessageContent(ReasoningMessageContent::new(id, text))).await?;
+            }
+            ModelDelta::ToolCallStart { index, id, name } => {
+                turn.close_text(sink).await?;
+                turn.close_reasoning(sink).await?;
+                let parent = turn.assistant_id();
+                let id = ToolCallId::from(id.unwrap_or_else(|| format!("call_{}", uuid::Uuid::new_v4().simple())));
+                let mut start = ToolCallStart::new(id.clone(), name.clone());
+                start.parent_message_id = Some(parent);
+                sink.send(Event::ToolCallStart(start)).await?;
+                turn.calls.push(Call { index, id, name, arguments: String::new(), open: true });
+            }
+            ModelDelta::ToolCallArgs { index, delta } => {
+                let Some(call) = turn.calls.iter_mut().rev().find(|c| c.index == index && c.open) else {
+                    tracing::warn!(index, "model sent arguments for a tool call it never started");
+                    return Err(Stop::Code(RunErrorCode::ModelError));
+                };
+                call.arguments.push_str(&delta);
+                let id = call.id.clone();
+                sink.send(Event::ToolCallArgs(ToolCallArgs::new(id, delta))).await?;
+            }
+            ModelDelta::Usage(usage) => turn.usage.push(usage),
+            ModelDelta::Event(event) => sink.send(*event).await?,
+        }
+    }
+    turn.close_text(sink).await?;
+    turn.close_reasoning(sink).await?;
+    for call in turn.calls.iter_mut().filter(|c| c.open) {
+        call.open = false;
+        sink.send(Event::ToolCallEnd(ToolCallEnd::new(call.id.clone()))).await?;
+    }
+    Ok(turn)
+}
+
+/// Runs the backend calls of one turn in parallel, each with a timeout, and returns each call
+/// with its result text, in call order. A panicking tool ends the run (`tool_failed`).
+async fn run_backend_tools(
+    params: &RunParams,
+    calls: Vec<Call>,
+    cancel: &CancellationToken,
+) -> Result<Vec<(Call, String)>, Stop> {
+    let mut set = JoinSet::new();
+    for (position, call) in calls.iter().enumerate() {
+        let decision = decide(params, call);
+        let ctx = ToolContext { principal: params.principal.clone(), cancel: cancel.child_token() };
+        let timeout = params.settings.tool_timeout;
+        let tool = params.tools.get(&call.name).cloned();
+        let arguments = call.arguments.clone();
+        set.spawn(async move {
+            let result = match (decision, tool) {
+                (Decision::Allowed, Some(tool)) => match serde_json::from_str::<Value>(if arguments.trim().is_empty() { "{}" } else { &arguments }) {
+                    Err(_) => Err(ToolError::InvalidArguments("the arguments are not JSON".into())),
+                    Ok(args) => match tokio::time::timeout(timeout, tool.call(ctx, args)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(ToolError::Timeout),
+                    },
+                },
+                (Decision::Denied, _) => Err(ToolError::NotAllowed),
+                (_, None) => Err(ToolError::UnknownTool),
+            };
+            (position, result)
+        });
+    }
+    let mut results: Vec<Option<String>> = vec![None; calls.len()];
+    while let Some(joined) = set.join_next().await {
+        let (position, result) = match joined {
+            Ok(pair) => pair,
+            Err(error) if error.is_panic() => {
+                tracing::error!("a backend tool panicked");
+                return Err(Stop::Code(RunErrorCode::ToolFailed));
+            }
+            Err(_) => return Err(Stop::Code(RunErrorCode::InternalError)),
+        };
+        let call = &calls[position];
+        let (text, outcome) = match result {
+            Ok(value) => (value.to_string(), "ok"),
+            Err(ToolError::NotAllowed) => (ToolError::NotAllowed.to_result().to_string(), "denied"),
+            Err(error) => (error.to_result().to_string(), "error"),
+        };
+        params.audit.record(AuditEvent::ToolCall {
+            subject: params.principal.subject.clone(),
+            run_id: params.input.run_id.to_string(),
+            tool: call.name.clone(),
+            decision: if outcome == "denied" { "denied" } else { "allowed" },
+            outcome,
+        });
+        results[position] = Some(text);
+    }
+    Ok(calls.into_iter().zip(results).map(|(call, text)| (call, text.unwrap_or_default())).collect())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Allowed,
+    Denied,
+}
+
+/// The second gate: checked just before the tool runs, whatever the model was offered.
+fn decide(params: &RunParams, call: &Call) -> Decision {
+    match params.tools.get(&call.name) {
+        Some(tool) if !tool.policy().allows(&params.principal) => Decision::Denied,
+        _ => Decision::Allowed,
+    }
+}
+
+/// A fresh message id.
+pub(crate) fn new_message_id() -> MessageId {
+    MessageId::from(format!("msg_{}", uuid::Uuid::new_v4().simple()))
+}

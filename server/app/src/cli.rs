@@ -1,0 +1,197 @@
+//! The command line: `serve`, `dev`, `check-config`, `config-reference`.
+//!
+//! Flags and environment variables override the TOML file (`--config`); each flag has its
+//! variable, e.g. `--listen` / `AGUI_LISTEN`. Several issuers are TOML-only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, LogFormat, ModelKind};
+
+/// agui-server: an AG-UI 1.0 streaming server with OpenID Connect bearer auth, for CopilotKit apps.
+#[derive(Debug, Parser)]
+#[command(name = "agui-server", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve /chat with the configured issuers (fails closed without one).
+    Serve(ServeArgs),
+    /// A self-contained local server: an in-process issuer on loopback, the scripted model, and a
+    /// ready-to-paste curl command with a freshly minted token. Loopback only; not for production.
+    Dev(DevArgs),
+    /// Validate a configuration and print the effective one, secrets masked.
+    CheckConfig(ServeArgs),
+    /// Print the configuration reference (Markdown) that the README embeds.
+    ConfigReference,
+}
+
+/// Settings for `serve` and `check-config`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, short, env = "AGUI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Settings that override the file.
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// Flags (and their environment variables) that override the TOML file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Overrides {
+    /// Address to listen on.
+    #[arg(long, env = "AGUI_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TCP listen backlog.
+    #[arg(long, env = "AGUI_BACKLOG")]
+    pub backlog: Option<u32>,
+    /// Seconds shutdown waits for open streams.
+    #[arg(long, env = "AGUI_SHUTDOWN_DEADLINE_SECS")]
+    pub shutdown_deadline_secs: Option<u64>,
+    /// Seconds of silence before an SSE keepalive comment (0 = never).
+    #[arg(long, env = "AGUI_KEEPALIVE_SECS")]
+    pub keepalive_secs: Option<u64>,
+    /// Browser origins allowed by CORS, comma separated (exact match; never `*`).
+    #[arg(long, env = "AGUI_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Log format.
+    #[arg(long, env = "AGUI_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter (`RUST_LOG` syntax).
+    #[arg(long, env = "AGUI_LOG")]
+    pub log: Option<String>,
+    /// The model.
+    #[arg(long, env = "AGUI_MODEL", value_enum)]
+    pub model: Option<ModelKind>,
+    /// Milliseconds between the scripted model's text deltas.
+    #[arg(long, env = "AGUI_SCRIPTED_DELAY_MS")]
+    pub scripted_delay_ms: Option<u64>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "AGUI_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest body read before authentication, in bytes.
+    #[arg(long, env = "AGUI_PRE_AUTH_BODY_BYTES")]
+    pub pre_auth_body_bytes: Option<usize>,
+    /// Maximum run duration, in seconds.
+    #[arg(long, env = "AGUI_MAX_RUN_SECS")]
+    pub max_run_secs: Option<u64>,
+    /// Maximum open streams on this server.
+    #[arg(long, env = "AGUI_MAX_OPEN_STREAMS")]
+    pub max_open_streams: Option<usize>,
+    /// The one issuer (URL exactly as in the tokens' `iss`). Several issuers: TOML only.
+    #[arg(long, env = "AGUI_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Accepted audiences for `--oidc-issuer`, comma separated.
+    #[arg(long, env = "AGUI_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Scopes every token of `--oidc-issuer` must carry, space or comma separated.
+    #[arg(long, env = "AGUI_OIDC_REQUIRED_SCOPES")]
+    pub oidc_required_scopes: Option<String>,
+    /// Accept the token from `forwardedProps.authorization` when no header is sent.
+    #[arg(long, env = "AGUI_ACCEPT_BODY_TOKEN")]
+    pub accept_body_token: Option<bool>,
+    /// Clock leeway for exp/nbf/iat, in seconds.
+    #[arg(long, env = "AGUI_LEEWAY_SECS")]
+    pub leeway_secs: Option<u64>,
+    /// PEM bundle of extra CA certificates for issuers with a private CA.
+    #[arg(long, env = "AGUI_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Settings for `dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, env = "AGUI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Subject of the demo user whose token is printed.
+    #[arg(long, default_value = "demo-user")]
+    pub user: String,
+    /// Display name of the demo user.
+    #[arg(long, default_value = "Demo User")]
+    pub name: String,
+    /// Email of the demo user.
+    #[arg(long, default_value = "demo@example.com")]
+    pub email: String,
+    /// Roles of the demo user, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "viewer")]
+    pub roles: Vec<String>,
+    /// Milliseconds between the scripted model's text deltas.
+    #[arg(long, env = "AGUI_SCRIPTED_DELAY_MS", default_value_t = 20)]
+    pub scripted_delay_ms: u64,
+}
+
+impl ServeArgs {
+    /// Loads the file (if any) and applies the overrides.
+    ///
+    /// # Errors
+    /// A file that cannot be read or parsed.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        self.overrides.apply(&mut config)?;
+        Ok(config)
+    }
+}
+
+impl Overrides {
+    /// Applies every set override to `config`.
+    ///
+    /// # Errors
+    /// An override that makes no sense on its own (an audience without an issuer).
+    pub fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
+        let o = self.clone();
+        set(&mut config.listen, o.listen);
+        set(&mut config.backlog, o.backlog);
+        set(&mut config.shutdown_deadline_secs, o.shutdown_deadline_secs);
+        set(&mut config.keepalive_secs, o.keepalive_secs);
+        set(&mut config.cors_origins, o.cors_origins.map(|v| v.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()));
+        set(&mut config.log_format, o.log_format);
+        set(&mut config.log, o.log);
+        set(&mut config.model.kind, o.model);
+        set(&mut config.model.scripted_delay_ms, o.scripted_delay_ms);
+        set(&mut config.limits.max_body_bytes, o.max_body_bytes);
+        set(&mut config.limits.pre_auth_body_bytes, o.pre_auth_body_bytes);
+        set(&mut config.limits.max_run_secs, o.max_run_secs);
+        set(&mut config.limits.max_open_streams, o.max_open_streams);
+        set(&mut config.auth.accept_body_token, o.accept_body_token);
+        set(&mut config.auth.leeway_secs, o.leeway_secs);
+        set(&mut config.auth.ca_file, o.ca_file.map(Some));
+        match (o.oidc_issuer, o.oidc_audience) {
+            (Some(issuer), audience) => {
+                let single = agui_auth::AuthConfig::from_env_single_issuer(
+                    &issuer,
+                    audience.as_deref().unwrap_or_default(),
+                    o.oidc_required_scopes.as_deref().unwrap_or_default(),
+                )
+                .map_err(|error| ConfigError::Auth(error.to_string()))?;
+                // The env issuer replaces any file issuers: one source of truth per run.
+                config.auth.issuers = single.issuers;
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    setting: "AGUI_OIDC_AUDIENCE",
+                    message: "is set but AGUI_OIDC_ISSUER is not".into(),
+                });
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}

@@ -1,0 +1,170 @@
+//! HTTP errors before the stream: one enum, mapped to a status, a stable code and a safe message
+//! in exactly one place ([`IntoResponse`]). The internal cause goes to the log, never to the
+//! client. Every code is listed in `proto-schemas/api/errors.json` (checked by a test).
+
+use agui_auth::AuthError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A request refused before any stream byte.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not declared as JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The body is not valid JSON.
+    #[error("malformed JSON")]
+    InvalidJson,
+    /// The JSON is not a valid `RunAgentInput`.
+    #[error("invalid input at {field:?}: {message}")]
+    InvalidInput {
+        /// JSON Pointer of the offending member (`/messages/0/role`).
+        field: Option<String>,
+        /// What is wrong (names fields, never echoes values).
+        message: String,
+    },
+    /// The body is larger than allowed.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The request's `protocolVersion` has a major version this server does not speak.
+    #[error("unsupported protocol version")]
+    UnsupportedProtocolVersion,
+    /// Authentication or authorization failed (RFC 6750).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The server is at its maximum of open streams.
+    #[error("too many open streams")]
+    ServerBusy,
+    /// The server is shutting down and takes no new runs.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// No route for this path.
+    #[error("not found")]
+    NotFound,
+    /// No agent by that name.
+    #[error("agent not found")]
+    AgentNotFound,
+    /// The request body could not be read (the upload broke off).
+    #[error("body unreadable")]
+    BodyUnreadable,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+/// The JSON error body: `{"error": <code>, "message": <text>, "field"?: <pointer>}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// Stable code.
+    pub error: &'a str,
+    /// Safe, human text.
+    pub message: &'a str,
+    /// JSON Pointer of the offending input member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
+/// Every HTTP error code the server itself can emit (the auth codes are
+/// [`AuthError::ALL_CODES`]), for the catalogue test.
+pub const HTTP_ERROR_CODES: &[&str] = &[
+    "unsupported_media_type",
+    "invalid_json",
+    "invalid_input",
+    "payload_too_large",
+    "unsupported_protocol_version",
+    "server_busy",
+    "shutting_down",
+    "not_found",
+    "agent_not_found",
+    "body_unreadable",
+    "method_not_allowed",
+    "not_ready",
+];
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InvalidJson | Self::InvalidInput { .. } | Self::UnsupportedProtocolVersion | Self::BodyUnreadable => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Auth(error) => error.status(),
+            Self::ServerBusy | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound | Self::AgentNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedProtocolVersion => "unsupported_protocol_version",
+            Self::Auth(error) => error.code(),
+            Self::ServerBusy => "server_busy",
+            Self::ShuttingDown => "shutting_down",
+            Self::NotFound => "not_found",
+            Self::AgentNotFound => "agent_not_found",
+            Self::BodyUnreadable => "body_unreadable",
+            Self::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    /// The safe message.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json).",
+            Self::InvalidJson => "The request body is not valid JSON.",
+            Self::InvalidInput { message, .. } => message,
+            Self::PayloadTooLarge => "The request body is larger than this server accepts.",
+            Self::UnsupportedProtocolVersion => {
+                "This server speaks AG-UI 1.x (and 0.0.x clients that send no protocolVersion)."
+            }
+            Self::Auth(error) => error.message(),
+            Self::ServerBusy => "The server has too many open streams; retry shortly.",
+            Self::ShuttingDown => "The server is shutting down; retry on another instance.",
+            Self::NotFound => "No such endpoint.",
+            Self::AgentNotFound => "No agent by that name.",
+            Self::BodyUnreadable => "The request body could not be read completely.",
+            Self::MethodNotAllowed => "This endpoint does not accept that method.",
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Auth(error) => error.retry_after(),
+            Self::ServerBusy => Some(1),
+            Self::ShuttingDown => Some(5),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let field = match &self {
+            Self::InvalidInput { field, .. } => field.as_deref(),
+            _ => None,
+        };
+        let body = ErrorBody { error: self.code(), message: self.message(), field };
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Self::Auth(error) = &self
+            && let Some(challenge) = error.www_authenticate()
+        {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}

@@ -1,0 +1,179 @@
+//! The configuration reference, generated from the config types.
+//!
+//! Every key comes from serializing the defaults (so a new field appears by itself), its
+//! description from [`DESCRIPTIONS`], its environment variable and flag from the clap definition
+//! of [`Overrides`](crate::cli::Overrides). Tests fail when a key has no description, a
+//! description names no key, or the README's copy differs from this output.
+
+use clap::CommandFactory;
+use serde_json::Value;
+
+use crate::cli::Cli;
+use crate::config::Config;
+
+/// One line per TOML key: what it does. `auth.issuers[].x` are the fields of each issuer.
+pub const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("listen", "Address to listen on."),
+    ("backlog", "TCP listen backlog (`TcpListener::bind` would give 128)."),
+    ("shutdown_deadline_secs", "On SIGTERM/SIGINT, how long open streams get to end (each gets `RUN_ERROR server_shutdown`)."),
+    ("keepalive_secs", "Seconds of silence before an SSE `: keepalive` comment (0 = never). Never sent on protobuf streams."),
+    ("cors_origins", "Browser origins allowed to call the server directly (exact match, never `*`). Empty: CORS off."),
+    ("log_format", "`text` or `json` (one object per line)."),
+    ("log", "Log filter in `RUST_LOG` syntax, e.g. `info,agui_auth=debug`."),
+    ("model.kind", "`scripted` (offline, deterministic) or `openai` (any OpenAI-compatible endpoint; arrives with the agent issue)."),
+    ("model.scripted_delay_ms", "Pause between the scripted model's text deltas, to feel like a real model."),
+    ("limits.max_body_bytes", "Largest request body accepted from an authenticated caller (CopilotKit resends the whole thread each run)."),
+    ("limits.pre_auth_body_bytes", "Largest body read before authentication (only when the token travels in `forwardedProps`)."),
+    ("limits.max_header_bytes", "Largest request head; larger heads get 431 (minimum 8192)."),
+    ("limits.header_read_timeout_secs", "Time a client gets to send its request head."),
+    ("limits.max_run_secs", "Maximum run duration; beyond it the run ends with `RUN_ERROR run_timeout`."),
+    ("limits.max_open_streams", "Streams open at once on this server; beyond it new runs get 503 `server_busy`."),
+    ("limits.max_messages", "Messages accepted in one `RunAgentInput`."),
+    ("limits.tool_timeout_secs", "Time one backend tool may run; beyond it the model reads a `tool_timeout` result."),
+    ("limits.max_turns", "Model turns (each may call tools) in one run; beyond it `RUN_ERROR max_turns`."),
+    ("auth.leeway_secs", "Clock leeway for `exp`, `nbf` and `iat`, in seconds (0 allowed)."),
+    ("auth.max_token_lifetime_secs", "Largest accepted `exp - iat`."),
+    ("auth.max_token_bytes", "Largest accepted token."),
+    ("auth.accept_body_token", "Accept the token from `forwardedProps.authorization` when no `Authorization` header is sent (what CopilotKit's `properties` produce)."),
+    ("auth.ca_file", "PEM bundle of extra CA certificates for issuers behind a private CA."),
+    ("auth.issuers", "The trusted issuers (`[[auth.issuers]]` tables; one issuer may come from `AGUI_OIDC_ISSUER`)."),
+    ("auth.issuers[].issuer", "Issuer URL, exactly as in the tokens' `iss` (discovery must report the same)."),
+    ("auth.issuers[].audiences", "Accepted `aud` values; a token must carry at least one."),
+    ("auth.issuers[].algorithms", "Accepted signature algorithms (never HS* or none)."),
+    ("auth.issuers[].typ", "`lenient` (absent, `JWT`, `at+jwt`, `application/at+jwt`) or `strict` (the last two)."),
+    ("auth.issuers[].claims.name", "JSON Pointers tried in order for the display name (first non-empty string wins)."),
+    ("auth.issuers[].claims.email", "JSON Pointers tried in order for the e-mail."),
+    ("auth.issuers[].claims.email_verified", "JSON Pointers for `email_verified` (a boolean, or the string \"true\")."),
+    ("auth.issuers[].claims.roles", "JSON Pointers whose strings or string arrays are merged into the roles, e.g. `/realm_access/roles`, `/groups`, `/cognito:groups`, `/https:~1~1example.com~1roles`."),
+    ("auth.issuers[].allow.subjects", "If any allow list is set, only these `sub` values (or a matching group or domain) get in."),
+    ("auth.issuers[].allow.groups", "Roles/groups (as mapped by `claims.roles`) that are let in."),
+    ("auth.issuers[].allow.email_domains", "E-mail domains that are let in; only a verified e-mail matches."),
+    ("auth.issuers[].deny.subjects", "`sub` values always refused (403 `access_denied`), even if allowed."),
+    ("auth.issuers[].deny.groups", "Roles/groups always refused."),
+    ("auth.issuers[].deny.email_domains", "E-mail domains always refused (matched, like allow, on a verified e-mail)."),
+    ("auth.issuers[].required_scopes", "Scopes every token must carry (`scope` or `scp`); missing → 403 `insufficient_scope`."),
+    ("auth.issuers[].allow_http", "Allow a plain-http issuer that is not on loopback (never in production)."),
+    ("auth.issuers[].jwks_uri", "JWKS URL override; by default it comes from discovery."),
+];
+
+/// A flattened TOML key with its default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// Dotted path, `[]` for the elements of an array of tables.
+    pub path: String,
+    /// The default, rendered as TOML-ish text.
+    pub default: String,
+}
+
+/// Every key of the configuration, from the defaults and an example issuer.
+pub fn keys() -> Vec<Key> {
+    let mut keys = Vec::new();
+    let defaults = serde_json::to_value(Config::default()).unwrap_or(Value::Null);
+    flatten("", &defaults, &mut keys);
+    let example: agui_auth::IssuerConfig =
+        toml::from_str("issuer = \"https://issuer.example\"\naudiences = [\"agui\"]").expect("a minimal issuer parses");
+    let example = serde_json::to_value(example).unwrap_or(Value::Null);
+    flatten("auth.issuers[]", &example, &mut keys);
+    for key in keys.iter_mut().filter(|k| k.path.starts_with("auth.issuers[].")) {
+        if key.path == "auth.issuers[].issuer" || key.path == "auth.issuers[].audiences" {
+            key.default = "(required)".into();
+        }
+    }
+    keys
+}
+
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<Key>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (name, child) in map {
+                let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                flatten(&path, child, out);
+            }
+        }
+        other => out.push(Key { path: prefix.to_owned(), default: render(other) }),
+    }
+}
+
+fn render(value: &Value) -> String {
+    match value {
+        Value::Null => "(none)".into(),
+        Value::String(s) => format!("`\"{s}\"`"),
+        other => format!("`{other}`"),
+    }
+}
+
+/// The env var and flag that override `path`, from the clap definition.
+fn override_for(path: &str) -> Option<(String, String)> {
+    let command = Cli::command();
+    let serve = command.find_subcommand("serve")?;
+    let arg_id = match path {
+        "model.kind" => "model",
+        "model.scripted_delay_ms" => "scripted_delay_ms",
+        "auth.issuers" => "oidc_issuer",
+        other => other.rsplit('.').next().unwrap_or(other),
+    };
+    let arg = serve.get_arguments().find(|arg| arg.get_id() == arg_id)?;
+    let env = arg.get_env()?.to_string_lossy().into_owned();
+    let flag = format!("--{}", arg.get_long()?);
+    Some((env, flag))
+}
+
+/// The Markdown reference the README embeds between its `config-reference` markers.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "| TOML key | env / flag | default | meaning |\n|---|---|---|---|\n",
+    );
+    for key in keys() {
+        let description = DESCRIPTIONS
+            .iter()
+            .find(|(path, _)| *path == key.path)
+            .map_or("(undocumented)", |(_, text)| *text);
+        let via = override_for(&key.path).map_or_else(|| "TOML only".to_owned(), |(env, flag)| format!("`{env}` / `{flag}`"));
+        out.push_str(&format!("| `{}` | {via} | {} | {description} |\n", key.path, key.default));
+    }
+    out.push_str(
+        "\nAlso: `AGUI_OIDC_AUDIENCE` / `--oidc-audience` (comma separated) and `AGUI_OIDC_REQUIRED_SCOPES` / \
+         `--oidc-required-scopes` complete `AGUI_OIDC_ISSUER`; `AGUI_CONFIG` / `--config` names the TOML file. \
+         Precedence: flags, then environment, then the file, then the defaults.\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_config_key_is_described_and_every_description_names_a_key() {
+        let keys: Vec<String> = keys().into_iter().map(|k| k.path).collect();
+        let undocumented: Vec<&String> = keys.iter().filter(|k| !DESCRIPTIONS.iter().any(|(p, _)| p == *k)).collect();
+        assert!(undocumented.is_empty(), "add these keys to DESCRIPTIONS: {undocumented:?}");
+        let stale: Vec<&str> = DESCRIPTIONS.iter().map(|(p, _)| *p).filter(|p| !keys.iter().any(|k| k == p)).collect();
+        assert!(stale.is_empty(), "DESCRIPTIONS names keys that no longer exist: {stale:?}");
+    }
+
+    #[test]
+    fn every_override_flag_maps_to_a_documented_key() {
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").expect("serve exists");
+        let reference = markdown();
+        for arg in serve.get_arguments() {
+            let Some(env) = arg.get_env() else { continue };
+            let env = env.to_string_lossy();
+            assert!(reference.contains(&*env), "{env} is missing from the configuration reference");
+        }
+    }
+
+    #[test]
+    fn readme_embeds_the_current_reference() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("<!-- config-reference:start -->").expect("README has the start marker");
+        let end = readme.find("<!-- config-reference:end -->").expect("README has the end marker");
+        let embedded = readme[start + "<!-- config-reference:start -->".len()..end].trim();
+        assert_eq!(
+            embedded,
+            markdown().trim(),
+            "README's configuration reference is stale: run `make readme-config` (agui-server config-reference)"
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! Listening and serving: the listen backlog, per-connection limits and graceful shutdown.
+//!
+//! `TcpListener::bind` (what `axum::serve` examples use) gives a backlog of 128, so bursts of a
+//! thousand connections see drops and second-long tails (DESIGN "Listen backlog"); we bind through
+//! `TcpSocket` with a configurable backlog. Connections are served by hyper directly so the
+//! request-head size and read timeout are bounded, and so shutdown can drain them: runs are told
+//! to stop (they end with `RUN_ERROR server_shutdown`), their bodies end, connections close, and
+//! whatever is still open at the deadline is dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpSocket};
+use tower::ServiceExt;
+
+use crate::state::AppState;
+
+/// Binds `addr` with a listen backlog of `backlog`.
+///
+/// # Errors
+/// The address is in use or not available.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Serves `router` on `listener` until `state.shutdown` fires, then drains within the configured
+/// deadline.
+pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
+    let graceful = GracefulShutdown::new();
+    let limits = &state.config.limits;
+    // hyper's minimum read buffer is 8 KiB; below it the head limit would be ignored.
+    let max_head = limits.max_header_bytes.max(8192);
+    let header_timeout = Duration::from_secs(limits.header_read_timeout_secs.max(1));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of descriptors or similar: back off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = state.shutdown.cancelled() => break,
+        };
+        // Events are small and must leave at once.
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(max_head)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    let deadline = Duration::from_secs(state.config.shutdown_deadline_secs);
+    tracing::info!(open_streams = state.metrics.active_streams(), ?deadline, "shutting down");
+    state.runs.close();
+    let drained = async {
+        state.runs.wait().await;
+        graceful.shutdown().await;
+    };
+    if tokio::time::timeout(deadline, drained).await.is_err() {
+        tracing::warn!("shutdown deadline reached; closing the remaining connections");
+    }
+    state.auth.shutdown();
+}

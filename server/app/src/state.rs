@@ -1,0 +1,137 @@
+//! The shared application state: configuration, the authenticator, the agent parts, metrics,
+//! and the shutdown machinery. Cheap to clone (`Arc` inside).
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agui_agent::{AuditSink, LogAuditSink, ModelProvider, RunSettings, ScriptedModel, ToolRegistry};
+use agui_auth::Authenticator;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError, ModelKind};
+use crate::metrics::Metrics;
+
+/// Shared state of one server.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    /// The validated configuration.
+    pub config: Config,
+    /// Verifies tokens against the configured issuers.
+    pub auth: Authenticator,
+    /// The default agent's model.
+    pub model: Arc<dyn ModelProvider>,
+    /// The default agent's backend tools.
+    pub tools: ToolRegistry,
+    /// Where audit records go.
+    pub audit: Arc<dyn AuditSink>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Fires when the server starts shutting down; every run watches it.
+    pub shutdown: CancellationToken,
+    /// Every spawned run, so shutdown can wait for them.
+    pub runs: TaskTracker,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("listen", &self.config.listen).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Starts building the state for `config`.
+    pub fn builder(config: Config) -> AppStateBuilder {
+        AppStateBuilder { config, model: None, tools: None, audit: None, authenticator: None }
+    }
+
+    /// The limits of each run.
+    pub fn run_settings(&self) -> RunSettings {
+        RunSettings {
+            max_turns: self.config.limits.max_turns,
+            tool_timeout: Duration::from_secs(self.config.limits.tool_timeout_secs),
+            run_timeout: self.config.run_timeout(),
+        }
+    }
+}
+
+/// Builds an [`AppState`]; tests swap in their own model, tools or audit sink.
+pub struct AppStateBuilder {
+    config: Config,
+    model: Option<Arc<dyn ModelProvider>>,
+    tools: Option<ToolRegistry>,
+    audit: Option<Arc<dyn AuditSink>>,
+    authenticator: Option<Authenticator>,
+}
+
+impl AppStateBuilder {
+    /// Uses `model` instead of the configured one.
+    pub fn model(mut self, model: Arc<dyn ModelProvider>) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    /// Uses `tools` instead of the built-in tools.
+    pub fn tools(mut self, tools: ToolRegistry) -> Self {
+        self.tools = Some(tools);
+        self
+    }
+
+    /// Uses `audit` instead of the log.
+    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Uses an already started authenticator (e.g. `dev`'s).
+    pub fn authenticator(mut self, auth: Authenticator) -> Self {
+        self.authenticator = Some(auth);
+        self
+    }
+
+    /// Validates the config, starts the authenticator (OIDC discovery) and assembles the state.
+    ///
+    /// # Errors
+    /// A config that cannot work, or an issuer whose discovery document names another issuer.
+    pub async fn build(self) -> Result<AppState, ConfigError> {
+        self.config.validate()?;
+        let auth = match self.authenticator {
+            Some(auth) => auth,
+            None => Authenticator::start(self.config.auth.clone())
+                .await
+                .map_err(|error| ConfigError::Auth(error.to_string()))?,
+        };
+        let model: Arc<dyn ModelProvider> = match self.model {
+            Some(model) => model,
+            None => match self.config.model.kind {
+                ModelKind::Scripted => {
+                    Arc::new(ScriptedModel::new(Duration::from_millis(self.config.model.scripted_delay_ms)))
+                }
+                ModelKind::Openai => {
+                    return Err(ConfigError::Invalid { setting: "model.kind", message: "openai is not available yet".into() });
+                }
+            },
+        };
+        Ok(AppState(Arc::new(Inner {
+            config: self.config,
+            auth,
+            model,
+            tools: self.tools.unwrap_or_else(ToolRegistry::with_builtins),
+            audit: self.audit.unwrap_or_else(|| Arc::new(LogAuditSink)),
+            metrics: Metrics::default(),
+            shutdown: CancellationToken::new(),
+            runs: TaskTracker::new(),
+        })))
+    }
+}

@@ -1,0 +1,179 @@
+//! Whatever goes wrong after the stream opened, the client sees exactly one terminal event with a
+//! stable code and never an invalid event: a provider that emits content before its message
+//! starts, a panicking provider, a panicking tool, a run past its time limit, and a client that
+//! disconnects (proven causally: the provider observes the cancellation before its next delta).
+
+mod common;
+
+use std::sync::Arc;
+
+use agui_agent::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream, Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
+use agui_protocol::{Event, TextMessageContent};
+use async_trait::async_trait;
+use common::*;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn content_before_start_ends_the_run_with_protocol_violation() {
+    let rogue = Event::TextMessageContent(TextMessageContent::new("never-started", "boo"));
+    let server = start_with(|_| {}, |b| {
+        b.model(model(FixedModel(vec![ModelDelta::Text("fine ".into()), ModelDelta::Event(Box::new(rogue))])))
+    })
+    .await;
+    let events = server.run("alice", &input("hi", Some("1.0"))).await;
+    assert_eq!(types(&events), ["RUN_STARTED", "TEXT_MESSAGE_START", "TEXT_MESSAGE_CONTENT", "RUN_ERROR"]);
+    assert_eq!(terminal(&events)["code"], "protocol_violation");
+    assert!(events.iter().all(|e| e["messageId"] != "never-started"), "the invalid event never reached the wire");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_valid_raw_event_passes_the_guard_positive_control() {
+    let custom: Event = serde_json::from_value(json!({"type": "CUSTOM", "name": "note", "value": {"ok": true}})).unwrap();
+    let server = start_with(|_| {}, |b| b.model(model(FixedModel(vec![ModelDelta::Event(Box::new(custom))])))).await;
+    let events = server.run("alice", &input("hi", Some("1.0"))).await;
+    assert_eq!(types(&events), ["RUN_STARTED", "CUSTOM", "RUN_FINISHED"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_provider_ends_with_internal_error() {
+    let server = start_with(|_| {}, |b| b.model(model(PanickingModel))).await;
+    let events = server.run("alice", &input("hi", None)).await;
+    assert_eq!(types(&events), ["RUN_STARTED", "RUN_ERROR"]);
+    assert_eq!(terminal(&events)["code"], "internal_error");
+    assert!(!events[1]["message"].as_str().unwrap().contains("provider bug"), "no debug text to clients");
+    // The server survives.
+    assert_eq!(server.http.get(format!("{}/healthz", server.url)).send().await.unwrap().status(), 200);
+    server.stop().await;
+}
+
+struct PanickingTool;
+
+#[async_trait]
+impl Tool for PanickingTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec { name: "explode".into(), description: "panics".into(), parameters: json!({"type": "object"}) }
+    }
+    async fn call(&self, _: ToolContext, _: Value) -> Result<Value, ToolError> {
+        panic!("tool bug");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_tool_ends_with_tool_failed_after_closing_its_call() {
+    let mut tools = ToolRegistry::with_builtins();
+    tools.register(Arc::new(PanickingTool));
+    let server = start_with(|_| {}, |b| b.tools(tools)).await;
+    let events = server.run("alice", &input("/tool explode {}", Some("1.0"))).await;
+    assert_eq!(types(&events), ["RUN_STARTED", "TOOL_CALL_START", "TOOL_CALL_ARGS", "TOOL_CALL_END", "RUN_ERROR"]);
+    assert_eq!(terminal(&events)["code"], "tool_failed");
+    // Positive control: a tool that works answers normally on the same server.
+    let events = server.run("alice", &input("/tool whoami {}", Some("1.0"))).await;
+    assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_tool_gets_an_error_result_the_model_can_read() {
+    let server = start().await;
+    let events = server.run("alice", &input("/tool nope {}", Some("1.0"))).await;
+    let result = events.iter().find(|e| e["type"] == "TOOL_CALL_RESULT").expect("a result");
+    let content: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["error"], "unknown_tool");
+    assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_past_its_limit_ends_with_run_timeout() {
+    let server = start_with(|c| short_run(c, 1), |b| b.model(model(HangingModel))).await;
+    let events = tokio::time::timeout(HANG_GUARD, server.run("alice", &input("hi", Some("1.0")))).await.expect("the run ends");
+    assert_eq!(types(&events), ["RUN_STARTED", "TEXT_MESSAGE_START", "TEXT_MESSAGE_CONTENT", "RUN_ERROR"]);
+    assert_eq!(terminal(&events)["code"], "run_timeout");
+    server.stop().await;
+}
+
+/// Yields one delta, then waits for either the test's go-ahead (never given) or cancellation,
+/// and reports which happened.
+struct ObservingModel {
+    observed: mpsc::UnboundedSender<&'static str>,
+    go_ahead: Arc<Notify>,
+}
+
+struct ReportOnDrop(mpsc::UnboundedSender<&'static str>);
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send("stream dropped");
+    }
+}
+
+#[async_trait]
+impl ModelProvider for ObservingModel {
+    fn name(&self) -> &str {
+        "observing"
+    }
+    async fn stream(&self, _: ModelRequest, cancel: CancellationToken) -> Result<ModelStream, ModelError> {
+        let observed = self.observed.clone();
+        let go_ahead = self.go_ahead.clone();
+        let guard = ReportOnDrop(observed.clone());
+        let first = futures::stream::iter([Ok(ModelDelta::Text("first ".into()))]);
+        let next = futures::stream::once(async move {
+            let _guard = guard;
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    let _ = observed.send("cancelled");
+                    futures::future::pending::<()>().await;
+                }
+                () = go_ahead.notified() => {}
+            }
+            Ok(ModelDelta::Text("second".into()))
+        });
+        Ok(first.chain(next).boxed())
+    }
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_run_before_the_next_delta() {
+    let (tx, mut observed) = mpsc::unbounded_channel();
+    let go_ahead = Arc::new(Notify::new());
+    let provider = ObservingModel { observed: tx, go_ahead: go_ahead.clone() };
+    let server = start_with(|_| {}, |b| b.model(model(provider))).await;
+    let mut response = server.post("/chat", Some(&server.token("alice")), &input("hi", Some("1.0"))).await;
+    // Read until the first delta has arrived, then hang up.
+    let mut seen = String::new();
+    while !seen.contains("first") {
+        let chunk = response.chunk().await.unwrap().expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+    let what = tokio::time::timeout(HANG_GUARD, observed.recv()).await.expect("the provider hears of it").unwrap();
+    assert!(what == "stream dropped" || what == "cancelled", "{what}");
+    // The provider never got to produce its second delta: it was cancelled while waiting.
+    go_ahead.notify_waiters();
+    let state = server.state.clone();
+    server.stop().await;
+    assert!(state.metrics.render("").contains("agui_runs_total{outcome=\"cancelled\"} 1"));
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_with_server_shutdown() {
+    let server = start_with(|_| {}, |b| b.model(model(HangingModel))).await;
+    let mut response = server.post("/chat", Some(&server.token("alice")), &input("hi", Some("1.0"))).await;
+    let mut body = String::new();
+    while !body.contains("TEXT_MESSAGE_CONTENT") {
+        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().unwrap()));
+    }
+    server.state.shutdown.cancel();
+    while let Some(chunk) = tokio::time::timeout(HANG_GUARD, response.chunk()).await.expect("the stream ends").unwrap() {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events = sse_events(&body);
+    assert_eq!(terminal(&events)["code"], "server_shutdown");
+    // New runs are refused while draining.
+    server.stop().await;
+}
