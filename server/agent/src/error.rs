@@ -10,6 +10,16 @@
 pub enum RunErrorCode {
     /// The model provider failed (the scripted model's `/fail`, or a generic provider error).
     ModelError,
+    /// The model provider refused our credentials (HTTP 401/403 from the provider).
+    ModelUnauthorized,
+    /// The model provider rate-limited us (HTTP 429) beyond the retries.
+    ModelRateLimited,
+    /// The model provider is down or unreachable (5xx, connection errors) beyond the retries.
+    ModelUnavailable,
+    /// The model provider sent a malformed stream, or stopped without `[DONE]`.
+    ModelProtocolError,
+    /// The model provider did not answer in time (connect, first byte, or between chunks).
+    ModelTimeout,
     /// A backend tool panicked; the run cannot continue safely.
     ToolFailed,
     /// The run exceeded the server's maximum run duration.
@@ -27,9 +37,26 @@ pub enum RunErrorCode {
 }
 
 impl RunErrorCode {
+    /// The code for a model failure, from the provider error's stable code.
+    pub fn for_model_code(code: &str) -> Self {
+        match code {
+            "model_unauthorized" => Self::ModelUnauthorized,
+            "model_rate_limited" => Self::ModelRateLimited,
+            "model_unavailable" => Self::ModelUnavailable,
+            "model_protocol_error" => Self::ModelProtocolError,
+            "model_timeout" => Self::ModelTimeout,
+            _ => Self::ModelError,
+        }
+    }
+
     /// Every code, for the catalogue test.
-    pub const ALL: [RunErrorCode; 8] = [
+    pub const ALL: [RunErrorCode; 13] = [
         Self::ModelError,
+        Self::ModelUnauthorized,
+        Self::ModelRateLimited,
+        Self::ModelUnavailable,
+        Self::ModelProtocolError,
+        Self::ModelTimeout,
         Self::ToolFailed,
         Self::RunTimeout,
         Self::ServerShutdown,
@@ -43,6 +70,11 @@ impl RunErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ModelError => "model_error",
+            Self::ModelUnauthorized => "model_unauthorized",
+            Self::ModelRateLimited => "model_rate_limited",
+            Self::ModelUnavailable => "model_unavailable",
+            Self::ModelProtocolError => "model_protocol_error",
+            Self::ModelTimeout => "model_timeout",
             Self::ToolFailed => "tool_failed",
             Self::RunTimeout => "run_timeout",
             Self::ServerShutdown => "server_shutdown",
@@ -57,6 +89,11 @@ impl RunErrorCode {
     pub fn message(self) -> &'static str {
         match self {
             Self::ModelError => "The model failed to produce a reply.",
+            Self::ModelUnauthorized => "The model provider refused the server's credentials.",
+            Self::ModelRateLimited => "The model provider is rate-limiting requests; try again shortly.",
+            Self::ModelUnavailable => "The model provider is unavailable; try again shortly.",
+            Self::ModelProtocolError => "The model provider sent an invalid response.",
+            Self::ModelTimeout => "The model provider did not answer in time.",
             Self::ToolFailed => "A tool failed unexpectedly.",
             Self::RunTimeout => "The run took longer than the server allows.",
             Self::ServerShutdown => "The server is shutting down; please retry.",

@@ -17,7 +17,7 @@ use agui_protocol::{
     RunFinishedOutcome, RunStarted, TextMessageContent, TextMessageEnd, TextMessageStart,
     TokenUsage, ToolCall, ToolCallArgs, ToolCallEnd, ToolCallId, ToolCallResult, ToolCallStart,
     ToolMessage, ToolResultContent, ReasoningEnd, ReasoningMessageContent, ReasoningMessageEnd,
-    ReasoningMessageStart, ReasoningStart,
+    ReasoningMessageStart, ReasoningStart, StateDelta, StateSnapshot,
 };
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -28,7 +28,7 @@ use crate::audit::{AuditEvent, AuditSink};
 use crate::error::RunErrorCode;
 use crate::model::{ModelDelta, ModelProvider, ModelRequest};
 use crate::sink::{EventSink, SinkError};
-use crate::tools::{ToolContext, ToolError, ToolRegistry};
+use crate::tools::{StateAccess, ToolContext, ToolError, ToolRegistry, schema};
 
 /// Limits of one run.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +167,8 @@ async fn drive(params: &RunParams, sink: &mut EventSink, cancel: CancellationTok
     let offered = params.tools.offered_to(&params.principal);
     let mut history = input.messages.clone();
     let mut usage: Vec<TokenUsage> = Vec::new();
+    let state = StateAccess::new(input.state.clone());
+    let mut baseline_sent = false;
 
     for _turn in 0..params.settings.max_turns {
         let request = ModelRequest {
@@ -187,7 +189,7 @@ async fn drive(params: &RunParams, sink: &mut EventSink, cancel: CancellationTok
             .calls
             .into_iter()
             .partition(|call| input.tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name));
-        for (call, result) in run_backend_tools(params, backend, &cancel).await? {
+        for (call, result) in run_backend_tools(params, backend, &cancel, &state).await? {
             let message_id = new_message_id();
             let mut event = ToolCallResult::new(
                 message_id.clone(),
@@ -198,6 +200,7 @@ async fn drive(params: &RunParams, sink: &mut EventSink, cancel: CancellationTok
             sink.send(Event::ToolCallResult(event)).await?;
             history.push(Message::Tool(ToolMessage::new(message_id, call.id, result)));
         }
+        send_state_changes(sink, &state, &input.state, &mut baseline_sent).await?;
         if !frontend.is_empty() {
             // AG-UI §7 frontend tools: stream the call, do not answer it, finish with the pending ids.
             let pending = frontend.into_iter().map(|call| call.id).collect();
@@ -205,6 +208,27 @@ async fn drive(params: &RunParams, sink: &mut EventSink, cancel: CancellationTok
         }
     }
     Err(Stop::Code(RunErrorCode::MaxTurns))
+}
+
+/// Sends what tools changed in the shared state: a `STATE_SNAPSHOT` of the run's baseline the
+/// first time (AG-UI: never a delta without a baseline the client is known to hold), then a
+/// `STATE_DELTA` (RFC 6902) with the operations, in the order the tools made them.
+async fn send_state_changes(
+    sink: &mut EventSink,
+    state: &StateAccess,
+    baseline: &Value,
+    baseline_sent: &mut bool,
+) -> Result<(), Stop> {
+    let ops = state.take_pending();
+    if ops.is_empty() {
+        return Ok(());
+    }
+    if !*baseline_sent {
+        sink.send(Event::StateSnapshot(StateSnapshot::new(baseline.clone()))).await?;
+        *baseline_sent = true;
+    }
+    sink.send(Event::StateDelta(StateDelta::new(ops))).await?;
+    Ok(())
 }
 
 async fn finish(
@@ -367,18 +391,19 @@ async fn run_backend_tools(
     params: &RunParams,
     calls: Vec<Call>,
     cancel: &CancellationToken,
+    state: &StateAccess,
 ) -> Result<Vec<(Call, String)>, Stop> {
     let mut set = JoinSet::new();
     for (position, call) in calls.iter().enumerate() {
         let decision = decide(params, call);
-        let ctx = ToolContext { principal: params.principal.clone(), cancel: cancel.child_token() };
+        let ctx = ToolContext { principal: params.principal.clone(), cancel: cancel.child_token(), state: state.clone() };
         let timeout = params.settings.tool_timeout;
         let tool = params.tools.get(&call.name).cloned();
         let arguments = call.arguments.clone();
         set.spawn(async move {
             let result = match (decision, tool) {
-                (Decision::Allowed, Some(tool)) => match serde_json::from_str::<Value>(if arguments.trim().is_empty() { "{}" } else { &arguments }) {
-                    Err(_) => Err(ToolError::InvalidArguments("the arguments are not JSON".into())),
+                (Decision::Allowed, Some(tool)) => match parse_arguments(&arguments, &tool.spec().parameters) {
+                    Err(error) => Err(error),
                     Ok(args) => match tokio::time::timeout(timeout, tool.call(ctx, args)).await {
                         Ok(result) => result,
                         Err(_) => Err(ToolError::Timeout),
@@ -416,6 +441,15 @@ async fn run_backend_tools(
         results[position] = Some(text);
     }
     Ok(calls.into_iter().zip(results).map(|(call, text)| (call, text.unwrap_or_default())).collect())
+}
+
+/// Parses a call's JSON arguments (empty text means `{}`) and validates them against the tool's
+/// schema, so a tool only ever sees arguments of the shape it declared.
+fn parse_arguments(text: &str, schema: &Value) -> Result<Value, ToolError> {
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    let args: Value = serde_json::from_str(text).map_err(|_| ToolError::InvalidArguments("the arguments are not JSON".into()))?;
+    schema::validate(schema, &args).map_err(ToolError::InvalidArguments)?;
+    Ok(args)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,11 +5,14 @@
 //! The README's configuration reference is generated from these types (`agui-server
 //! config-reference`) and a test keeps the two in step.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agui_auth::AuthConfig;
+
+use crate::agents::AgentConfig;
 use serde::{Deserialize, Serialize};
 
 /// Which model answers runs.
@@ -114,6 +117,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Token verification: issuers, leeway, token sources.
     pub auth: AuthConfig,
+    /// Named agents (`[agents.<id>]`); `default` serves `POST /chat`.
+    pub agents: BTreeMap<String, AgentConfig>,
 }
 
 impl Default for Config {
@@ -129,6 +134,7 @@ impl Default for Config {
             model: ModelConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            agents: BTreeMap::new(),
         }
     }
 }
@@ -203,6 +209,15 @@ impl Config {
             }
             if http::HeaderValue::from_str(origin).is_err() || !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return invalid("cors_origins", &format!("`{origin}` is not an origin (scheme://host[:port])"));
+            }
+        }
+        for (id, agent) in &self.agents {
+            let valid_id = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_id {
+                return invalid("agents", &format!("agent id `{id}`: use 1-64 letters, digits, `-` or `_`"));
+            }
+            if agent.model.unwrap_or(self.model.kind) == ModelKind::Openai {
+                return invalid("model.kind", "the `openai` provider is not available in this build yet; use `scripted`");
             }
         }
         if self.model.kind == ModelKind::Openai {

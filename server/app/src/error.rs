@@ -28,6 +28,12 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A frontend tool has the name of one of the agent's backend tools.
+    #[error("tool name conflict at {field}")]
+    ToolNameConflict {
+        /// JSON Pointer of the clashing name, `/tools/<i>/name`.
+        field: String,
+    },
     /// The request's `protocolVersion` has a major version this server does not speak.
     #[error("unsupported protocol version")]
     UnsupportedProtocolVersion,
@@ -72,6 +78,7 @@ pub const HTTP_ERROR_CODES: &[&str] = &[
     "unsupported_media_type",
     "invalid_json",
     "invalid_input",
+    "tool_name_conflict",
     "payload_too_large",
     "unsupported_protocol_version",
     "server_busy",
@@ -88,7 +95,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidJson | Self::InvalidInput { .. } | Self::UnsupportedProtocolVersion | Self::BodyUnreadable => {
+            Self::InvalidJson
+            | Self::InvalidInput { .. }
+            | Self::ToolNameConflict { .. }
+            | Self::UnsupportedProtocolVersion
+            | Self::BodyUnreadable => {
                 StatusCode::BAD_REQUEST
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -105,6 +116,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidJson => "invalid_json",
             Self::InvalidInput { .. } => "invalid_input",
+            Self::ToolNameConflict { .. } => "tool_name_conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedProtocolVersion => "unsupported_protocol_version",
             Self::Auth(error) => error.code(),
@@ -123,6 +135,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json).",
             Self::InvalidJson => "The request body is not valid JSON.",
             Self::InvalidInput { message, .. } => message,
+            Self::ToolNameConflict { .. } => "A frontend tool has the name of one of this agent's backend tools; rename it.",
             Self::PayloadTooLarge => "The request body is larger than this server accepts.",
             Self::UnsupportedProtocolVersion => {
                 "This server speaks AG-UI 1.x (and 0.0.x clients that send no protocolVersion)."
@@ -151,6 +164,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let field = match &self {
             Self::InvalidInput { field, .. } => field.as_deref(),
+            Self::ToolNameConflict { field } => Some(field.as_str()),
             _ => None,
         };
         let body = ErrorBody { error: self.code(), message: self.message(), field };

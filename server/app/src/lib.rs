@@ -14,6 +14,7 @@
 //! - [`config`]: the typed configuration, its sources and validation.
 //! - [`reference`]: the generated configuration reference the README embeds.
 //! - [`state`]: the shared application state and its builder.
+//! - [`agents`]: named agents (`[agents.<id>]`): model, prompt, tools, who may run them.
 //! - [`routes`]: the router, middleware and handlers (`/chat`, `/whoami`, health, metrics).
 //! - [`body`]: the streaming response body (coalescing, keepalive, cancel on drop).
 //! - [`error`]: HTTP errors before the stream and their JSON body.
@@ -22,6 +23,7 @@
 //! - [`dev`]: `agui-server dev`, a self-contained local server with its own issuer.
 //! - [`telemetry`]: log setup.
 
+pub mod agents;
 pub mod body;
 pub mod cli;
 pub mod config;

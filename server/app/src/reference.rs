@@ -37,6 +37,13 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ("auth.accept_body_token", "Accept the token from `forwardedProps.authorization` when no `Authorization` header is sent (what CopilotKit's `properties` produce)."),
     ("auth.ca_file", "PEM bundle of extra CA certificates for issuers behind a private CA."),
     ("auth.issuers", "The trusted issuers (`[[auth.issuers]]` tables; one issuer may come from `AGUI_OIDC_ISSUER`)."),
+    ("agents", "Named agents, one `[agents.<id>]` table each; `default` (implicit if absent) serves `POST /chat`."),
+    ("agents.<id>.model", "`scripted` or `openai`; default: `model.kind`."),
+    ("agents.<id>.system_prompt", "System prompt; `{user.name}`, `{user.email}`, `{user.roles}` are filled from the verified principal."),
+    ("agents.<id>.tools", "Backend tools the agent exposes (names); default: every built-in tool."),
+    ("agents.<id>.required_roles", "Roles a caller must all have to run the agent (else 403 `insufficient_scope`)."),
+    ("agents.<id>.required_scopes", "Scopes a caller must all have to run the agent (else 403 `insufficient_scope`)."),
+    ("agents.<id>.allow_client_system_messages", "Pass client `system`/`developer` messages to the model (dropped by default; some CopilotKit features send them)."),
     ("auth.issuers[].issuer", "Issuer URL, exactly as in the tokens' `iss` (discovery must report the same)."),
     ("auth.issuers[].audiences", "Accepted `aud` values; a token must carry at least one."),
     ("auth.issuers[].algorithms", "Accepted signature algorithms (never HS* or none)."),
@@ -74,6 +81,8 @@ pub fn keys() -> Vec<Key> {
         toml::from_str("issuer = \"https://issuer.example\"\naudiences = [\"agui\"]").expect("a minimal issuer parses");
     let example = serde_json::to_value(example).unwrap_or(Value::Null);
     flatten("auth.issuers[]", &example, &mut keys);
+    let agent = serde_json::to_value(crate::agents::AgentConfig::default()).unwrap_or(Value::Null);
+    flatten("agents.<id>", &agent, &mut keys);
     for key in keys.iter_mut().filter(|k| k.path.starts_with("auth.issuers[].")) {
         if key.path == "auth.issuers[].issuer" || key.path == "auth.issuers[].audiences" {
             key.default = "(required)".into();

@@ -5,12 +5,15 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agui_agent::{AuditSink, LogAuditSink, ModelProvider, RunSettings, ScriptedModel, ToolRegistry};
+use std::collections::BTreeMap;
+
+use agui_agent::{AuditSink, DocumentStore, LogAuditSink, ModelProvider, RunSettings, ToolRegistry};
 use agui_auth::Authenticator;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ConfigError, ModelKind};
+use crate::agents::{self, Agent};
+use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 
 /// Shared state of one server.
@@ -23,10 +26,10 @@ pub struct Inner {
     pub config: Config,
     /// Verifies tokens against the configured issuers.
     pub auth: Authenticator,
-    /// The default agent's model.
-    pub model: Arc<dyn ModelProvider>,
-    /// The default agent's backend tools.
-    pub tools: ToolRegistry,
+    /// The agents by id; `default` serves `POST /chat`.
+    pub agents: BTreeMap<String, Agent>,
+    /// The built-in document tools' store (inspectable by tests and operators).
+    pub documents: DocumentStore,
     /// Where audit records go.
     pub audit: Arc<dyn AuditSink>,
     /// Prometheus metrics.
@@ -112,22 +115,13 @@ impl AppStateBuilder {
                 .await
                 .map_err(|error| ConfigError::Auth(error.to_string()))?,
         };
-        let model: Arc<dyn ModelProvider> = match self.model {
-            Some(model) => model,
-            None => match self.config.model.kind {
-                ModelKind::Scripted => {
-                    Arc::new(ScriptedModel::new(Duration::from_millis(self.config.model.scripted_delay_ms)))
-                }
-                ModelKind::Openai => {
-                    return Err(ConfigError::Invalid { setting: "model.kind", message: "openai is not available yet".into() });
-                }
-            },
-        };
+        let documents = DocumentStore::default();
+        let agents = agents::build(&self.config, &documents, self.model, self.tools)?;
         Ok(AppState(Arc::new(Inner {
             config: self.config,
             auth,
-            model,
-            tools: self.tools.unwrap_or_else(ToolRegistry::with_builtins),
+            agents,
+            documents,
             audit: self.audit.unwrap_or_else(|| Arc::new(LogAuditSink)),
             metrics: Metrics::default(),
             shutdown: CancellationToken::new(),

@@ -177,3 +177,17 @@ async fn shutdown_ends_open_streams_with_server_shutdown() {
     // New runs are refused while draining.
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_model_that_keeps_calling_tools_ends_with_max_turns() {
+    let call = vec![
+        ModelDelta::ToolCallStart { index: 0, id: None, name: "whoami".into() },
+        ModelDelta::ToolCallArgs { index: 0, delta: "{}".into() },
+    ];
+    let server = start_with(|c| c.limits.max_turns = 3, |b| b.model(model(FixedModel(call)))).await;
+    let events = server.run("alice", &input("hi", Some("1.0"))).await;
+    let results = events.iter().filter(|e| e["type"] == "TOOL_CALL_RESULT").count();
+    assert_eq!(results, 3, "one tool round per allowed turn");
+    assert_eq!(terminal(&events)["code"], "max_turns");
+    server.stop().await;
+}

@@ -35,7 +35,7 @@ pub async fn chat(State(state): State<AppState>, request: Request) -> Result<Res
     start_run(state, "default", request).await
 }
 
-/// `POST /agents/{id}/chat`: a named agent. Only `default` exists until named agents arrive.
+/// `POST /agents/{id}/chat`: a named agent (`[agents.<id>]`).
 pub async fn agent_chat(
     State(state): State<AppState>,
     Path(agent): Path<String>,
@@ -97,8 +97,17 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
     };
 
     // Step 5: policy and limits.
-    if agent != "default" {
+    let Some(agent) = state.agents.get(agent).cloned() else {
         return Err(ApiError::AgentNotFound);
+    };
+    if let Some(missing) = agent.missing_grant(&principal) {
+        tracing::info!(agent = %agent.id, sub = %principal.subject, missing = %missing, "agent access denied");
+        let error = AuthError::InsufficientScope { scope: missing };
+        record_auth_failure(&state, &error);
+        return Err(error.into());
+    }
+    if let Some((index, _)) = input.tools.iter().enumerate().find(|(_, t)| agent.tools.contains(&t.name)) {
+        return Err(ApiError::ToolNameConflict { field: format!("/tools/{index}/name") });
     }
     if input.messages.len() > state.config.limits.max_messages {
         return Err(ApiError::InvalidInput {
@@ -107,13 +116,13 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
         });
     }
     let encoding = agui_protocol::accept::negotiate(parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    Ok(open_stream(state, agent, input, principal, dialect, encoding)?)
+    open_stream(state, agent, input, principal, dialect, encoding)
 }
 
 /// Step 6: spawn the run and answer with its event stream.
 fn open_stream(
     state: AppState,
-    agent: &str,
+    agent: crate::agents::Agent,
     input: RunAgentInput,
     principal: Arc<Principal>,
     dialect: Dialect,
@@ -138,7 +147,7 @@ fn open_stream(
         sub = %principal.subject,
         token_fp = %principal.token_fingerprint,
         credential_source = principal.credential_source.as_str(),
-        agent,
+        agent = %agent.id,
         ?dialect,
         "run started"
     );
@@ -147,15 +156,15 @@ fn open_stream(
         subject: principal.subject.clone(),
         thread_id: input.thread_id.to_string(),
         run_id: input.run_id.to_string(),
-        agent: agent.to_owned(),
+        agent: agent.id.clone(),
         credential_source: principal.credential_source.as_str(),
     });
     let params = RunParams {
         input,
         principal,
-        agent: agent.to_owned(),
-        model: state.model.clone(),
-        tools: state.tools.clone(),
+        agent: agent.id.clone(),
+        model: agent.model.clone(),
+        tools: agent.tools.clone(),
         audit: state.audit.clone(),
         settings: state.run_settings(),
         client_gone,

@@ -83,7 +83,12 @@ impl TestServer {
 
     /// Runs `body` through `/chat` as `subject` and returns the SSE events.
     pub async fn run(&self, subject: &str, body: &Value) -> Vec<Value> {
-        let response = self.post("/chat", Some(&self.token(subject)), body).await;
+        self.run_as("/chat", &self.token(subject), body).await
+    }
+
+    /// Runs `body` through `path` with `token` and returns the SSE events.
+    pub async fn run_as(&self, path: &str, token: &str, body: &Value) -> Vec<Value> {
+        let response = self.post(path, Some(token), body).await;
         assert_eq!(response.status(), 200, "body: {:?}", response.text().await);
         sse_events(&response.text().await.unwrap())
     }
@@ -111,6 +116,15 @@ pub fn mint(idp: &TestIdp, subject: &str, audience: &str) -> String {
     let mut claims = idp.claims(subject);
     claims["aud"] = json!(audience);
     claims["name"] = json!(format!("Test {subject}"));
+    idp.sign("rsa-1", &claims)
+}
+
+/// A good token like [`mint`] with `roles`.
+pub fn mint_with_roles(idp: &TestIdp, subject: &str, audience: &str, roles: &[&str]) -> String {
+    let mut claims = idp.claims(subject);
+    claims["aud"] = json!(audience);
+    claims["name"] = json!(format!("Test {subject}"));
+    claims["roles"] = json!(roles);
     idp.sign("rsa-1", &claims)
 }
 

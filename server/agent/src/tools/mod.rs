@@ -2,9 +2,17 @@
 //!
 //! Tools are gated twice (DESIGN "Tools are gated twice"): a tool the principal may not use is
 //! left out of what the model is offered, and checked again just before it runs. A denial is a
-//! `TOOL_CALL_RESULT` with a stable error the model can read, and an audit record.
+//! `TOOL_CALL_RESULT` with a stable error the model can read, and an audit record; nothing
+//! executes. Arguments are validated against the tool's JSON Schema first ([`schema`]). Tools get
+//! the verified [`Principal`] (never the token), a cancellation token, and the run's shared state
+//! ([`StateAccess`]); changes they make reach the client as `STATE_DELTA` (RFC 6902).
+
+pub mod builtin;
+pub mod schema;
+mod state;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 use agui_auth::Principal;
@@ -12,6 +20,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+pub use builtin::{DeleteDocument, DocumentStore, GetDocument, ListMyDocuments, SetPreference, WhoAmI};
+pub use state::StateAccess;
 
 /// What a tool tells the model about itself.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,25 +35,47 @@ pub struct ToolSpec {
     pub parameters: Value,
 }
 
-/// Who may use a tool. Every listed role and scope is required.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A predicate over the verified principal (its claims, roles, scopes).
+pub type ClaimPredicate = Arc<dyn Fn(&Principal) -> bool + Send + Sync>;
+
+/// Who may use a tool: every listed role and scope is required, and the predicate (if any) must
+/// hold.
+#[derive(Clone, Default)]
 pub struct ToolPolicy {
     /// Roles the principal must all have.
     pub required_roles: Vec<String>,
     /// Scopes the principal must all have.
     pub required_scopes: Vec<String>,
+    /// A check over the verified claims, e.g. `|p| p.email_verified == Some(true)`.
+    pub predicate: Option<ClaimPredicate>,
+}
+
+impl fmt::Debug for ToolPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolPolicy")
+            .field("required_roles", &self.required_roles)
+            .field("required_scopes", &self.required_scopes)
+            .field("predicate", &self.predicate.is_some())
+            .finish()
+    }
 }
 
 impl ToolPolicy {
-    /// A policy that lets every authenticated principal use the tool.
+    /// Every authenticated principal may use the tool.
     pub fn anyone() -> Self {
         Self::default()
+    }
+
+    /// Only principals with `role`.
+    pub fn role(role: impl Into<String>) -> Self {
+        Self { required_roles: vec![role.into()], ..Self::default() }
     }
 
     /// Whether `principal` may use the tool.
     pub fn allows(&self, principal: &Principal) -> bool {
         self.required_roles.iter().all(|r| principal.has_role(r))
             && self.required_scopes.iter().all(|s| principal.has_scope(s))
+            && self.predicate.as_ref().is_none_or(|p| p(principal))
     }
 }
 
@@ -53,6 +86,8 @@ pub struct ToolContext {
     pub principal: Arc<Principal>,
     /// Fires when the run is abandoned; long tools should stop then.
     pub cancel: CancellationToken,
+    /// The run's shared state: read it, change it with JSON Patch operations.
+    pub state: StateAccess,
 }
 
 /// A tool's failure, readable by the model: it becomes the `TOOL_CALL_RESULT` content
@@ -71,6 +106,9 @@ pub enum ToolError {
     /// The tool ran longer than the per-tool timeout.
     #[error("the tool took too long and was stopped")]
     Timeout,
+    /// The thing the tool was asked about does not exist (for this caller).
+    #[error("{0}")]
+    NotFound(String),
     /// The tool ran and failed; the text is safe to show the model.
     #[error("{0}")]
     Failed(String),
@@ -84,6 +122,7 @@ impl ToolError {
             Self::NotAllowed => "tool_not_allowed",
             Self::UnknownTool => "unknown_tool",
             Self::Timeout => "tool_timeout",
+            Self::NotFound(_) => "not_found",
             Self::Failed(_) => "tool_error",
         }
     }
@@ -92,6 +131,10 @@ impl ToolError {
     pub fn to_result(&self) -> Value {
         json!({"error": self.code(), "message": self.to_string()})
     }
+
+    /// Every code, for the catalogue.
+    pub const ALL_CODES: [&'static str; 6] =
+        ["invalid_arguments", "tool_not_allowed", "unknown_tool", "tool_timeout", "not_found", "tool_error"];
 }
 
 /// A backend tool.
@@ -103,7 +146,7 @@ pub trait Tool: Send + Sync + 'static {
     fn policy(&self) -> ToolPolicy {
         ToolPolicy::anyone()
     }
-    /// Runs it.
+    /// Runs it with arguments already validated against [`Tool::spec`]'s schema.
     ///
     /// # Errors
     /// A [`ToolError`] the model will read as the tool's result.
@@ -116,8 +159,8 @@ pub struct ToolRegistry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
 }
 
-impl std::fmt::Debug for ToolRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for ToolRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.tools.keys()).finish()
     }
 }
@@ -128,16 +171,39 @@ impl ToolRegistry {
         Self::default()
     }
 
-    /// The built-in tools available today.
+    /// The built-in demo tools: `whoami`, `list_my_documents`, `get_document`,
+    /// `delete_document` (role `admin`) and `set_preference`, sharing one document store.
     pub fn with_builtins() -> Self {
+        Self::with_builtins_on(DocumentStore::default())
+    }
+
+    /// The built-in tools over `documents` (so a server can inspect the store).
+    pub fn with_builtins_on(documents: DocumentStore) -> Self {
         let mut registry = Self::new();
         registry.register(Arc::new(WhoAmI));
+        registry.register(Arc::new(ListMyDocuments(documents.clone())));
+        registry.register(Arc::new(GetDocument(documents.clone())));
+        registry.register(Arc::new(DeleteDocument(documents)));
+        registry.register(Arc::new(SetPreference));
         registry
     }
 
     /// Adds (or replaces) a tool.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
         self.tools.insert(tool.spec().name, tool);
+    }
+
+    /// A registry with only the named tools (unknown names are reported).
+    ///
+    /// # Errors
+    /// The first name that is not registered.
+    pub fn subset(&self, names: &[String]) -> Result<Self, String> {
+        let mut subset = Self::new();
+        for name in names {
+            let tool = self.tools.get(name).ok_or_else(|| name.clone())?;
+            subset.tools.insert(name.clone(), tool.clone());
+        }
+        Ok(subset)
     }
 
     /// The tool called `name`, whatever its policy.
@@ -150,33 +216,13 @@ impl ToolRegistry {
         self.tools.contains_key(name)
     }
 
-    /// The specs of the tools `principal` may use: what the model is offered.
+    /// Every tool name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+
+    /// The specs of the tools `principal` may use: what the model is offered (the first gate).
     pub fn offered_to(&self, principal: &Principal) -> Vec<ToolSpec> {
-        self.tools
-            .values()
-            .filter(|tool| tool.policy().allows(principal))
-            .map(|tool| tool.spec())
-            .collect()
-    }
-}
-
-/// `whoami`: the caller's verified identity, as the server sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct WhoAmI;
-
-#[async_trait]
-impl Tool for WhoAmI {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "whoami".into(),
-            description: "Returns the signed-in user's verified identity: issuer, subject, name, \
-                          email, roles and scopes."
-                .into(),
-            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
-        }
-    }
-
-    async fn call(&self, ctx: ToolContext, _args: Value) -> Result<Value, ToolError> {
-        Ok(ctx.principal.public_json())
+        self.tools.values().filter(|tool| tool.policy().allows(principal)).map(|tool| tool.spec()).collect()
     }
 }

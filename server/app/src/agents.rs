@@ -1,0 +1,116 @@
+//! Named agents: `[agents.<id>]` in the TOML. Each has its model, system prompt, the backend tools
+//! it exposes and who may run it. `POST /agents/{id}/chat` runs one; `POST /chat` runs the agent
+//! named `default` (implicit when not configured: the server's model with every built-in tool).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agui_agent::{DocumentStore, ModelProvider, ScriptedModel, ToolRegistry};
+use agui_auth::Principal;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError, ModelKind};
+
+/// One `[agents.<id>]` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The model kind; default: the server's `model.kind`.
+    pub model: Option<ModelKind>,
+    /// System prompt; may use `{user.name}`, `{user.email}`, `{user.roles}`. Never contains a token.
+    pub system_prompt: Option<String>,
+    /// The backend tools this agent exposes (names); default: every built-in tool.
+    pub tools: Option<Vec<String>>,
+    /// Roles a principal must all have to run this agent.
+    pub required_roles: Vec<String>,
+    /// Scopes a principal must all have to run this agent.
+    pub required_scopes: Vec<String>,
+    /// Pass client `system`/`developer` messages to the model (off: they are dropped; some
+    /// CopilotKit features send them).
+    pub allow_client_system_messages: bool,
+}
+
+/// A runnable agent.
+#[derive(Clone)]
+pub struct Agent {
+    /// Its id (`default`, or the `[agents.<id>]` key).
+    pub id: String,
+    /// Its model.
+    pub model: Arc<dyn ModelProvider>,
+    /// Its backend tools.
+    pub tools: ToolRegistry,
+    /// Roles required to run it.
+    pub required_roles: Vec<String>,
+    /// Scopes required to run it.
+    pub required_scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("id", &self.id).field("model", &self.model.name()).field("tools", &self.tools).finish()
+    }
+}
+
+impl Agent {
+    /// The first required scope or role the principal lacks, if any (`None`: may run it).
+    pub fn missing_grant(&self, principal: &Principal) -> Option<String> {
+        self.required_scopes
+            .iter()
+            .find(|s| !principal.has_scope(s))
+            .or_else(|| self.required_roles.iter().find(|r| !principal.has_role(r)))
+            .cloned()
+    }
+}
+
+/// Builds every configured agent (plus the implicit `default`).
+///
+/// `model_override` and `tools_override` replace the default agent's model and tools (tests and
+/// embedders use them).
+///
+/// # Errors
+/// An agent that names an unknown tool or a model kind this build cannot run.
+pub fn build(
+    config: &Config,
+    documents: &DocumentStore,
+    model_override: Option<Arc<dyn ModelProvider>>,
+    tools_override: Option<ToolRegistry>,
+) -> Result<BTreeMap<String, Agent>, ConfigError> {
+    let builtins = ToolRegistry::with_builtins_on(documents.clone());
+    let mut configs = config.agents.clone();
+    configs.entry("default".to_owned()).or_default();
+    let mut agents = BTreeMap::new();
+    for (id, agent) in configs {
+        let mut tools = match &agent.tools {
+            Some(names) => builtins.subset(names).map_err(|name| ConfigError::Invalid {
+                setting: "agents.<id>.tools",
+                message: format!("agent `{id}` names the unknown tool `{name}`"),
+            })?,
+            None => builtins.clone(),
+        };
+        let mut model = model_for(config, agent.model.unwrap_or(config.model.kind))?;
+        if id == "default" {
+            if let Some(m) = &model_override {
+                model = m.clone();
+            }
+            if let Some(t) = &tools_override {
+                tools = t.clone();
+            }
+        }
+        agents.insert(
+            id.clone(),
+            Agent { id, model, tools, required_roles: agent.required_roles, required_scopes: agent.required_scopes },
+        );
+    }
+    Ok(agents)
+}
+
+fn model_for(config: &Config, kind: ModelKind) -> Result<Arc<dyn ModelProvider>, ConfigError> {
+    match kind {
+        ModelKind::Scripted => Ok(Arc::new(ScriptedModel::new(Duration::from_millis(config.model.scripted_delay_ms)))),
+        ModelKind::Openai => Err(ConfigError::Invalid {
+            setting: "model.kind",
+            message: "the `openai` provider is not available in this build yet; use `scripted`".into(),
+        }),
+    }
+}
