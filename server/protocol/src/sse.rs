@@ -1,0 +1,99 @@
+//! Server-sent events framing (reference §3.2, spec `transports/http-sse.mdx`).
+//!
+//! One event per frame: `data: <one-line JSON>\n\n`, LF only (a CRLF-framed stream breaks the
+//! TS parser, which splits on `/\n\n/`), no `event:`/`id:` lines, exactly what
+//! `@ag-ui/encoder` writes. serde_json's compact writer escapes control characters inside
+//! strings (`\n` → `\\n`) and emits no whitespace, so the JSON is always one line.
+
+use bytes::Bytes;
+
+use crate::events::Event;
+
+/// `Content-Type` of an SSE response.
+pub const CONTENT_TYPE: &str = "text/event-stream";
+
+/// A comment frame sent on silence so proxies and load balancers keep the stream open;
+/// consumers MUST tolerate comment lines (spec `http-sse.mdx`).
+pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
+
+const DATA_PREFIX: &[u8] = b"data: ";
+const FRAME_END: &[u8] = b"\n\n";
+
+/// Appends one SSE frame for `event` to `buf`, serializing straight into it (no intermediate
+/// `String`).
+///
+/// # Panics
+///
+/// Never in practice: serializing an [`Event`] cannot fail, since every map key is a string
+/// and `serde_json::Value` cannot hold a non-finite number; the `expect` documents that.
+pub fn encode_into(event: &Event, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(DATA_PREFIX);
+    serde_json::to_writer(&mut *buf, event)
+        .expect("an Event always serializes: string keys only, finite numbers only");
+    buf.extend_from_slice(FRAME_END);
+}
+
+/// One SSE frame for `event` as `Bytes`, ready for a response body.
+pub fn encode(event: &Event) -> Bytes {
+    // Most frames are small deltas; 128 bytes avoids regrowth for them.
+    let mut buf = Vec::with_capacity(128);
+    encode_into(event, &mut buf);
+    Bytes::from(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_message_start_matches_the_reference_bytes() {
+        let event = Event::from(TextMessageStart::new("m1")).with_timestamp(1_700_000_000_000);
+        assert_eq!(
+            &encode(&event)[..],
+            b"data: {\"type\":\"TEXT_MESSAGE_START\",\"messageId\":\"m1\",\"role\":\"assistant\",\"timestamp\":1700000000000}\n\n"
+        );
+    }
+
+    #[test]
+    fn newlines_in_content_stay_escaped_on_one_line() {
+        let event = Event::from(TextMessageContent::new("m1", "a\nb\r\nc"));
+        let frame = encode(&event);
+        assert_eq!(
+            &frame[..],
+            b"data: {\"type\":\"TEXT_MESSAGE_CONTENT\",\"messageId\":\"m1\",\"delta\":\"a\\nb\\r\\nc\"}\n\n"
+        );
+        // Exactly one LF pair, at the end, and no CR anywhere.
+        assert_eq!(frame.iter().filter(|&&b| b == b'\n').count(), 2);
+        assert!(!frame.contains(&b'\r'));
+    }
+
+    #[test]
+    fn encode_into_appends_frames_back_to_back() {
+        let mut buf = KEEPALIVE.to_vec();
+        encode_into(&Event::from(RunStarted::new("t", "r")), &mut buf);
+        encode_into(&Event::from(RunFinished::new("t", "r")), &mut buf);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            ": keepalive\n\n\
+             data: {\"type\":\"RUN_STARTED\",\"threadId\":\"t\",\"runId\":\"r\"}\n\n\
+             data: {\"type\":\"RUN_FINISHED\",\"threadId\":\"t\",\"runId\":\"r\"}\n\n"
+        );
+    }
+
+    #[test]
+    fn nested_json_values_are_compact() {
+        let event = Event::from(StateSnapshot::new(json!({"a": [1, {"b": "x y"}]})));
+        assert_eq!(
+            &encode(&event)[..],
+            b"data: {\"type\":\"STATE_SNAPSHOT\",\"snapshot\":{\"a\":[1,{\"b\":\"x y\"}]}}\n\n"
+        );
+    }
+
+    #[test]
+    fn constants_are_exact() {
+        assert_eq!(KEEPALIVE, b": keepalive\n\n");
+        assert_eq!(CONTENT_TYPE, "text/event-stream");
+    }
+}
