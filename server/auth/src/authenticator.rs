@@ -1,0 +1,328 @@
+//! [`Authenticator`]: start-up (validation, discovery, first fetch, background refresh) and the
+//! verification pipeline, cheapest check first (reference §7.1; go-oidc does the same: "throw out
+//! tokens with invalid claims before trying to verify the token").
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{AuthConfig, ConfigError, IssuerConfig};
+use crate::credential::{CredentialSource, is_compact_jws};
+use crate::error::{AuthError, InvalidTokenReason as R};
+use crate::fetch::{self, FetchError};
+use crate::jwks::{IssuerCache, IssuerStats, KeyLookup};
+use crate::keys::ValidationSpec;
+use crate::principal::{self, Principal, token_fingerprint};
+use crate::validate::{self, ClaimRules};
+
+/// Verifies bearer tokens against the configured issuers. Cheap to clone (an `Arc` inside).
+///
+/// Background refresh tasks run until [`Authenticator::shutdown`] or until the last clone is dropped.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("issuers", &self.inner.order).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    issuers: HashMap<String, Issuer>,
+    order: Vec<String>,
+    leeway: i64,
+    max_lifetime: i64,
+    max_token_bytes: usize,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+struct Issuer {
+    config: IssuerConfig,
+    allowed: Vec<Algorithm>,
+    cache: Arc<IssuerCache>,
+}
+
+/// JWKS numbers per issuer, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthStats {
+    /// One entry per configured issuer, in configuration order.
+    pub issuers: Vec<IssuerStats>,
+}
+
+impl AuthStats {
+    /// Prometheus text exposition: `agui_auth_jwks_fetches_total{issuer,outcome}`,
+    /// `agui_auth_discovery_total{issuer,outcome}`, `agui_auth_jwks_keys{issuer}`,
+    /// `agui_auth_issuer_usable{issuer}`.
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let families: [(&str, &str, &str); 4] = [
+            ("agui_auth_jwks_fetches_total", "counter", "JWKS fetches by issuer and outcome."),
+            ("agui_auth_discovery_total", "counter", "OIDC discovery fetches by issuer and outcome."),
+            ("agui_auth_jwks_keys", "gauge", "Usable keys in the issuer's current key set."),
+            ("agui_auth_issuer_usable", "gauge", "1 when the issuer has a usable key set."),
+        ];
+        for (name, kind, help) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in &self.issuers {
+                let issuer = escape_label(&s.issuer);
+                match name {
+                    "agui_auth_jwks_fetches_total" => {
+                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"ok\"}} {}", s.jwks_fetches_ok);
+                        let _ =
+                            writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"failed\"}} {}", s.jwks_fetches_failed);
+                    }
+                    "agui_auth_discovery_total" => {
+                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"ok\"}} {}", s.discovery_ok);
+                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"failed\"}} {}", s.discovery_failed);
+                    }
+                    "agui_auth_jwks_keys" => {
+                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\"}} {}", s.keys);
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\"}} {}", u8::from(s.usable));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Authenticator {
+    /// Validates the config, runs discovery and the first JWKS fetch of every issuer
+    /// concurrently, and starts the background refreshers. Must run inside a tokio runtime.
+    ///
+    /// An issuer that cannot be reached does not stop start-up: it is retried in the background
+    /// with backoff and its tokens get 503 until it answers.
+    ///
+    /// # Errors
+    /// A config that fails [`AuthConfig::validate`], an unreadable `ca_file`, a discovery
+    /// document whose `issuer` differs from the configured one, or a discovered `jwks_uri` that
+    /// is plain http off loopback.
+    pub async fn start(config: AuthConfig) -> Result<Authenticator, ConfigError> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Authenticator::start`] with another time source (tests use [`crate::ManualClock`]).
+    ///
+    /// # Errors
+    /// As [`Authenticator::start`].
+    pub async fn start_with_clock(config: AuthConfig, clock: Arc<dyn Clock>) -> Result<Authenticator, ConfigError> {
+        config.validate()?;
+        let client = fetch::build_client(config.ca_file.as_deref())?;
+        let mut issuers = HashMap::new();
+        let mut order = Vec::new();
+        for issuer in &config.issuers {
+            let allowed = issuer.parsed_algorithms().map_err(|message| ConfigError::Issuer {
+                issuer: issuer.issuer.clone(),
+                message,
+            })?;
+            let spec = ValidationSpec {
+                issuer: issuer.issuer.clone(),
+                audiences: issuer.audiences.clone(),
+                leeway: config.leeway_secs,
+                allowed: allowed.clone(),
+            };
+            let cache = Arc::new(IssuerCache::new(issuer, spec, client.clone(), clock.clone()));
+            order.push(issuer.issuer.clone());
+            issuers.insert(issuer.issuer.clone(), Issuer { config: issuer.clone(), allowed, cache });
+        }
+        let first = futures::future::join_all(order.iter().map(|name| issuers[name].cache.refresh())).await;
+        for (name, result) in order.iter().zip(first) {
+            match result {
+                Ok(()) => tracing::info!(issuer = %name, "issuer ready"),
+                Err(FetchError::IssuerMismatch { discovered }) => {
+                    return Err(ConfigError::IssuerMismatch { configured: name.clone(), discovered });
+                }
+                Err(FetchError::BadJwksUri(message)) => {
+                    return Err(ConfigError::Issuer { issuer: name.clone(), message: format!("discovered {message}") });
+                }
+                Err(error) => tracing::warn!(
+                    issuer = %name, %error,
+                    "issuer not usable at start-up; retrying in the background, its tokens get 503 meanwhile"
+                ),
+            }
+        }
+        let cancel = CancellationToken::new();
+        for name in &order {
+            tokio::spawn(issuers[name].cache.clone().run_background(cancel.child_token()));
+        }
+        let inner = Inner {
+            issuers,
+            order,
+            leeway: i64::try_from(config.leeway_secs).unwrap_or(300),
+            max_lifetime: i64::try_from(config.max_token_lifetime_secs).unwrap_or(i64::MAX),
+            max_token_bytes: config.max_token_bytes,
+            clock,
+            cancel,
+        };
+        Ok(Authenticator { inner: Arc::new(inner) })
+    }
+
+    /// Verifies a token and builds the [`Principal`].
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`] for any token defect, [`AuthError::IssuerUnavailable`] when
+    /// its issuer has no usable keys, [`AuthError::AccessDenied`] for allow/deny refusals,
+    /// [`AuthError::InsufficientScope`] when a required scope is missing.
+    pub async fn authenticate(&self, token: &str, source: CredentialSource) -> Result<Principal, AuthError> {
+        let fingerprint = token_fingerprint(token);
+        let result = self.inner.verify(token, source, &fingerprint).await;
+        match &result {
+            Ok(p) => tracing::debug!(
+                issuer = %p.issuer, sub = %p.subject, token_fp = %fingerprint, credential_source = source.as_str(),
+                "token accepted"
+            ),
+            Err(e) => tracing::debug!(
+                reason = e.reason(), token_fp = %fingerprint, credential_source = source.as_str(), "token refused"
+            ),
+        }
+        result
+    }
+
+    /// Whether at least one issuer has a usable key set (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.inner.issuers.values().any(|i| i.cache.is_usable())
+    }
+
+    /// JWKS and discovery counters per issuer.
+    pub fn stats(&self) -> AuthStats {
+        AuthStats { issuers: self.inner.order.iter().map(|n| self.inner.issuers[n].cache.stats()).collect() }
+    }
+
+    /// Fetches one issuer's keys now (operators and tests), sharing the single flight.
+    /// Returns whether a usable set was stored; false for an unknown issuer.
+    pub async fn refresh_now(&self, issuer: &str) -> bool {
+        match self.inner.issuers.get(issuer) {
+            Some(i) => i.cache.refresh().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Stops the background refreshers. Verification keeps working with the keys it has.
+    pub fn shutdown(&self) {
+        self.inner.cancel.cancel();
+    }
+}
+
+impl Inner {
+    async fn verify(&self, token: &str, source: CredentialSource, fingerprint: &str) -> Result<Principal, AuthError> {
+        // Shape first: no base64 or JSON work on oversized or non-JWS input.
+        if token.len() > self.max_token_bytes {
+            return Err(R::TooLarge.into());
+        }
+        if !is_compact_jws(token) {
+            return Err(R::Malformed.into());
+        }
+        let mut segments = token.split('.');
+        let (Some(h64), Some(p64)) = (segments.next(), segments.next()) else {
+            return Err(R::Malformed.into());
+        };
+        let header = validate::check_header(&validate::decode_object(h64)?)?;
+        let peeked = validate::decode_object(p64)?;
+        // `iss` picks the issuer before any key is looked up (exact string, RFC 9068 §4).
+        let iss = match peeked.get("iss") {
+            Some(Value::String(iss)) => iss.as_str(),
+            _ => return Err(R::MissingIssuer.into()),
+        };
+        let issuer = self.issuers.get(iss).ok_or(R::UnknownIssuer)?;
+        if !issuer.allowed.contains(&header.alg) {
+            return Err(R::AlgNotAllowed.into());
+        }
+        validate::check_typ(header.typ.as_ref(), issuer.config.typ)?;
+        self.check_claims(&peeked, issuer)?;
+
+        let key = self.key_for(issuer, &header).await?;
+        let verified = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
+            .map_err(|e| AuthError::from(validate::map_jwt_error(&e)))?
+            .claims;
+        // The same checks on what was actually verified; only these claims build the principal.
+        let expires_at = self.check_claims(&verified, issuer)?;
+        self.principal(verified, issuer, source, fingerprint, expires_at)
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>, issuer: &Issuer) -> Result<i64, AuthError> {
+        let rules = ClaimRules {
+            audiences: &issuer.config.audiences,
+            leeway: self.leeway,
+            max_lifetime: self.max_lifetime,
+            now: self.clock.unix_now(),
+        };
+        Ok(validate::check_claims(claims, rules)?)
+    }
+
+    /// Key by `kid`; on a miss, one shared, rate-limited refetch, then look again.
+    async fn key_for(
+        &self,
+        issuer: &Issuer,
+        header: &validate::HeaderInfo,
+    ) -> Result<Arc<crate::keys::VerifyKey>, AuthError> {
+        let cache = &issuer.cache;
+        let seen = cache.fetches_started();
+        let first = cache.lookup(header.kid.as_deref(), header.alg);
+        let lookup = match first {
+            KeyLookup::Missing | KeyLookup::Unavailable { .. } => {
+                cache.refetch_on_demand(seen).await;
+                cache.lookup(header.kid.as_deref(), header.alg)
+            }
+            other => other,
+        };
+        match lookup {
+            KeyLookup::Found(key) => Ok(key),
+            KeyLookup::WrongAlg => Err(R::AlgMismatch.into()),
+            KeyLookup::Ambiguous | KeyLookup::Missing => Err(R::UnknownKid.into()),
+            KeyLookup::Unavailable { retry_after_secs } => Err(AuthError::IssuerUnavailable { retry_after_secs }),
+        }
+    }
+
+    fn principal(
+        &self,
+        claims: Map<String, Value>,
+        issuer: &Issuer,
+        source: CredentialSource,
+        fingerprint: &str,
+        expires_at: i64,
+    ) -> Result<Principal, AuthError> {
+        let mapped = principal::map_claims(&claims, &issuer.config.claims);
+        let subject = claims.get("sub").and_then(Value::as_str).ok_or(R::MissingSubject)?.to_owned();
+        let principal = Principal {
+            issuer: issuer.config.issuer.clone(),
+            subject,
+            name: mapped.name,
+            email: mapped.email,
+            email_verified: mapped.email_verified,
+            roles: mapped.roles,
+            scopes: mapped.scopes,
+            claims,
+            credential_source: source,
+            token_fingerprint: fingerprint.to_owned(),
+            expires_at,
+        };
+        let config = &issuer.config;
+        if principal::matches(&config.deny, &principal) || (!config.allow.is_empty() && !principal::matches(&config.allow, &principal)) {
+            return Err(AuthError::AccessDenied);
+        }
+        if !config.required_scopes.iter().all(|s| principal.has_scope(s)) {
+            return Err(AuthError::InsufficientScope { scope: config.required_scopes.join(" ") });
+        }
+        Ok(principal)
+    }
+}

@@ -1,0 +1,504 @@
+//! Issuer configuration, embedded by the app under `[auth]` in its TOML, and its fail-closed
+//! validation.
+//!
+//! ```toml
+//! [auth]
+//! leeway_secs = 60
+//!
+//! [[auth.issuers]]
+//! issuer = "https://keycloak.example.com/realms/demo"
+//! audiences = ["agui"]
+//! claims = { roles = ["/realm_access/roles"] }
+//! ```
+
+use std::path::PathBuf;
+
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Everything the authenticator needs. Defaults: see each field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// The trusted issuers; a token is matched to one by its `iss` (exact string).
+    pub issuers: Vec<IssuerConfig>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds (default 60; 0 allowed, at most 300).
+    pub leeway_secs: u64,
+    /// Largest accepted `exp - iat`, in seconds (default 86 400 = 24 h).
+    pub max_token_lifetime_secs: u64,
+    /// Largest accepted token, in bytes, checked before any decoding (default 8 192).
+    pub max_token_bytes: usize,
+    /// Whether `forwardedProps.authorization` is accepted (default true). The app enforces it.
+    pub accept_body_token: bool,
+    /// Extra PEM root certificates for private IdPs (`AGUI_CA_FILE`), merged with the system roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            leeway_secs: 60,
+            max_token_lifetime_secs: 86_400,
+            max_token_bytes: 8_192,
+            accept_body_token: true,
+            ca_file: None,
+        }
+    }
+}
+
+/// One trusted OpenID Connect issuer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IssuerConfig {
+    /// The issuer identifier, exactly as the tokens' `iss` and the discovery document's `issuer`
+    /// spell it (a trailing slash matters: Auth0 has one, Keycloak does not).
+    pub issuer: String,
+    /// Accepted audiences; a token's `aud` (string or array) must contain one. Never empty.
+    pub audiences: Vec<String>,
+    /// Algorithm allowlist. Default RS256, PS256, ES256, ES384, EdDSA. HS* and `none` are refused.
+    pub algorithms: Vec<String>,
+    /// Which `typ` headers are accepted (default lenient).
+    pub typ: TypPolicy,
+    /// Where the principal's fields are read from (JSON Pointers, RFC 6901).
+    pub claims: ClaimMapping,
+    /// Scopes every token must carry (403 `insufficient_scope` otherwise).
+    pub required_scopes: Vec<String>,
+    /// If any list here is non-empty, a principal must match at least one entry.
+    pub allow: AccessList,
+    /// A principal matching any entry here is refused (403 `access_denied`).
+    pub deny: AccessList,
+    /// Allows `http://` for a non-loopback issuer or JWKS URL (default false: https, or http on loopback).
+    pub allow_http: bool,
+    /// Use this JWKS URL instead of the discovery document's `jwks_uri` (discovery is then skipped).
+    pub jwks_uri: Option<String>,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            audiences: Vec::new(),
+            algorithms: default_algorithms(),
+            typ: TypPolicy::default(),
+            claims: ClaimMapping::default(),
+            required_scopes: Vec::new(),
+            allow: AccessList::default(),
+            deny: AccessList::default(),
+            allow_http: false,
+            jwks_uri: None,
+        }
+    }
+}
+
+impl IssuerConfig {
+    /// An issuer with the defaults and these audiences.
+    pub fn new(issuer: impl Into<String>, audiences: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self { issuer: issuer.into(), audiences: audiences.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+}
+
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "ES384", "EdDSA"].into_iter().map(String::from).collect()
+}
+
+/// Which JWT `typ` header values are accepted (compared case-insensitively).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TypPolicy {
+    /// Absent, `JWT`, `at+jwt` or `application/at+jwt`: what deployed issuers actually send.
+    #[default]
+    Lenient,
+    /// Only `at+jwt` or `application/at+jwt` (RFC 9068 §4), which keeps ID tokens out.
+    Strict,
+}
+
+/// JSON Pointers (RFC 6901) into the verified claims. Each field takes one pointer or a list.
+///
+/// Namespaced claims work because `/` and `~` are escaped: the Auth0 claim
+/// `https://example.com/roles` is `/https:~1~1example.com~1roles`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClaimMapping {
+    /// Display name: the first pointer that holds a non-empty string (default `/name`, `/preferred_username`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub name: Vec<String>,
+    /// E-mail: the first pointer that holds a string (default `/email`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub email: Vec<String>,
+    /// Whether the e-mail is verified: a boolean, or the string `"true"` (Cognito) (default `/email_verified`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub email_verified: Vec<String>,
+    /// Roles: the union of every pointer holding a string or an array of strings (default `/roles`).
+    /// Allow/deny `groups` entries are matched against these.
+    #[serde(deserialize_with = "one_or_many")]
+    pub roles: Vec<String>,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            name: vec!["/name".into(), "/preferred_username".into()],
+            email: vec!["/email".into()],
+            email_verified: vec!["/email_verified".into()],
+            roles: vec!["/roles".into()],
+        }
+    }
+}
+
+impl ClaimMapping {
+    fn pointers(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        self.name
+            .iter()
+            .map(|p| ("name", p))
+            .chain(self.email.iter().map(|p| ("email", p)))
+            .chain(self.email_verified.iter().map(|p| ("email_verified", p)))
+            .chain(self.roles.iter().map(|p| ("roles", p)))
+    }
+}
+
+/// Subjects, groups (matched against the mapped roles) and e-mail domains.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessList {
+    /// Exact `sub` values.
+    pub subjects: Vec<String>,
+    /// Role or group names (as mapped by `claims.roles`).
+    pub groups: Vec<String>,
+    /// E-mail domains (case-insensitive); only a verified e-mail (`email_verified` true) matches.
+    pub email_domains: Vec<String>,
+}
+
+impl AccessList {
+    /// Whether every list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty() && self.groups.is_empty() && self.email_domains.is_empty()
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// A configuration that cannot work. The server refuses to start (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No issuer configured.
+    #[error(
+        "no OIDC issuer is configured: set AGUI_OIDC_ISSUER and AGUI_OIDC_AUDIENCE, or add [[auth.issuers]] to the config (use `agui-server dev` for a local issuer)"
+    )]
+    NoIssuers,
+    /// A setting of one issuer is wrong.
+    #[error("auth issuer {issuer:?}: {message}")]
+    Issuer {
+        /// The configured issuer.
+        issuer: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A global auth setting is wrong.
+    #[error("auth setting {setting}: {message}")]
+    Setting {
+        /// The setting name.
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The discovery document names another issuer (OIDC Discovery §4.3, RFC 8414 §3.3).
+    #[error(
+        "auth issuer {configured:?}: its discovery document says issuer {discovered:?}; the two must be identical (check a trailing slash or the realm/tenant path)"
+    )]
+    IssuerMismatch {
+        /// The configured issuer.
+        configured: String,
+        /// The `issuer` of the discovery document.
+        discovered: String,
+    },
+}
+
+impl AuthConfig {
+    /// One issuer from the single-issuer environment variables (`AGUI_OIDC_ISSUER`,
+    /// `AGUI_OIDC_AUDIENCE` comma separated, `AGUI_OIDC_REQUIRED_SCOPES` space or comma separated),
+    /// everything else at its default. The caller reads the variables; this only parses them.
+    ///
+    /// # Errors
+    /// The resulting config does not pass [`AuthConfig::validate`].
+    pub fn from_env_single_issuer(issuer: &str, audiences: &str, required_scopes: &str) -> Result<Self, ConfigError> {
+        let split = |s: &str| -> Vec<String> {
+            s.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        };
+        let issuer_config = IssuerConfig {
+            issuer: issuer.trim().to_owned(),
+            audiences: split(audiences),
+            required_scopes: split(required_scopes),
+            ..IssuerConfig::default()
+        };
+        let config = Self { issuers: vec![issuer_config], ..Self::default() };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks everything that can be checked without the network, with messages that say what
+    /// to change.
+    ///
+    /// # Errors
+    /// No issuers, duplicate issuers, an issuer or JWKS URL that is not https (outside loopback
+    /// without `allow_http`), no audience, an empty or unknown algorithm list, HS* or `none`,
+    /// a bad JSON Pointer, a scope that cannot be put in a challenge, out-of-range numbers.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.issuers.is_empty() {
+            return Err(ConfigError::NoIssuers);
+        }
+        if self.leeway_secs > 300 {
+            return Err(setting("leeway_secs", "must be at most 300 seconds"));
+        }
+        if self.max_token_lifetime_secs == 0 {
+            return Err(setting("max_token_lifetime_secs", "must be positive"));
+        }
+        if !(1_024..=65_536).contains(&self.max_token_bytes) {
+            return Err(setting("max_token_bytes", "must be between 1024 and 65536"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for issuer in &self.issuers {
+            if !seen.insert(issuer.issuer.as_str()) {
+                return Err(issuer_error(issuer, "is configured twice"));
+            }
+            issuer.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl IssuerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: &str| issuer_error(self, m);
+        let url = check_url(&self.issuer, self.allow_http).map_err(|m| err(&format!("issuer URL {m}")))?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(err("issuer URL must not have a query or fragment (OIDC Discovery §2)"));
+        }
+        if let Some(jwks) = &self.jwks_uri {
+            check_url(jwks, self.allow_http).map_err(|m| err(&format!("jwks_uri {m}")))?;
+        }
+        if self.audiences.is_empty() || self.audiences.iter().any(|a| a.trim().is_empty()) {
+            return Err(err(
+                "audiences must list at least one non-empty audience (the API identifier tokens are minted for)",
+            ));
+        }
+        self.parsed_algorithms().map_err(|m| err(&m))?;
+        for (field, pointer) in self.claims.pointers() {
+            if !is_valid_pointer(pointer) {
+                return Err(err(&format!(
+                    "claims.{field} {pointer:?} is not a JSON Pointer (RFC 6901): it must start with '/' and escape '~' as ~0 and '/' as ~1"
+                )));
+            }
+        }
+        for scope in &self.required_scopes {
+            if !is_scope_token(scope) {
+                return Err(err(&format!("required scope {scope:?} is not a valid scope token (RFC 6749 §3.3)")));
+            }
+        }
+        for list in [&self.allow, &self.deny] {
+            if list.subjects.iter().chain(&list.groups).chain(&list.email_domains).any(|s| s.trim().is_empty()) {
+                return Err(err("allow/deny lists must not contain empty entries"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The allowlist as jsonwebtoken algorithms.
+    pub(crate) fn parsed_algorithms(&self) -> Result<Vec<Algorithm>, String> {
+        if self.algorithms.is_empty() {
+            return Err("algorithms must not be empty".into());
+        }
+        self.algorithms.iter().map(|name| parse_algorithm(name)).collect()
+    }
+}
+
+/// The asymmetric algorithms we accept in an allowlist. HS* would turn the public JWKS into a
+/// shared secret (CVE-2016-10555); `none` is unsigned (RFC 8725 §3.2).
+pub(crate) fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    Ok(match name {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        "HS256" | "HS384" | "HS512" => {
+            return Err(format!("algorithm {name} is refused: HMAC algorithms are never accepted from an OIDC issuer"));
+        }
+        n if n.eq_ignore_ascii_case("none") => return Err("algorithm \"none\" is never accepted".into()),
+        other => {
+            return Err(format!(
+                "unknown algorithm {other:?} (supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
+            ));
+        }
+    })
+}
+
+/// `https://…`, or `http://…` on loopback or with `allow_http`.
+pub(crate) fn check_url(raw: &str, allow_http: bool) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(format!(
+                "{raw:?} uses plain http; use https, or set allow_http = true for this issuer (loopback is always allowed)"
+            ));
+        }
+        other => return Err(format!("{raw:?} has scheme {other:?}; only https is supported")),
+    }
+    if url.host().is_none() {
+        return Err(format!("{raw:?} has no host"));
+    }
+    Ok(url)
+}
+
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// RFC 6901: empty (the whole document, refused here) or `/`-prefixed with `~` only as `~0`/`~1`.
+pub(crate) fn is_valid_pointer(p: &str) -> bool {
+    if !p.starts_with('/') {
+        return false;
+    }
+    let bytes = p.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| b != b'~' || matches!(bytes.get(i + 1), Some(b'0' | b'1')))
+}
+
+/// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`: safe inside a quoted challenge.
+pub(crate) fn is_scope_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn issuer_error(issuer: &IssuerConfig, message: &str) -> ConfigError {
+    ConfigError::Issuer { issuer: issuer.issuer.clone(), message: message.to_owned() }
+}
+
+fn setting(setting: &'static str, message: &str) -> ConfigError {
+    ConfigError::Setting { setting, message: message.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(issuer: IssuerConfig) -> AuthConfig {
+        AuthConfig { issuers: vec![issuer], ..AuthConfig::default() }
+    }
+
+    fn message(config: &AuthConfig) -> String {
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_config_passes() {
+        let config = one(IssuerConfig::new("https://idp.example.com/realms/demo", ["agui"]));
+        assert_eq!(config.validate(), Ok(()));
+        let local = one(IssuerConfig::new("http://127.0.0.1:8080", ["agui"]));
+        assert_eq!(local.validate(), Ok(()), "loopback http is allowed");
+    }
+
+    #[test]
+    fn no_issuer_fails_closed() {
+        assert_eq!(AuthConfig::default().validate(), Err(ConfigError::NoIssuers));
+    }
+
+    #[test]
+    fn hmac_and_none_are_refused() {
+        for alg in ["HS256", "none", "NONE", "ES512"] {
+            let mut issuer = IssuerConfig::new("https://idp.example.com", ["agui"]);
+            issuer.algorithms = vec!["RS256".into(), alg.into()];
+            let msg = message(&one(issuer));
+            assert!(msg.contains(alg) || msg.contains("none"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn http_needs_loopback_or_allow_http() {
+        let mut issuer = IssuerConfig::new("http://idp.example.com", ["agui"]);
+        assert!(message(&one(issuer.clone())).contains("allow_http"));
+        issuer.allow_http = true;
+        assert_eq!(one(issuer).validate(), Ok(()));
+    }
+
+    #[test]
+    fn audiences_pointers_and_scopes_are_checked() {
+        let issuer = IssuerConfig::new("https://idp.example.com", Vec::<String>::new());
+        assert!(message(&one(issuer)).contains("audiences"));
+        let mut issuer = IssuerConfig::new("https://idp.example.com", ["agui"]);
+        issuer.claims.roles = vec!["realm_access.roles".into()];
+        assert!(message(&one(issuer.clone())).contains("JSON Pointer"));
+        issuer.claims.roles = vec!["/a~2b".into()];
+        assert!(message(&one(issuer.clone())).contains("JSON Pointer"));
+        issuer.claims.roles = vec!["/https:~1~1example.com~1roles".into()];
+        assert_eq!(one(issuer.clone()).validate(), Ok(()));
+        issuer.required_scopes = vec!["bad\"scope".into()];
+        assert!(message(&one(issuer)).contains("scope"));
+    }
+
+    #[test]
+    fn duplicate_issuers_and_bad_numbers_are_refused() {
+        let issuer = IssuerConfig::new("https://idp.example.com", ["agui"]);
+        let config = AuthConfig { issuers: vec![issuer.clone(), issuer.clone()], ..AuthConfig::default() };
+        assert!(message(&config).contains("twice"));
+        let config = AuthConfig { leeway_secs: 3_600, ..one(issuer) };
+        assert!(message(&config).contains("leeway"));
+    }
+
+    #[test]
+    fn single_issuer_from_env_values() {
+        let config = AuthConfig::from_env_single_issuer("https://idp.example.com/", "api://chat, agui", "chat").unwrap();
+        let issuer = &config.issuers[0];
+        assert_eq!(issuer.issuer, "https://idp.example.com/");
+        assert_eq!(issuer.audiences, vec!["api://chat", "agui"]);
+        assert_eq!(issuer.required_scopes, vec!["chat"]);
+        assert!(AuthConfig::from_env_single_issuer("https://idp.example.com", "", "").is_err());
+    }
+
+    #[test]
+    fn toml_with_defaults_and_one_or_many_pointers() {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            auth: AuthConfig,
+        }
+        let text = r#"
+            [auth]
+            leeway_secs = 0
+            [[auth.issuers]]
+            issuer = "https://idp.example.com"
+            audiences = ["agui"]
+            typ = "strict"
+            claims = { name = "/preferred_username", roles = ["/realm_access/roles", "/groups"] }
+        "#;
+        let w: Wrapper = toml::from_str(text).unwrap();
+        assert_eq!(w.auth.leeway_secs, 0);
+        assert_eq!(w.auth.max_token_bytes, 8_192);
+        let issuer = &w.auth.issuers[0];
+        assert_eq!(issuer.typ, TypPolicy::Strict);
+        assert_eq!(issuer.claims.name, vec!["/preferred_username"]);
+        assert_eq!(issuer.claims.email, vec!["/email"]);
+        assert_eq!(issuer.algorithms.len(), 5);
+        assert_eq!(w.auth.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,242 @@
+//! The token checks that need no key, run before the key lookup (so junk never triggers a
+//! fetch) and again on the verified claims.
+//!
+//! jsonwebtoken checks `exp`/`nbf` against the system clock and never looks at `iat`, `typ` or
+//! `crit` (reference §1.4); these checks use the authenticator's [`crate::clock::Clock`] and
+//! fill those gaps.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use crate::config::TypPolicy;
+use crate::error::InvalidTokenReason as R;
+
+/// Longest `kid` we look up (RFC 8725 §3.10: sanitize `kid`).
+const MAX_KID_BYTES: usize = 256;
+
+/// The parts of the JOSE header we act on.
+#[derive(Debug)]
+pub(crate) struct HeaderInfo {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub typ: Option<Value>,
+}
+
+/// Decodes one base64url segment into a JSON object.
+pub(crate) fn decode_object(segment: &str) -> Result<Map<String, Value>, R> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| R::Malformed)?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(R::Malformed),
+    }
+}
+
+/// `alg` known and asymmetric, no `crit`, a sane `kid`. `jku`, `x5u`, `jwk` and `x5c` are
+/// ignored on purpose: keys come only from the issuer's JWKS (RFC 8725 §3.10, CVE-2018-0114).
+pub(crate) fn check_header(header: &Map<String, Value>) -> Result<HeaderInfo, R> {
+    let alg = header.get("alg").and_then(Value::as_str).ok_or(R::AlgNotAllowed)?;
+    let alg = crate::config::parse_algorithm(alg).map_err(|_| R::AlgNotAllowed)?;
+    // RFC 7515 §4.1.11: a recipient that does not understand a listed extension MUST reject; we
+    // understand none, so any `crit` is refused.
+    if header.contains_key("crit") {
+        return Err(R::CritHeader);
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid))
+            if !kid.is_empty() && kid.len() <= MAX_KID_BYTES && kid.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+        {
+            Some(kid.clone())
+        }
+        Some(_) => return Err(R::BadKid),
+    };
+    Ok(HeaderInfo { alg, kid, typ: header.get("typ").cloned() })
+}
+
+/// `typ` per policy (RFC 9068 §4; lenient also allows absent and `JWT`), case-insensitively.
+pub(crate) fn check_typ(typ: Option<&Value>, policy: TypPolicy) -> Result<(), R> {
+    let at_jwt = |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
+    let ok = match (typ, policy) {
+        (None, TypPolicy::Lenient) => true,
+        (Some(Value::String(t)), TypPolicy::Lenient) => at_jwt(t) || t.eq_ignore_ascii_case("JWT"),
+        (Some(Value::String(t)), TypPolicy::Strict) => at_jwt(t),
+        _ => false,
+    };
+    if ok { Ok(()) } else { Err(R::BadTyp) }
+}
+
+/// The settings the claim checks need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimRules<'a> {
+    pub audiences: &'a [String],
+    pub leeway: i64,
+    pub max_lifetime: i64,
+    pub now: i64,
+}
+
+/// `exp` (required), `nbf`, `iat`, lifetime, `aud`, `sub`. Returns `exp`.
+pub(crate) fn check_claims(claims: &Map<String, Value>, rules: ClaimRules<'_>) -> Result<i64, R> {
+    let exp = numeric(claims.get("exp"))?.ok_or(R::MissingExp)?;
+    if exp < rules.now - rules.leeway {
+        return Err(R::Expired);
+    }
+    if numeric(claims.get("nbf"))?.is_some_and(|nbf| nbf > rules.now + rules.leeway) {
+        return Err(R::NotYetValid);
+    }
+    let iat = numeric(claims.get("iat"))?;
+    if iat.is_some_and(|iat| iat > rules.now + rules.leeway) {
+        return Err(R::IssuedInFuture);
+    }
+    // Without `iat`, the remaining lifetime is what counts.
+    if exp - iat.unwrap_or(rules.now) > rules.max_lifetime {
+        return Err(R::LifetimeTooLong);
+    }
+    let accepted = |a: &str| rules.audiences.iter().any(|x| x == a);
+    let aud_ok = match claims.get("aud") {
+        None => return Err(R::MissingAudience),
+        Some(Value::String(a)) => accepted(a),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).any(accepted),
+        Some(_) => return Err(R::BadClaim),
+    };
+    if !aud_ok {
+        return Err(R::BadAudience);
+    }
+    match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => Ok(exp),
+        _ => Err(R::MissingSubject),
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): a non-negative JSON number; fractions are rounded as
+/// jsonwebtoken does. Any other type is `BadClaim` (the CVE-2026-25537 type confusion).
+fn numeric(value: Option<&Value>) -> Result<Option<i64>, R> {
+    let Some(value) = value else { return Ok(None) };
+    let n = if let Some(i) = value.as_i64() {
+        i
+    } else if let Some(f) = value.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e15) {
+        f.round() as i64
+    } else {
+        return Err(R::BadClaim);
+    };
+    if n < 0 { Err(R::BadClaim) } else { Ok(Some(n)) }
+}
+
+/// Maps jsonwebtoken's verdict to our reasons.
+pub(crate) fn map_jwt_error(error: &jsonwebtoken::errors::Error) -> R {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match error.kind() {
+        K::InvalidSignature => R::BadSignature,
+        K::InvalidAlgorithm | K::InvalidKeyFormat | K::InvalidAlgorithmName => R::AlgMismatch,
+        K::ExpiredSignature => R::Expired,
+        K::ImmatureSignature => R::NotYetValid,
+        K::InvalidIssuer => R::UnknownIssuer,
+        K::InvalidAudience => R::BadAudience,
+        K::InvalidSubject => R::MissingSubject,
+        K::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => R::MissingExp,
+            "aud" => R::MissingAudience,
+            "sub" => R::MissingSubject,
+            "iss" => R::MissingIssuer,
+            _ => R::BadClaim,
+        },
+        K::InvalidClaimFormat(_) => R::BadClaim,
+        _ => R::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn rules(audiences: &[String]) -> ClaimRules<'_> {
+        ClaimRules { audiences, leeway: 60, max_lifetime: 86_400, now: NOW }
+    }
+
+    fn check(claims: Value) -> Result<i64, R> {
+        let aud = vec!["agui".to_owned()];
+        check_claims(claims.as_object().unwrap(), rules(&aud))
+    }
+
+    fn good() -> Value {
+        json!({"iss": "https://idp", "sub": "u", "aud": "agui", "exp": NOW + 300, "iat": NOW})
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut c = good();
+        c[key] = value;
+        c
+    }
+
+    fn without(key: &str) -> Value {
+        let mut c = good();
+        c.as_object_mut().unwrap().remove(key);
+        c
+    }
+
+    #[test]
+    fn claim_rules() {
+        assert_eq!(check(good()), Ok(NOW + 300));
+        assert_eq!(check(with("exp", json!(NOW - 61))), Err(R::Expired));
+        assert_eq!(check(with("exp", json!(NOW - 59))), Ok(NOW - 59));
+        assert_eq!(check(with("exp", json!((NOW + 300).to_string()))), Err(R::BadClaim));
+        assert_eq!(check(with("exp", json!(-5))), Err(R::BadClaim));
+        assert_eq!(check(with("exp", json!(f64::MAX))), Err(R::BadClaim));
+        assert_eq!(check(with("exp", json!((NOW + 300) as f64 + 0.4))), Ok(NOW + 300));
+        assert_eq!(check(without("exp")), Err(R::MissingExp));
+        assert_eq!(check(with("nbf", json!(NOW + 61))), Err(R::NotYetValid));
+        assert_eq!(check(with("nbf", json!(NOW + 59))), Ok(NOW + 300));
+        assert_eq!(check(with("iat", json!(NOW + 61))), Err(R::IssuedInFuture));
+        assert_eq!(check(with("iat", json!(NOW - 90_000))), Err(R::LifetimeTooLong));
+        assert_eq!(check(with("aud", json!(["x", "agui"]))), Ok(NOW + 300));
+        assert_eq!(check(with("aud", json!(["x"]))), Err(R::BadAudience));
+        assert_eq!(check(with("aud", json!([]))), Err(R::BadAudience));
+        assert_eq!(check(with("aud", json!(7))), Err(R::BadClaim));
+        assert_eq!(check(without("aud")), Err(R::MissingAudience));
+        assert_eq!(check(with("sub", json!(""))), Err(R::MissingSubject));
+        assert_eq!(check(with("sub", json!(5))), Err(R::MissingSubject));
+        assert_eq!(check(without("sub")), Err(R::MissingSubject));
+    }
+
+    #[test]
+    fn header_rules() {
+        let h = |v: Value| check_header(v.as_object().unwrap()).map(|i| (i.alg, i.kid));
+        assert_eq!(h(json!({"alg": "RS256", "kid": "k"})), Ok((Algorithm::RS256, Some("k".into()))));
+        for alg in ["none", "None", "HS256", "ES512", "rs256"] {
+            assert_eq!(h(json!({"alg": alg})), Err(R::AlgNotAllowed), "{alg}");
+        }
+        assert_eq!(h(json!({})), Err(R::AlgNotAllowed));
+        assert_eq!(h(json!({"alg": "RS256", "crit": ["exp"]})), Err(R::CritHeader));
+        assert_eq!(h(json!({"alg": "RS256", "kid": "x".repeat(257)})), Err(R::BadKid));
+        assert_eq!(h(json!({"alg": "RS256", "kid": "a\nb"})), Err(R::BadKid));
+        assert_eq!(h(json!({"alg": "RS256", "kid": 5})), Err(R::BadKid));
+        // Embedded keys are ignored, not used and not refused.
+        assert!(h(json!({"alg": "RS256", "kid": "k", "jku": "https://evil", "jwk": {"kty": "RSA"}})).is_ok());
+    }
+
+    #[test]
+    fn typ_policy() {
+        use TypPolicy::{Lenient, Strict};
+        let s = |t: &str| json!(t);
+        assert_eq!(check_typ(None, Lenient), Ok(()));
+        assert_eq!(check_typ(Some(&s("JWT")), Lenient), Ok(()));
+        assert_eq!(check_typ(Some(&s("AT+JWT")), Lenient), Ok(()));
+        assert_eq!(check_typ(Some(&s("dpop+jwt")), Lenient), Err(R::BadTyp));
+        assert_eq!(check_typ(None, Strict), Err(R::BadTyp));
+        assert_eq!(check_typ(Some(&s("JWT")), Strict), Err(R::BadTyp));
+        assert_eq!(check_typ(Some(&s("application/at+jwt")), Strict), Ok(()));
+        assert_eq!(check_typ(Some(&json!(1)), Lenient), Err(R::BadTyp));
+    }
+
+    #[test]
+    fn segments_must_be_strict_base64url_json_objects() {
+        assert!(decode_object("eyJhIjoxfQ").is_ok());
+        assert_eq!(decode_object("eyJhIjoxfQ==").unwrap_err(), R::Malformed);
+        assert_eq!(decode_object("WzFd").unwrap_err(), R::Malformed); // [1]
+        assert_eq!(decode_object("e+J/").unwrap_err(), R::Malformed);
+    }
+}
