@@ -1,1 +1,2 @@
-//! End-to-end tests live in tests/*.rs.
+//! Cross-crate end-to-end tests for agui-server; see `tests/*.rs`. The Node suites (the official
+//! AG-UI clients, the test OpenID provider) live in `conformance/` and `idp/` beside this crate.
