@@ -46,6 +46,12 @@ readme-config: ## Regenerate the README's configuration reference from the confi
 	$(CARGO) build -p agui-server
 	scripts/readme-config.sh
 
+bench: ## The full benchmark against the Python, Node and AG2 peers (not part of make test; < 20 min).
+	bench/run.sh full
+
+bench-quick: ## A one-minute subset of the benchmark.
+	bench/run.sh quick
+
 clean: ## Remove build outputs and installed Node packages.
 	$(CARGO) clean
 	rm -rf $(NODE_TREES:%=%/node_modules)
