@@ -41,7 +41,8 @@ async fn no_token_segment_appears_in_trace_logs() {
     let idp = TestIdp::start().await;
     let mut config = Config::default();
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.auth = agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui-tests", "").unwrap();
+    config.auth =
+        agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui-tests", "").unwrap();
     let listener = agui_server::serve::bind(config.listen, config.backlog).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState::builder(config).build().await.unwrap();
@@ -74,16 +75,29 @@ async fn no_token_segment_appears_in_trace_logs() {
             .status(),
         http.get(format!("{url}/whoami")).bearer_auth(&good).send().await.unwrap().status(),
     ];
-    assert_eq!(statuses.map(|s| s.as_u16()), [200, 401, 200, 400, 200], "the scenario exercised accept and reject paths");
+    assert_eq!(
+        statuses.map(|s| s.as_u16()),
+        [200, 401, 200, 400, 200],
+        "the scenario exercised accept and reject paths"
+    );
     let _ = stop.send(());
     server.await.unwrap();
 
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
-    assert!(logs.contains("credential refused"), "the capture saw the server's logs");
-    assert!(logs.contains("sub=alice") || logs.contains("alice"), "logs identify the subject");
+    assert!(
+        logs.contains("credential refused"),
+        "the capture saw the server's logs"
+    );
+    assert!(
+        logs.contains("sub=alice") || logs.contains("alice"),
+        "logs identify the subject"
+    );
     for token in [&good, &wrong_audience, &in_body, &conflicting] {
         for segment in token.split('.') {
-            assert!(!logs.contains(segment), "a token segment leaked into the logs");
+            assert!(
+                !logs.contains(segment),
+                "a token segment leaked into the logs"
+            );
         }
     }
 }

@@ -41,7 +41,10 @@ impl TeamDirectory {
     pub fn demo() -> Self {
         let mut teams = BTreeMap::new();
         teams.insert("red".to_owned(), vec!["Ada".to_owned(), "Grace".to_owned()]);
-        teams.insert("blue".to_owned(), vec!["Alan".to_owned(), "Edsger".to_owned()]);
+        teams.insert(
+            "blue".to_owned(),
+            vec!["Alan".to_owned(), "Edsger".to_owned()],
+        );
         Self { teams }
     }
 }
@@ -65,13 +68,20 @@ impl Tool for TeamDirectory {
         // scope, may use it.
         ToolPolicy {
             required_scopes: vec!["directory:read".into()],
-            predicate: Some(Arc::new(|principal| principal.claims.get("team").is_some_and(Value::is_string))),
+            predicate: Some(Arc::new(|principal| {
+                principal.claims.get("team").is_some_and(Value::is_string)
+            })),
             ..ToolPolicy::default()
         }
     }
 
     async fn call(&self, ctx: ToolContext, args: Value) -> Result<Value, ToolError> {
-        let team = ctx.principal.claims.get("team").and_then(Value::as_str).unwrap_or_default();
+        let team = ctx
+            .principal
+            .claims
+            .get("team")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let prefix = args.get("prefix").and_then(Value::as_str).unwrap_or("");
         let members: Vec<&String> = self
             .teams

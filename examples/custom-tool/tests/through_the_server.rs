@@ -13,12 +13,17 @@ async fn start() -> (TestIdp, String) {
     let idp = TestIdp::start().await;
     let mut config = Config::default();
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.auth = agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui", "").unwrap();
+    config.auth =
+        agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui", "").unwrap();
     let mut tools = agui_agent::ToolRegistry::with_builtins();
     tools.register(Arc::new(TeamDirectory::demo()));
     let listener = agui_server::serve::bind(config.listen, config.backlog).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::builder(config).tools(tools).build().await.unwrap();
+    let state = AppState::builder(config)
+        .tools(tools)
+        .build()
+        .await
+        .unwrap();
     tokio::spawn(agui_server::run(listener, state, std::future::pending()));
     (idp, url)
 }
@@ -33,7 +38,16 @@ fn token(idp: &TestIdp, sub: &str, team: &str, scope: &str) -> String {
 async fn tool_result(url: &str, token: &str) -> Value {
     let body = json!({"threadId": "t", "runId": "r", "protocolVersion": "1.0",
         "messages": [{"id": "m", "role": "user", "content": "/tool team_directory {\"prefix\": \"A\"}"}]});
-    let text = reqwest::Client::new().post(format!("{url}/chat")).bearer_auth(token).json(&body).send().await.unwrap().text().await.unwrap();
+    let text = reqwest::Client::new()
+        .post(format!("{url}/chat"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let result = text
         .split("\n\n")
         .filter_map(|frame| frame.strip_prefix("data: "))

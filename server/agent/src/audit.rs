@@ -78,7 +78,9 @@ impl AuditSink for LogAuditSink {
             .unwrap_or_default();
         match serde_json::to_string(&event) {
             Ok(json) => tracing::info!(target: "agui::audit", at, record = %json, "audit"),
-            Err(error) => tracing::error!(target: "agui::audit", %error, "audit record not serializable"),
+            Err(error) => {
+                tracing::error!(target: "agui::audit", %error, "audit record not serializable")
+            }
         }
     }
 }

@@ -90,7 +90,9 @@ impl RunErrorCode {
         match self {
             Self::ModelError => "The model failed to produce a reply.",
             Self::ModelUnauthorized => "The model provider refused the server's credentials.",
-            Self::ModelRateLimited => "The model provider is rate-limiting requests; try again shortly.",
+            Self::ModelRateLimited => {
+                "The model provider is rate-limiting requests; try again shortly."
+            }
             Self::ModelUnavailable => "The model provider is unavailable; try again shortly.",
             Self::ModelProtocolError => "The model provider sent an invalid response.",
             Self::ModelTimeout => "The model provider did not answer in time.",

@@ -31,5 +31,6 @@ pub use model::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream
 pub use run::{RunOutcome, RunParams, RunSettings, run_to_completion};
 pub use scripted::ScriptedModel;
 pub use sink::{EventSink, SinkError};
-pub use tools::{DocumentStore, StateAccess, Tool, ToolContext, ToolError, ToolPolicy, ToolRegistry, ToolSpec};
-
+pub use tools::{
+    DocumentStore, StateAccess, Tool, ToolContext, ToolError, ToolPolicy, ToolRegistry, ToolSpec,
+};

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use agui_auth::Principal;
 use agui_protocol::{
-    AssistantMessage, Event, Message, MessageId, RunAgentInput, RunFinished,
-    RunFinishedOutcome, RunStarted, TextMessageContent, TextMessageEnd, TextMessageStart,
-    TokenUsage, ToolCall, ToolCallArgs, ToolCallEnd, ToolCallId, ToolCallResult, ToolCallStart,
-    ToolMessage, ToolResultContent, ReasoningEnd, ReasoningMessageContent, ReasoningMessageEnd,
-    ReasoningMessageStart, ReasoningStart, StateDelta, StateSnapshot,
+    AssistantMessage, Event, Message, MessageId, ReasoningEnd, ReasoningMessageContent,
+    ReasoningMessageEnd, ReasoningMessageStart, ReasoningStart, RunAgentInput, RunFinished,
+    RunFinishedOutcome, RunStarted, StateDelta, StateSnapshot, TextMessageContent, TextMessageEnd,
+    TextMessageStart, TokenUsage, ToolCall, ToolCallArgs, ToolCallEnd, ToolCallId, ToolCallResult,
+    ToolCallStart, ToolMessage, ToolResultContent,
 };
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -136,7 +136,9 @@ pub async fn run_to_completion(params: RunParams, mut sink: EventSink) -> (RunOu
     let outcome = match result {
         Ok(()) => RunOutcome::Success,
         Err(Stop::Sink(SinkError::Closed)) => RunOutcome::Cancelled,
-        Err(Stop::Sink(SinkError::Violation(_))) => RunOutcome::Error(RunErrorCode::ProtocolViolation),
+        Err(Stop::Sink(SinkError::Violation(_))) => {
+            RunOutcome::Error(RunErrorCode::ProtocolViolation)
+        }
         Err(Stop::Code(code)) => match sink.fail(code).await {
             Ok(()) => RunOutcome::Error(code),
             Err(_) => RunOutcome::Cancelled,
@@ -157,7 +159,11 @@ pub async fn run_to_completion(params: RunParams, mut sink: EventSink) -> (RunOu
 }
 
 /// The work of one run: model turns and tool calls, ending with `RUN_FINISHED`.
-async fn drive(params: &RunParams, sink: &mut EventSink, cancel: CancellationToken) -> Result<(), Stop> {
+async fn drive(
+    params: &RunParams,
+    sink: &mut EventSink,
+    cancel: CancellationToken,
+) -> Result<(), Stop> {
     let input = &params.input;
     let mut started = RunStarted::new(input.thread_id.clone(), input.run_id.clone());
     started.protocol_version = Some(agui_protocol::PROTOCOL_VERSION.to_owned());
@@ -185,10 +191,9 @@ async fn drive(params: &RunParams, sink: &mut EventSink, cancel: CancellationTok
         }
 
         history.push(turn.assistant_message());
-        let (frontend, backend): (Vec<_>, Vec<_>) = turn
-            .calls
-            .into_iter()
-            .partition(|call| input.tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name));
+        let (frontend, backend): (Vec<_>, Vec<_>) = turn.calls.into_iter().partition(|call| {
+            input.tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name)
+        });
         for (call, result) in run_backend_tools(params, backend, &cancel, &state).await? {
             let message_id = new_message_id();
             let mut event = ToolCallResult::new(
@@ -224,7 +229,8 @@ async fn send_state_changes(
         return Ok(());
     }
     if !*baseline_sent {
-        sink.send(Event::StateSnapshot(StateSnapshot::new(baseline.clone()))).await?;
+        sink.send(Event::StateSnapshot(StateSnapshot::new(baseline.clone())))
+            .await?;
         *baseline_sent = true;
     }
     sink.send(Event::StateDelta(StateDelta::new(ops))).await?;
@@ -283,7 +289,9 @@ impl Turn {
             tool_calls: Some(
                 self.calls
                     .iter()
-                    .map(|call| ToolCall::new(call.id.clone(), call.name.clone(), call.arguments.clone()))
+                    .map(|call| {
+                        ToolCall::new(call.id.clone(), call.name.clone(), call.arguments.clone())
+                    })
                     .collect(),
             ),
             ..AssistantMessage::default()
@@ -292,15 +300,20 @@ impl Turn {
 
     async fn close_text(&mut self, sink: &mut EventSink) -> Result<(), SinkError> {
         if let Some(id) = self.text_open.take() {
-            sink.send(Event::TextMessageEnd(TextMessageEnd::new(id))).await?;
+            sink.send(Event::TextMessageEnd(TextMessageEnd::new(id)))
+                .await?;
         }
         Ok(())
     }
 
     async fn close_reasoning(&mut self, sink: &mut EventSink) -> Result<(), SinkError> {
         if let Some(id) = self.reasoning_open.take() {
-            sink.send(Event::ReasoningMessageEnd(ReasoningMessageEnd::new(id.clone()))).await?;
-            sink.send(Event::ReasoningEnd(ReasoningEnd::new(id))).await?;
+            sink.send(Event::ReasoningMessageEnd(ReasoningMessageEnd::new(
+                id.clone(),
+            )))
+            .await?;
+            sink.send(Event::ReasoningEnd(ReasoningEnd::new(id)))
+                .await?;
         }
         Ok(())
     }
@@ -313,10 +326,14 @@ async fn model_turn(
     request: ModelRequest,
     cancel: CancellationToken,
 ) -> Result<Turn, Stop> {
-    let mut stream = params.model.stream(request, cancel).await.map_err(|error| {
-        tracing::warn!(model = params.model.name(), %error, "model turn failed to start");
-        Stop::Code(RunErrorCode::ModelError)
-    })?;
+    let mut stream = params
+        .model
+        .stream(request, cancel)
+        .await
+        .map_err(|error| {
+            tracing::warn!(model = params.model.name(), %error, "model turn failed to start");
+            Stop::Code(RunErrorCode::ModelError)
+        })?;
     let mut turn = Turn::default();
     while let Some(delta) = stream.next().await {
         let delta = delta.map_err(|error| {
@@ -338,39 +355,64 @@ async fn model_turn(
                     }
                 };
                 turn.text.push_str(&text);
-                sink.send(Event::TextMessageContent(TextMessageContent::new(id, text))).await?;
+                sink.send(Event::TextMessageContent(TextMessageContent::new(id, text)))
+                    .await?;
             }
             ModelDelta::Reasoning(text) => {
                 let id = match &turn.reasoning_open {
                     Some(id) => id.clone(),
                     None => {
                         let id = new_message_id();
-                        sink.send(Event::ReasoningStart(ReasoningStart::new(id.clone()))).await?;
-                        sink.send(Event::ReasoningMessageStart(ReasoningMessageStart::new(id.clone()))).await?;
+                        sink.send(Event::ReasoningStart(ReasoningStart::new(id.clone())))
+                            .await?;
+                        sink.send(Event::ReasoningMessageStart(ReasoningMessageStart::new(
+                            id.clone(),
+                        )))
+                        .await?;
                         turn.reasoning_open = Some(id.clone());
                         id
                     }
                 };
-                sink.send(Event::ReasoningMessageContent(ReasoningMessageContent::new(id, text))).await?;
+                sink.send(Event::ReasoningMessageContent(
+                    ReasoningMessageContent::new(id, text),
+                ))
+                .await?;
             }
             ModelDelta::ToolCallStart { index, id, name } => {
                 turn.close_text(sink).await?;
                 turn.close_reasoning(sink).await?;
                 let parent = turn.assistant_id();
-                let id = ToolCallId::from(id.unwrap_or_else(|| format!("call_{}", uuid::Uuid::new_v4().simple())));
+                let id = ToolCallId::from(
+                    id.unwrap_or_else(|| format!("call_{}", uuid::Uuid::new_v4().simple())),
+                );
                 let mut start = ToolCallStart::new(id.clone(), name.clone());
                 start.parent_message_id = Some(parent);
                 sink.send(Event::ToolCallStart(start)).await?;
-                turn.calls.push(Call { index, id, name, arguments: String::new(), open: true });
+                turn.calls.push(Call {
+                    index,
+                    id,
+                    name,
+                    arguments: String::new(),
+                    open: true,
+                });
             }
             ModelDelta::ToolCallArgs { index, delta } => {
-                let Some(call) = turn.calls.iter_mut().rev().find(|c| c.index == index && c.open) else {
-                    tracing::warn!(index, "model sent arguments for a tool call it never started");
+                let Some(call) = turn
+                    .calls
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c.index == index && c.open)
+                else {
+                    tracing::warn!(
+                        index,
+                        "model sent arguments for a tool call it never started"
+                    );
                     return Err(Stop::Code(RunErrorCode::ModelError));
                 };
                 call.arguments.push_str(&delta);
                 let id = call.id.clone();
-                sink.send(Event::ToolCallArgs(ToolCallArgs::new(id, delta))).await?;
+                sink.send(Event::ToolCallArgs(ToolCallArgs::new(id, delta)))
+                    .await?;
             }
             ModelDelta::Usage(usage) => turn.usage.push(usage),
             ModelDelta::Event(event) => sink.send(*event).await?,
@@ -380,7 +422,8 @@ async fn model_turn(
     turn.close_reasoning(sink).await?;
     for call in turn.calls.iter_mut().filter(|c| c.open) {
         call.open = false;
-        sink.send(Event::ToolCallEnd(ToolCallEnd::new(call.id.clone()))).await?;
+        sink.send(Event::ToolCallEnd(ToolCallEnd::new(call.id.clone())))
+            .await?;
     }
     Ok(turn)
 }
@@ -396,19 +439,26 @@ async fn run_backend_tools(
     let mut set = JoinSet::new();
     for (position, call) in calls.iter().enumerate() {
         let decision = decide(params, call);
-        let ctx = ToolContext { principal: params.principal.clone(), cancel: cancel.child_token(), state: state.clone() };
+        let ctx = ToolContext {
+            principal: params.principal.clone(),
+            cancel: cancel.child_token(),
+            state: state.clone(),
+        };
         let timeout = params.settings.tool_timeout;
         let tool = params.tools.get(&call.name).cloned();
         let arguments = call.arguments.clone();
         set.spawn(async move {
             let result = match (decision, tool) {
-                (Decision::Allowed, Some(tool)) => match parse_arguments(&arguments, &tool.spec().parameters) {
-                    Err(error) => Err(error),
-                    Ok(args) => match tokio::time::timeout(timeout, tool.call(ctx, args)).await {
-                        Ok(result) => result,
-                        Err(_) => Err(ToolError::Timeout),
-                    },
-                },
+                (Decision::Allowed, Some(tool)) => {
+                    match parse_arguments(&arguments, &tool.spec().parameters) {
+                        Err(error) => Err(error),
+                        Ok(args) => match tokio::time::timeout(timeout, tool.call(ctx, args)).await
+                        {
+                            Ok(result) => result,
+                            Err(_) => Err(ToolError::Timeout),
+                        },
+                    }
+                }
                 (Decision::Denied, _) => Err(ToolError::NotAllowed),
                 (_, None) => Err(ToolError::UnknownTool),
             };
@@ -435,19 +485,28 @@ async fn run_backend_tools(
             subject: params.principal.subject.clone(),
             run_id: params.input.run_id.to_string(),
             tool: call.name.clone(),
-            decision: if outcome == "denied" { "denied" } else { "allowed" },
+            decision: if outcome == "denied" {
+                "denied"
+            } else {
+                "allowed"
+            },
             outcome,
         });
         results[position] = Some(text);
     }
-    Ok(calls.into_iter().zip(results).map(|(call, text)| (call, text.unwrap_or_default())).collect())
+    Ok(calls
+        .into_iter()
+        .zip(results)
+        .map(|(call, text)| (call, text.unwrap_or_default()))
+        .collect())
 }
 
 /// Parses a call's JSON arguments (empty text means `{}`) and validates them against the tool's
 /// schema, so a tool only ever sees arguments of the shape it declared.
 fn parse_arguments(text: &str, schema: &Value) -> Result<Value, ToolError> {
     let text = if text.trim().is_empty() { "{}" } else { text };
-    let args: Value = serde_json::from_str(text).map_err(|_| ToolError::InvalidArguments("the arguments are not JSON".into()))?;
+    let args: Value = serde_json::from_str(text)
+        .map_err(|_| ToolError::InvalidArguments("the arguments are not JSON".into()))?;
     schema::validate(schema, &args).map_err(ToolError::InvalidArguments)?;
     Ok(args)
 }

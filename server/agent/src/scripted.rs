@@ -48,8 +48,15 @@ impl ScriptedModel {
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
     Say(String),
-    Stream { count: usize, size: usize, delay: Duration },
-    Call { name: String, args: String },
+    Stream {
+        count: usize,
+        size: usize,
+        delay: Duration,
+    },
+    Call {
+        name: String,
+        args: String,
+    },
     Fail,
 }
 
@@ -67,13 +74,27 @@ impl ModelProvider for ScriptedModel {
         let plan = plan(&request);
         let delay = self.delay;
         Ok(match plan {
-            Plan::Fail => futures::stream::iter([Err(ModelError::Failed("scripted /fail".into()))]).boxed(),
+            Plan::Fail => {
+                futures::stream::iter([Err(ModelError::Failed("scripted /fail".into()))]).boxed()
+            }
             Plan::Call { name, args } => futures::stream::iter([
-                Ok(ModelDelta::ToolCallStart { index: 0, id: None, name }),
-                Ok(ModelDelta::ToolCallArgs { index: 0, delta: args }),
+                Ok(ModelDelta::ToolCallStart {
+                    index: 0,
+                    id: None,
+                    name,
+                }),
+                Ok(ModelDelta::ToolCallArgs {
+                    index: 0,
+                    delta: args,
+                }),
             ])
             .boxed(),
-            Plan::Say(text) => paced(words(&text).map(|w| Ok(ModelDelta::Text(w.to_owned()))).collect(), delay),
+            Plan::Say(text) => paced(
+                words(&text)
+                    .map(|w| Ok(ModelDelta::Text(w.to_owned())))
+                    .collect(),
+                delay,
+            ),
             Plan::Stream { count, size, delay } => {
                 let deltas = (0..count).map(move |i| {
                     let letter = char::from(b'a' + (i % 26) as u8);
@@ -119,7 +140,11 @@ fn plan(request: &ModelRequest) -> Plan {
         }
         _ => {
             let text = request.last_user_text().unwrap_or_default();
-            plan_for_text(text.trim(), &request.frontend_tools, request.principal.display_name())
+            plan_for_text(
+                text.trim(),
+                &request.frontend_tools,
+                request.principal.display_name(),
+            )
         }
     }
 }
@@ -142,28 +167,42 @@ fn plan_for_text(text: &str, frontend_tools: &[FrontendTool], display_name: &str
     if let Some(rest) = text.strip_prefix("/tool ") {
         let rest = rest.trim();
         let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, "{}"));
-        return Plan::Call { name: name.to_owned(), args: args.trim().to_owned() };
+        return Plan::Call {
+            name: name.to_owned(),
+            args: args.trim().to_owned(),
+        };
     }
     let lower = text.to_lowercase();
     if let Some(plan) = intent(&lower, text) {
         return plan;
     }
     if let Some((tool, args)) = match_frontend_tool(&lower, frontend_tools) {
-        return Plan::Call { name: tool.name.clone(), args: args.to_string() };
+        return Plan::Call {
+            name: tool.name.clone(),
+            args: args.to_string(),
+        };
     }
     Plan::Say(format!("Hello, {display_name}! You said: \"{text}\""))
 }
 
 /// The plain-language intents table.
 fn intent(lower: &str, original: &str) -> Option<Plan> {
-    let call = |name: &str, args: Value| Some(Plan::Call { name: name.to_owned(), args: args.to_string() });
+    let call = |name: &str, args: Value| {
+        Some(Plan::Call {
+            name: name.to_owned(),
+            args: args.to_string(),
+        })
+    };
     if lower.contains("who am i") {
         return call("whoami", json!({}));
     }
     if lower.contains("list my documents") {
         return call("list_my_documents", json!({}));
     }
-    for (verb, tool) in [("show document", "get_document"), ("delete document", "delete_document")] {
+    for (verb, tool) in [
+        ("show document", "get_document"),
+        ("delete document", "delete_document"),
+    ] {
         if let Some(at) = lower.find(verb) {
             let id: String = lower[at + verb.len()..]
                 .trim_start()
@@ -192,11 +231,20 @@ fn intent(lower: &str, original: &str) -> Option<Plan> {
 /// A frontend tool is named when every word of its name (split on `_`, `-` and camelCase; "color"
 /// also matching "colour") appears in the message. The arguments fill the first required string
 /// parameter (else the first string parameter) with the message's last word.
-pub fn match_frontend_tool<'a>(lower: &str, tools: &'a [FrontendTool]) -> Option<(&'a FrontendTool, Value)> {
+pub fn match_frontend_tool<'a>(
+    lower: &str,
+    tools: &'a [FrontendTool],
+) -> Option<(&'a FrontendTool, Value)> {
     let message_words: Vec<String> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| if w == "colour" { "color".to_owned() } else { w.to_owned() })
+        .map(|w| {
+            if w == "colour" {
+                "color".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
         .collect();
     let tool = tools.iter().find(|tool| {
         let name_words = split_name(&tool.name);
@@ -228,19 +276,33 @@ fn split_name(name: &str) -> Vec<String> {
     if !current.is_empty() {
         words.push(current);
     }
-    words.into_iter().map(|w| if w == "colour" { "color".to_owned() } else { w }).collect()
+    words
+        .into_iter()
+        .map(|w| if w == "colour" { "color".to_owned() } else { w })
+        .collect()
 }
 
 fn first_string_parameter(schema: Option<&Value>) -> Option<String> {
     let properties = schema?.get("properties")?.as_object()?;
-    let is_string = |name: &str| properties.get(name).and_then(|p| p.get("type")).and_then(Value::as_str) == Some("string");
+    let is_string = |name: &str| {
+        properties
+            .get(name)
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+            == Some("string")
+    };
     let required = schema?.get("required").and_then(Value::as_array);
     required
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .find(|name| is_string(name))
-        .or_else(|| properties.keys().map(String::as_str).find(|name| is_string(name)))
+        .or_else(|| {
+            properties
+                .keys()
+                .map(String::as_str)
+                .find(|name| is_string(name))
+        })
         .map(str::to_owned)
 }
 
@@ -273,23 +335,55 @@ mod tests {
     fn stream_command_parses_count_size_and_delay() {
         assert_eq!(
             plan_for_text("/stream 3 4 7", &[], "x"),
-            Plan::Stream { count: 3, size: 4, delay: Duration::from_millis(7) }
+            Plan::Stream {
+                count: 3,
+                size: 4,
+                delay: Duration::from_millis(7)
+            }
         );
-        assert_eq!(plan_for_text("/stream 5", &[], "x"), Plan::Stream { count: 5, size: 16, delay: Duration::ZERO });
+        assert_eq!(
+            plan_for_text("/stream 5", &[], "x"),
+            Plan::Stream {
+                count: 5,
+                size: 16,
+                delay: Duration::ZERO
+            }
+        );
     }
 
     #[test]
     fn intents_map_to_tools() {
-        let call = |name: &str, args: Value| Plan::Call { name: name.into(), args: args.to_string() };
-        assert_eq!(plan_for_text("Who am I?", &[], "x"), call("whoami", json!({})));
-        assert_eq!(plan_for_text("please LIST MY DOCUMENTS", &[], "x"), call("list_my_documents", json!({})));
-        assert_eq!(plan_for_text("Show document 12", &[], "x"), call("get_document", json!({"id": 12})));
-        assert_eq!(plan_for_text("Delete document 2", &[], "x"), call("delete_document", json!({"id": 2})));
+        let call = |name: &str, args: Value| Plan::Call {
+            name: name.into(),
+            args: args.to_string(),
+        };
+        assert_eq!(
+            plan_for_text("Who am I?", &[], "x"),
+            call("whoami", json!({}))
+        );
+        assert_eq!(
+            plan_for_text("please LIST MY DOCUMENTS", &[], "x"),
+            call("list_my_documents", json!({}))
+        );
+        assert_eq!(
+            plan_for_text("Show document 12", &[], "x"),
+            call("get_document", json!({"id": 12}))
+        );
+        assert_eq!(
+            plan_for_text("Delete document 2", &[], "x"),
+            call("delete_document", json!({"id": 2}))
+        );
         assert_eq!(
             plan_for_text("Set my theme to Dark Blue.", &[], "x"),
-            call("set_preference", json!({"key": "theme", "value": "Dark Blue"}))
+            call(
+                "set_preference",
+                json!({"key": "theme", "value": "Dark Blue"})
+            )
         );
-        assert_eq!(plan_for_text("/tool whoami {}", &[], "x"), call("whoami", json!({})));
+        assert_eq!(
+            plan_for_text("/tool whoami {}", &[], "x"),
+            call("whoami", json!({}))
+        );
     }
 
     #[test]
@@ -297,10 +391,16 @@ mod tests {
         let tools = [tool("change_accent_color")];
         assert_eq!(
             plan_for_text("Change the accent colour to teal", &tools, "x"),
-            Plan::Call { name: "change_accent_color".into(), args: json!({"color": "teal"}).to_string() }
+            Plan::Call {
+                name: "change_accent_color".into(),
+                args: json!({"color": "teal"}).to_string()
+            }
         );
         let camel = [tool("changeAccentColor")];
-        assert!(matches!(plan_for_text("change the accent color to red", &camel, "x"), Plan::Call { .. }));
+        assert!(matches!(
+            plan_for_text("change the accent color to red", &camel, "x"),
+            Plan::Call { .. }
+        ));
         // Positive control above; without the word "accent" nothing matches and the model greets.
         assert_eq!(
             plan_for_text("change the color to red", &tools, "Ada"),

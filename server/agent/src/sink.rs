@@ -8,9 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agui_protocol::{
-    Dialect, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse,
-};
+use agui_protocol::{Dialect, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 

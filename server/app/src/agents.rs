@@ -48,7 +48,11 @@ pub struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("id", &self.id).field("model", &self.model.name()).field("tools", &self.tools).finish()
+        f.debug_struct("Agent")
+            .field("id", &self.id)
+            .field("model", &self.model.name())
+            .field("tools", &self.tools)
+            .finish()
     }
 }
 
@@ -82,10 +86,12 @@ pub fn build(
     let mut agents = BTreeMap::new();
     for (id, agent) in configs {
         let mut tools = match &agent.tools {
-            Some(names) => builtins.subset(names).map_err(|name| ConfigError::Invalid {
-                setting: "agents.<id>.tools",
-                message: format!("agent `{id}` names the unknown tool `{name}`"),
-            })?,
+            Some(names) => builtins
+                .subset(names)
+                .map_err(|name| ConfigError::Invalid {
+                    setting: "agents.<id>.tools",
+                    message: format!("agent `{id}` names the unknown tool `{name}`"),
+                })?,
             None => builtins.clone(),
         };
         let mut model = model_for(config, agent.model.unwrap_or(config.model.kind))?;
@@ -99,7 +105,13 @@ pub fn build(
         }
         agents.insert(
             id.clone(),
-            Agent { id, model, tools, required_roles: agent.required_roles, required_scopes: agent.required_scopes },
+            Agent {
+                id,
+                model,
+                tools,
+                required_roles: agent.required_roles,
+                required_scopes: agent.required_scopes,
+            },
         );
     }
     Ok(agents)
@@ -107,10 +119,13 @@ pub fn build(
 
 fn model_for(config: &Config, kind: ModelKind) -> Result<Arc<dyn ModelProvider>, ConfigError> {
     match kind {
-        ModelKind::Scripted => Ok(Arc::new(ScriptedModel::new(Duration::from_millis(config.model.scripted_delay_ms)))),
+        ModelKind::Scripted => Ok(Arc::new(ScriptedModel::new(Duration::from_millis(
+            config.model.scripted_delay_ms,
+        )))),
         ModelKind::Openai => Err(ConfigError::Invalid {
             setting: "model.kind",
-            message: "the `openai` provider is not available in this build yet; use `scripted`".into(),
+            message: "the `openai` provider is not available in this build yet; use `scripted`"
+                .into(),
         }),
     }
 }

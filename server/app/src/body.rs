@@ -62,11 +62,21 @@ impl Drop for StreamSlot {
 impl EventBody {
     /// A body reading `rx`, with keepalive comments after `keepalive` of silence (SSE only: pass
     /// `None` for protobuf, whose clients drop empty frames).
-    pub fn new(rx: mpsc::Receiver<Bytes>, keepalive: Option<Duration>, cancel_run_on_drop: DropGuard, slot: StreamSlot) -> Self {
+    pub fn new(
+        rx: mpsc::Receiver<Bytes>,
+        keepalive: Option<Duration>,
+        cancel_run_on_drop: DropGuard,
+        slot: StreamSlot,
+    ) -> Self {
         let keepalive = keepalive
             .filter(|period| !period.is_zero())
             .map(|period| (period, Box::pin(tokio::time::sleep(period))));
-        Self { rx, keepalive, _cancel_run_on_drop: cancel_run_on_drop, _slot: slot }
+        Self {
+            rx,
+            keepalive,
+            _cancel_run_on_drop: cancel_run_on_drop,
+            _slot: slot,
+        }
     }
 }
 
@@ -89,7 +99,9 @@ impl Stream for EventBody {
                     && sleep.as_mut().poll(cx).is_ready()
                 {
                     sleep.as_mut().reset(Instant::now() + *period);
-                    return Poll::Ready(Some(Ok(Bytes::from_static(agui_protocol::sse::KEEPALIVE))));
+                    return Poll::Ready(Some(Ok(Bytes::from_static(
+                        agui_protocol::sse::KEEPALIVE,
+                    ))));
                 }
                 Poll::Pending
             }

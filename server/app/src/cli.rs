@@ -155,13 +155,24 @@ impl Overrides {
         set(&mut config.backlog, o.backlog);
         set(&mut config.shutdown_deadline_secs, o.shutdown_deadline_secs);
         set(&mut config.keepalive_secs, o.keepalive_secs);
-        set(&mut config.cors_origins, o.cors_origins.map(|v| v.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()));
+        set(
+            &mut config.cors_origins,
+            o.cors_origins.map(|v| {
+                v.into_iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
+        );
         set(&mut config.log_format, o.log_format);
         set(&mut config.log, o.log);
         set(&mut config.model.kind, o.model);
         set(&mut config.model.scripted_delay_ms, o.scripted_delay_ms);
         set(&mut config.limits.max_body_bytes, o.max_body_bytes);
-        set(&mut config.limits.pre_auth_body_bytes, o.pre_auth_body_bytes);
+        set(
+            &mut config.limits.pre_auth_body_bytes,
+            o.pre_auth_body_bytes,
+        );
         set(&mut config.limits.max_run_secs, o.max_run_secs);
         set(&mut config.limits.max_open_streams, o.max_open_streams);
         set(&mut config.auth.accept_body_token, o.accept_body_token);

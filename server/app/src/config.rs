@@ -47,7 +47,10 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { kind: ModelKind::Scripted, scripted_delay_ms: 0 }
+        Self {
+            kind: ModelKind::Scripted,
+            scripted_delay_ms: 0,
+        }
     }
 }
 
@@ -177,9 +180,14 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Read`] or [`ConfigError::Parse`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text).map_err(|error| ConfigError::Parse { path: path.to_owned(), message: error.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })
     }
 
     /// Checks the settings that are not already guaranteed by their types.
@@ -187,7 +195,12 @@ impl Config {
     /// # Errors
     /// The first problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, message: &str| Err(ConfigError::Invalid { setting, message: message.to_owned() });
+        let invalid = |setting, message: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                message: message.to_owned(),
+            })
+        };
         if self.backlog == 0 {
             return invalid("backlog", "must be at least 1");
         }
@@ -205,25 +218,48 @@ impl Config {
         }
         for origin in &self.cors_origins {
             if origin == "*" {
-                return invalid("cors_origins", "`*` is not allowed: list exact origins such as https://app.example.com");
+                return invalid(
+                    "cors_origins",
+                    "`*` is not allowed: list exact origins such as https://app.example.com",
+                );
             }
-            if http::HeaderValue::from_str(origin).is_err() || !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                return invalid("cors_origins", &format!("`{origin}` is not an origin (scheme://host[:port])"));
+            if http::HeaderValue::from_str(origin).is_err()
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                return invalid(
+                    "cors_origins",
+                    &format!("`{origin}` is not an origin (scheme://host[:port])"),
+                );
             }
         }
         for (id, agent) in &self.agents {
-            let valid_id = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let valid_id = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !valid_id {
-                return invalid("agents", &format!("agent id `{id}`: use 1-64 letters, digits, `-` or `_`"));
+                return invalid(
+                    "agents",
+                    &format!("agent id `{id}`: use 1-64 letters, digits, `-` or `_`"),
+                );
             }
             if agent.model.unwrap_or(self.model.kind) == ModelKind::Openai {
-                return invalid("model.kind", "the `openai` provider is not available in this build yet; use `scripted`");
+                return invalid(
+                    "model.kind",
+                    "the `openai` provider is not available in this build yet; use `scripted`",
+                );
             }
         }
         if self.model.kind == ModelKind::Openai {
-            return invalid("model.kind", "the `openai` provider is not available in this build yet; use `scripted`");
+            return invalid(
+                "model.kind",
+                "the `openai` provider is not available in this build yet; use `scripted`",
+            );
         }
-        self.auth.validate().map_err(|error| ConfigError::Auth(error.to_string()))
+        self.auth
+            .validate()
+            .map_err(|error| ConfigError::Auth(error.to_string()))
     }
 
     /// Maximum run duration.
@@ -235,6 +271,7 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         // No secret settings exist yet besides what the auth config masks itself; keep one place
         // where masking happens when they arrive (model API keys, database passwords).
-        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render config: {error}\n"))
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("# cannot render config: {error}\n"))
     }
 }

@@ -20,7 +20,10 @@ pub const DEV_AUDIENCE: &str = DevIssuer::AUDIENCE;
 /// Runs `agui-server dev`.
 pub async fn run(args: DevArgs) -> ExitCode {
     if !args.listen.ip().is_loopback() {
-        eprintln!("agui-server dev: refusing to listen on {}: dev mode is loopback only", args.listen);
+        eprintln!(
+            "agui-server dev: refusing to listen on {}: dev mode is loopback only",
+            args.listen
+        );
         return ExitCode::from(2);
     }
     crate::telemetry::init(LogFormat::Text, "info");
@@ -31,19 +34,27 @@ pub async fn run(args: DevArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut config = Config { listen: args.listen, ..Config::default() };
-    config.model.scripted_delay_ms = args.scripted_delay_ms;
-    config.auth = match agui_auth::AuthConfig::from_env_single_issuer(&issuer.issuer_url(), DEV_AUDIENCE, "") {
-        Ok(auth) => auth,
-        Err(error) => {
-            eprintln!("agui-server dev: {error}");
-            return ExitCode::from(1);
-        }
+    let mut config = Config {
+        listen: args.listen,
+        ..Config::default()
     };
+    config.model.scripted_delay_ms = args.scripted_delay_ms;
+    config.auth =
+        match agui_auth::AuthConfig::from_env_single_issuer(&issuer.issuer_url(), DEV_AUDIENCE, "")
+        {
+            Ok(auth) => auth,
+            Err(error) => {
+                eprintln!("agui-server dev: {error}");
+                return ExitCode::from(1);
+            }
+        };
     let listener = match crate::serve::bind(config.listen, config.backlog) {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("agui-server dev: cannot listen on {}: {error}", config.listen);
+            eprintln!(
+                "agui-server dev: cannot listen on {}: {error}",
+                config.listen
+            );
             return ExitCode::from(1);
         }
     };

@@ -99,9 +99,7 @@ impl ApiError {
             | Self::InvalidInput { .. }
             | Self::ToolNameConflict { .. }
             | Self::UnsupportedProtocolVersion
-            | Self::BodyUnreadable => {
-                StatusCode::BAD_REQUEST
-            }
+            | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Auth(error) => error.status(),
             Self::ServerBusy | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -132,10 +130,14 @@ impl ApiError {
     /// The safe message.
     pub fn message(&self) -> &str {
         match self {
-            Self::UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json).",
+            Self::UnsupportedMediaType => {
+                "The request body must be JSON (Content-Type: application/json)."
+            }
             Self::InvalidJson => "The request body is not valid JSON.",
             Self::InvalidInput { message, .. } => message,
-            Self::ToolNameConflict { .. } => "A frontend tool has the name of one of this agent's backend tools; rename it.",
+            Self::ToolNameConflict { .. } => {
+                "A frontend tool has the name of one of this agent's backend tools; rename it."
+            }
             Self::PayloadTooLarge => "The request body is larger than this server accepts.",
             Self::UnsupportedProtocolVersion => {
                 "This server speaks AG-UI 1.x (and 0.0.x clients that send no protocolVersion)."
@@ -167,7 +169,11 @@ impl IntoResponse for ApiError {
             Self::ToolNameConflict { field } => Some(field.as_str()),
             _ => None,
         };
-        let body = ErrorBody { error: self.code(), message: self.message(), field };
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.message(),
+            field,
+        };
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         if let Self::Auth(error) = &self

@@ -48,7 +48,11 @@ pub use state::AppState;
 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains open streams (each ends
 /// with `RUN_ERROR server_shutdown`) within the configured deadline.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let token = state.shutdown.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -66,13 +70,14 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -98,7 +103,10 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
 }
 
 async fn serve_command(args: cli::ServeArgs) -> ExitCode {
-    let config = match args.load().and_then(|config| config.validate().map(|()| config)) {
+    let config = match args
+        .load()
+        .and_then(|config| config.validate().map(|()| config))
+    {
         Ok(config) => config,
         Err(error) => return config_failure(&error),
     };
@@ -119,7 +127,10 @@ async fn serve_command(args: cli::ServeArgs) -> ExitCode {
 }
 
 fn check_config(args: &cli::ServeArgs) -> ExitCode {
-    match args.load().and_then(|config| config.validate().map(|()| config)) {
+    match args
+        .load()
+        .and_then(|config| config.validate().map(|()| config))
+    {
         Ok(config) => {
             println!("# configuration is valid; effective settings (secrets masked):");
             print!("{}", config.to_masked_toml());
@@ -131,6 +142,8 @@ fn check_config(args: &cli::ServeArgs) -> ExitCode {
 
 fn config_failure(error: &config::ConfigError) -> ExitCode {
     eprintln!("agui-server: configuration error: {error}");
-    eprintln!("agui-server: see `agui-server check-config --help` and the README's configuration reference.");
+    eprintln!(
+        "agui-server: see `agui-server check-config --help` and the README's configuration reference."
+    );
     ExitCode::from(2)
 }

@@ -21,7 +21,9 @@ pub struct Metrics {
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
     // Held only for the increment; no .await inside.
-    let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     *map.entry(key).or_default() += 1;
 }
 
@@ -65,35 +67,83 @@ impl Metrics {
     /// Renders every metric, plus `extra` lines (e.g. the JWKS cache's), in text format.
     pub fn render(&self, extra: &str) -> String {
         let mut out = String::with_capacity(2048);
-        let lock = |m: &Mutex<BTreeMap<_, u64>>| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let lock = |m: &Mutex<BTreeMap<_, u64>>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
 
-        header(&mut out, "agui_http_requests_total", "counter", "HTTP requests by route and status.");
+        header(
+            &mut out,
+            "agui_http_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
+        );
         for ((route, status), n) in lock_requests(&self.requests) {
-            let _ = writeln!(out, "agui_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "agui_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
         }
-        header(&mut out, "agui_auth_failures_total", "counter", "Refused credentials by reason.");
+        header(
+            &mut out,
+            "agui_auth_failures_total",
+            "counter",
+            "Refused credentials by reason.",
+        );
         for (reason, n) in lock(&self.auth_failures) {
             let _ = writeln!(out, "agui_auth_failures_total{{reason=\"{reason}\"}} {n}");
         }
-        header(&mut out, "agui_authenticated_requests_total", "counter", "Accepted credentials by source.");
+        header(
+            &mut out,
+            "agui_authenticated_requests_total",
+            "counter",
+            "Accepted credentials by source.",
+        );
         for (source, n) in lock(&self.authenticated) {
-            let _ = writeln!(out, "agui_authenticated_requests_total{{credential_source=\"{source}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "agui_authenticated_requests_total{{credential_source=\"{source}\"}} {n}"
+            );
         }
-        header(&mut out, "agui_runs_total", "counter", "Finished runs by outcome.");
+        header(
+            &mut out,
+            "agui_runs_total",
+            "counter",
+            "Finished runs by outcome.",
+        );
         for (outcome, n) in lock(&self.runs) {
             let _ = writeln!(out, "agui_runs_total{{outcome=\"{outcome}\"}} {n}");
         }
-        header(&mut out, "agui_active_streams", "gauge", "Event streams open now.");
+        header(
+            &mut out,
+            "agui_active_streams",
+            "gauge",
+            "Event streams open now.",
+        );
         let _ = writeln!(out, "agui_active_streams {}", self.active_streams());
-        header(&mut out, "agui_events_sent_total", "counter", "AG-UI events written to finished streams.");
-        let _ = writeln!(out, "agui_events_sent_total {}", self.events_sent.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "agui_events_sent_total",
+            "counter",
+            "AG-UI events written to finished streams.",
+        );
+        let _ = writeln!(
+            out,
+            "agui_events_sent_total {}",
+            self.events_sent.load(Ordering::Relaxed)
+        );
         out.push_str(extra);
         out
     }
 }
 
-fn lock_requests(m: &Mutex<BTreeMap<(&'static str, u16), u64>>) -> BTreeMap<(&'static str, u16), u64> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+fn lock_requests(
+    m: &Mutex<BTreeMap<(&'static str, u16), u64>>,
+) -> BTreeMap<(&'static str, u16), u64> {
+    m.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -113,7 +163,10 @@ mod tests {
         m.run_finished("success", 7);
         assert_eq!(m.stream_opened(), 1);
         let text = m.render("");
-        assert!(text.contains("agui_http_requests_total{route=\"/chat\",status=\"200\"} 2\n"), "{text}");
+        assert!(
+            text.contains("agui_http_requests_total{route=\"/chat\",status=\"200\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("agui_auth_failures_total{reason=\"expired\"} 1\n"));
         assert!(text.contains("agui_runs_total{outcome=\"success\"} 1\n"));
         assert!(text.contains("agui_active_streams 1\n"));

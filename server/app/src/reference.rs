@@ -14,53 +14,185 @@ use crate::config::Config;
 /// One line per TOML key: what it does. `auth.issuers[].x` are the fields of each issuer.
 pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ("listen", "Address to listen on."),
-    ("backlog", "TCP listen backlog (`TcpListener::bind` would give 128)."),
-    ("shutdown_deadline_secs", "On SIGTERM/SIGINT, how long open streams get to end (each gets `RUN_ERROR server_shutdown`)."),
-    ("keepalive_secs", "Seconds of silence before an SSE `: keepalive` comment (0 = never). Never sent on protobuf streams."),
-    ("cors_origins", "Browser origins allowed to call the server directly (exact match, never `*`). Empty: CORS off."),
+    (
+        "backlog",
+        "TCP listen backlog (`TcpListener::bind` would give 128).",
+    ),
+    (
+        "shutdown_deadline_secs",
+        "On SIGTERM/SIGINT, how long open streams get to end (each gets `RUN_ERROR server_shutdown`).",
+    ),
+    (
+        "keepalive_secs",
+        "Seconds of silence before an SSE `: keepalive` comment (0 = never). Never sent on protobuf streams.",
+    ),
+    (
+        "cors_origins",
+        "Browser origins allowed to call the server directly (exact match, never `*`). Empty: CORS off.",
+    ),
     ("log_format", "`text` or `json` (one object per line)."),
-    ("log", "Log filter in `RUST_LOG` syntax, e.g. `info,agui_auth=debug`."),
-    ("model.kind", "`scripted` (offline, deterministic) or `openai` (any OpenAI-compatible endpoint; arrives with the agent issue)."),
-    ("model.scripted_delay_ms", "Pause between the scripted model's text deltas, to feel like a real model."),
-    ("limits.max_body_bytes", "Largest request body accepted from an authenticated caller (CopilotKit resends the whole thread each run)."),
-    ("limits.pre_auth_body_bytes", "Largest body read before authentication (only when the token travels in `forwardedProps`)."),
-    ("limits.max_header_bytes", "Largest request head; larger heads get 431 (minimum 8192)."),
-    ("limits.header_read_timeout_secs", "Time a client gets to send its request head."),
-    ("limits.max_run_secs", "Maximum run duration; beyond it the run ends with `RUN_ERROR run_timeout`."),
-    ("limits.max_open_streams", "Streams open at once on this server; beyond it new runs get 503 `server_busy`."),
-    ("limits.max_messages", "Messages accepted in one `RunAgentInput`."),
-    ("limits.tool_timeout_secs", "Time one backend tool may run; beyond it the model reads a `tool_timeout` result."),
-    ("limits.max_turns", "Model turns (each may call tools) in one run; beyond it `RUN_ERROR max_turns`."),
-    ("auth.leeway_secs", "Clock leeway for `exp`, `nbf` and `iat`, in seconds (0 allowed)."),
-    ("auth.max_token_lifetime_secs", "Largest accepted `exp - iat`."),
+    (
+        "log",
+        "Log filter in `RUST_LOG` syntax, e.g. `info,agui_auth=debug`.",
+    ),
+    (
+        "model.kind",
+        "`scripted` (offline, deterministic) or `openai` (any OpenAI-compatible endpoint; arrives with the agent issue).",
+    ),
+    (
+        "model.scripted_delay_ms",
+        "Pause between the scripted model's text deltas, to feel like a real model.",
+    ),
+    (
+        "limits.max_body_bytes",
+        "Largest request body accepted from an authenticated caller (CopilotKit resends the whole thread each run).",
+    ),
+    (
+        "limits.pre_auth_body_bytes",
+        "Largest body read before authentication (only when the token travels in `forwardedProps`).",
+    ),
+    (
+        "limits.max_header_bytes",
+        "Largest request head; larger heads get 431 (minimum 8192).",
+    ),
+    (
+        "limits.header_read_timeout_secs",
+        "Time a client gets to send its request head.",
+    ),
+    (
+        "limits.max_run_secs",
+        "Maximum run duration; beyond it the run ends with `RUN_ERROR run_timeout`.",
+    ),
+    (
+        "limits.max_open_streams",
+        "Streams open at once on this server; beyond it new runs get 503 `server_busy`.",
+    ),
+    (
+        "limits.max_messages",
+        "Messages accepted in one `RunAgentInput`.",
+    ),
+    (
+        "limits.tool_timeout_secs",
+        "Time one backend tool may run; beyond it the model reads a `tool_timeout` result.",
+    ),
+    (
+        "limits.max_turns",
+        "Model turns (each may call tools) in one run; beyond it `RUN_ERROR max_turns`.",
+    ),
+    (
+        "auth.leeway_secs",
+        "Clock leeway for `exp`, `nbf` and `iat`, in seconds (0 allowed).",
+    ),
+    (
+        "auth.max_token_lifetime_secs",
+        "Largest accepted `exp - iat`.",
+    ),
     ("auth.max_token_bytes", "Largest accepted token."),
-    ("auth.accept_body_token", "Accept the token from `forwardedProps.authorization` when no `Authorization` header is sent (what CopilotKit's `properties` produce)."),
-    ("auth.ca_file", "PEM bundle of extra CA certificates for issuers behind a private CA."),
-    ("auth.issuers", "The trusted issuers (`[[auth.issuers]]` tables; one issuer may come from `AGUI_OIDC_ISSUER`)."),
-    ("agents", "Named agents, one `[agents.<id>]` table each; `default` (implicit if absent) serves `POST /chat`."),
-    ("agents.<id>.model", "`scripted` or `openai`; default: `model.kind`."),
-    ("agents.<id>.system_prompt", "System prompt; `{user.name}`, `{user.email}`, `{user.roles}` are filled from the verified principal."),
-    ("agents.<id>.tools", "Backend tools the agent exposes (names); default: every built-in tool."),
-    ("agents.<id>.required_roles", "Roles a caller must all have to run the agent (else 403 `insufficient_scope`)."),
-    ("agents.<id>.required_scopes", "Scopes a caller must all have to run the agent (else 403 `insufficient_scope`)."),
-    ("agents.<id>.allow_client_system_messages", "Pass client `system`/`developer` messages to the model (dropped by default; some CopilotKit features send them)."),
-    ("auth.issuers[].issuer", "Issuer URL, exactly as in the tokens' `iss` (discovery must report the same)."),
-    ("auth.issuers[].audiences", "Accepted `aud` values; a token must carry at least one."),
-    ("auth.issuers[].algorithms", "Accepted signature algorithms (never HS* or none)."),
-    ("auth.issuers[].typ", "`lenient` (absent, `JWT`, `at+jwt`, `application/at+jwt`) or `strict` (the last two)."),
-    ("auth.issuers[].claims.name", "JSON Pointers tried in order for the display name (first non-empty string wins)."),
-    ("auth.issuers[].claims.email", "JSON Pointers tried in order for the e-mail."),
-    ("auth.issuers[].claims.email_verified", "JSON Pointers for `email_verified` (a boolean, or the string \"true\")."),
-    ("auth.issuers[].claims.roles", "JSON Pointers whose strings or string arrays are merged into the roles, e.g. `/realm_access/roles`, `/groups`, `/cognito:groups`, `/https:~1~1example.com~1roles`."),
-    ("auth.issuers[].allow.subjects", "If any allow list is set, only these `sub` values (or a matching group or domain) get in."),
-    ("auth.issuers[].allow.groups", "Roles/groups (as mapped by `claims.roles`) that are let in."),
-    ("auth.issuers[].allow.email_domains", "E-mail domains that are let in; only a verified e-mail matches."),
-    ("auth.issuers[].deny.subjects", "`sub` values always refused (403 `access_denied`), even if allowed."),
+    (
+        "auth.accept_body_token",
+        "Accept the token from `forwardedProps.authorization` when no `Authorization` header is sent (what CopilotKit's `properties` produce).",
+    ),
+    (
+        "auth.ca_file",
+        "PEM bundle of extra CA certificates for issuers behind a private CA.",
+    ),
+    (
+        "auth.issuers",
+        "The trusted issuers (`[[auth.issuers]]` tables; one issuer may come from `AGUI_OIDC_ISSUER`).",
+    ),
+    (
+        "agents",
+        "Named agents, one `[agents.<id>]` table each; `default` (implicit if absent) serves `POST /chat`.",
+    ),
+    (
+        "agents.<id>.model",
+        "`scripted` or `openai`; default: `model.kind`.",
+    ),
+    (
+        "agents.<id>.system_prompt",
+        "System prompt; `{user.name}`, `{user.email}`, `{user.roles}` are filled from the verified principal.",
+    ),
+    (
+        "agents.<id>.tools",
+        "Backend tools the agent exposes (names); default: every built-in tool.",
+    ),
+    (
+        "agents.<id>.required_roles",
+        "Roles a caller must all have to run the agent (else 403 `insufficient_scope`).",
+    ),
+    (
+        "agents.<id>.required_scopes",
+        "Scopes a caller must all have to run the agent (else 403 `insufficient_scope`).",
+    ),
+    (
+        "agents.<id>.allow_client_system_messages",
+        "Pass client `system`/`developer` messages to the model (dropped by default; some CopilotKit features send them).",
+    ),
+    (
+        "auth.issuers[].issuer",
+        "Issuer URL, exactly as in the tokens' `iss` (discovery must report the same).",
+    ),
+    (
+        "auth.issuers[].audiences",
+        "Accepted `aud` values; a token must carry at least one.",
+    ),
+    (
+        "auth.issuers[].algorithms",
+        "Accepted signature algorithms (never HS* or none).",
+    ),
+    (
+        "auth.issuers[].typ",
+        "`lenient` (absent, `JWT`, `at+jwt`, `application/at+jwt`) or `strict` (the last two).",
+    ),
+    (
+        "auth.issuers[].claims.name",
+        "JSON Pointers tried in order for the display name (first non-empty string wins).",
+    ),
+    (
+        "auth.issuers[].claims.email",
+        "JSON Pointers tried in order for the e-mail.",
+    ),
+    (
+        "auth.issuers[].claims.email_verified",
+        "JSON Pointers for `email_verified` (a boolean, or the string \"true\").",
+    ),
+    (
+        "auth.issuers[].claims.roles",
+        "JSON Pointers whose strings or string arrays are merged into the roles, e.g. `/realm_access/roles`, `/groups`, `/cognito:groups`, `/https:~1~1example.com~1roles`.",
+    ),
+    (
+        "auth.issuers[].allow.subjects",
+        "If any allow list is set, only these `sub` values (or a matching group or domain) get in.",
+    ),
+    (
+        "auth.issuers[].allow.groups",
+        "Roles/groups (as mapped by `claims.roles`) that are let in.",
+    ),
+    (
+        "auth.issuers[].allow.email_domains",
+        "E-mail domains that are let in; only a verified e-mail matches.",
+    ),
+    (
+        "auth.issuers[].deny.subjects",
+        "`sub` values always refused (403 `access_denied`), even if allowed.",
+    ),
     ("auth.issuers[].deny.groups", "Roles/groups always refused."),
-    ("auth.issuers[].deny.email_domains", "E-mail domains always refused (matched, like allow, on a verified e-mail)."),
-    ("auth.issuers[].required_scopes", "Scopes every token must carry (`scope` or `scp`); missing → 403 `insufficient_scope`."),
-    ("auth.issuers[].allow_http", "Allow a plain-http issuer that is not on loopback (never in production)."),
-    ("auth.issuers[].jwks_uri", "JWKS URL override; by default it comes from discovery."),
+    (
+        "auth.issuers[].deny.email_domains",
+        "E-mail domains always refused (matched, like allow, on a verified e-mail).",
+    ),
+    (
+        "auth.issuers[].required_scopes",
+        "Scopes every token must carry (`scope` or `scp`); missing → 403 `insufficient_scope`.",
+    ),
+    (
+        "auth.issuers[].allow_http",
+        "Allow a plain-http issuer that is not on loopback (never in production).",
+    ),
+    (
+        "auth.issuers[].jwks_uri",
+        "JWKS URL override; by default it comes from discovery.",
+    ),
 ];
 
 /// A flattened TOML key with its default.
@@ -78,12 +210,16 @@ pub fn keys() -> Vec<Key> {
     let defaults = serde_json::to_value(Config::default()).unwrap_or(Value::Null);
     flatten("", &defaults, &mut keys);
     let example: agui_auth::IssuerConfig =
-        toml::from_str("issuer = \"https://issuer.example\"\naudiences = [\"agui\"]").expect("a minimal issuer parses");
+        toml::from_str("issuer = \"https://issuer.example\"\naudiences = [\"agui\"]")
+            .expect("a minimal issuer parses");
     let example = serde_json::to_value(example).unwrap_or(Value::Null);
     flatten("auth.issuers[]", &example, &mut keys);
     let agent = serde_json::to_value(crate::agents::AgentConfig::default()).unwrap_or(Value::Null);
     flatten("agents.<id>", &agent, &mut keys);
-    for key in keys.iter_mut().filter(|k| k.path.starts_with("auth.issuers[].")) {
+    for key in keys
+        .iter_mut()
+        .filter(|k| k.path.starts_with("auth.issuers[]."))
+    {
         if key.path == "auth.issuers[].issuer" || key.path == "auth.issuers[].audiences" {
             key.default = "(required)".into();
         }
@@ -95,11 +231,18 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<Key>) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (name, child) in map {
-                let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                let path = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
                 flatten(&path, child, out);
             }
         }
-        other => out.push(Key { path: prefix.to_owned(), default: render(other) }),
+        other => out.push(Key {
+            path: prefix.to_owned(),
+            default: render(other),
+        }),
     }
 }
 
@@ -129,16 +272,21 @@ fn override_for(path: &str) -> Option<(String, String)> {
 
 /// The Markdown reference the README embeds between its `config-reference` markers.
 pub fn markdown() -> String {
-    let mut out = String::from(
-        "| TOML key | env / flag | default | meaning |\n|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| TOML key | env / flag | default | meaning |\n|---|---|---|---|\n");
     for key in keys() {
         let description = DESCRIPTIONS
             .iter()
             .find(|(path, _)| *path == key.path)
             .map_or("(undocumented)", |(_, text)| *text);
-        let via = override_for(&key.path).map_or_else(|| "TOML only".to_owned(), |(env, flag)| format!("`{env}` / `{flag}`"));
-        out.push_str(&format!("| `{}` | {via} | {} | {description} |\n", key.path, key.default));
+        let via = override_for(&key.path).map_or_else(
+            || "TOML only".to_owned(),
+            |(env, flag)| format!("`{env}` / `{flag}`"),
+        );
+        out.push_str(&format!(
+            "| `{}` | {via} | {} | {description} |\n",
+            key.path, key.default
+        ));
     }
     out.push_str(
         "\nAlso: `AGUI_OIDC_AUDIENCE` / `--oidc-audience` (comma separated) and `AGUI_OIDC_REQUIRED_SCOPES` / \
@@ -155,10 +303,23 @@ mod tests {
     #[test]
     fn every_config_key_is_described_and_every_description_names_a_key() {
         let keys: Vec<String> = keys().into_iter().map(|k| k.path).collect();
-        let undocumented: Vec<&String> = keys.iter().filter(|k| !DESCRIPTIONS.iter().any(|(p, _)| p == *k)).collect();
-        assert!(undocumented.is_empty(), "add these keys to DESCRIPTIONS: {undocumented:?}");
-        let stale: Vec<&str> = DESCRIPTIONS.iter().map(|(p, _)| *p).filter(|p| !keys.iter().any(|k| k == p)).collect();
-        assert!(stale.is_empty(), "DESCRIPTIONS names keys that no longer exist: {stale:?}");
+        let undocumented: Vec<&String> = keys
+            .iter()
+            .filter(|k| !DESCRIPTIONS.iter().any(|(p, _)| p == *k))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "add these keys to DESCRIPTIONS: {undocumented:?}"
+        );
+        let stale: Vec<&str> = DESCRIPTIONS
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| !keys.iter().any(|k| k == p))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "DESCRIPTIONS names keys that no longer exist: {stale:?}"
+        );
     }
 
     #[test]
@@ -169,15 +330,22 @@ mod tests {
         for arg in serve.get_arguments() {
             let Some(env) = arg.get_env() else { continue };
             let env = env.to_string_lossy();
-            assert!(reference.contains(&*env), "{env} is missing from the configuration reference");
+            assert!(
+                reference.contains(&*env),
+                "{env} is missing from the configuration reference"
+            );
         }
     }
 
     #[test]
     fn readme_embeds_the_current_reference() {
         let readme = include_str!("../../../README.md");
-        let start = readme.find("<!-- config-reference:start -->").expect("README has the start marker");
-        let end = readme.find("<!-- config-reference:end -->").expect("README has the end marker");
+        let start = readme
+            .find("<!-- config-reference:start -->")
+            .expect("README has the start marker");
+        let end = readme
+            .find("<!-- config-reference:end -->")
+            .expect("README has the end marker");
         let embedded = readme[start + "<!-- config-reference:start -->".len()..end].trim();
         assert_eq!(
             embedded,

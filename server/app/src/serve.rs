@@ -27,7 +27,11 @@ use crate::state::AppState;
 /// # Errors
 /// The address is in use or not available.
 pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
@@ -56,10 +60,13 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
         };
         // Events are small and must leave at once.
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
+        let service =
+            router
+                .clone()
+                .map_request(move |mut request: axum::http::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
@@ -76,7 +83,11 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
 
     drop(listener);
     let deadline = Duration::from_secs(state.config.shutdown_deadline_secs);
-    tracing::info!(open_streams = state.metrics.active_streams(), ?deadline, "shutting down");
+    tracing::info!(
+        open_streams = state.metrics.active_streams(),
+        ?deadline,
+        "shutting down"
+    );
     state.runs.close();
     let drained = async {
         state.runs.wait().await;

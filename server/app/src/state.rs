@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use agui_agent::{AuditSink, DocumentStore, LogAuditSink, ModelProvider, RunSettings, ToolRegistry};
+use agui_agent::{
+    AuditSink, DocumentStore, LogAuditSink, ModelProvider, RunSettings, ToolRegistry,
+};
 use agui_auth::Authenticator;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -49,14 +51,22 @@ impl Deref for AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("listen", &self.config.listen).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("listen", &self.config.listen)
+            .finish_non_exhaustive()
     }
 }
 
 impl AppState {
     /// Starts building the state for `config`.
     pub fn builder(config: Config) -> AppStateBuilder {
-        AppStateBuilder { config, model: None, tools: None, audit: None, authenticator: None }
+        AppStateBuilder {
+            config,
+            model: None,
+            tools: None,
+            audit: None,
+            authenticator: None,
+        }
     }
 
     /// The limits of each run.

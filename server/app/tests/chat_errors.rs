@@ -16,7 +16,9 @@ async fn error_body(response: reqwest::Response) -> Value {
 #[tokio::test]
 async fn valid_request_streams_positive_control() {
     let server = start().await;
-    let response = server.post("/chat", Some(&server.token("alice")), &input("hi", None)).await;
+    let response = server
+        .post("/chat", Some(&server.token("alice")), &input("hi", None))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     server.stop().await;
 }
@@ -34,7 +36,10 @@ async fn non_json_content_type_gets_415() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(error_body(response).await["error"], "unsupported_media_type");
+    assert_eq!(
+        error_body(response).await["error"],
+        "unsupported_media_type"
+    );
     server.stop().await;
 }
 
@@ -61,8 +66,14 @@ async fn json_that_is_not_a_run_input_names_the_field() {
     let token = server.token("alice");
     let cases = [
         (json!({"runId": "r", "messages": []}), "/threadId"),
-        (json!({"threadId": "t", "runId": "r", "messages": [{"id": "m", "role": "wizard", "content": "x"}]}), "/messages/0"),
-        (json!({"threadId": "t", "runId": "r", "messages": "hello"}), "/messages"),
+        (
+            json!({"threadId": "t", "runId": "r", "messages": [{"id": "m", "role": "wizard", "content": "x"}]}),
+            "/messages/0",
+        ),
+        (
+            json!({"threadId": "t", "runId": "r", "messages": "hello"}),
+            "/messages",
+        ),
     ];
     for (body, pointer) in cases {
         let response = server.post("/chat", Some(&token), &body).await;
@@ -70,8 +81,14 @@ async fn json_that_is_not_a_run_input_names_the_field() {
         let error = error_body(response).await;
         assert_eq!(error["error"], "invalid_input");
         let field = error["field"].as_str().unwrap();
-        assert!(field.starts_with(pointer), "{body}: field {field} should start with {pointer}");
-        assert!(!error["message"].as_str().unwrap().contains("wizard"), "values are never echoed");
+        assert!(
+            field.starts_with(pointer),
+            "{body}: field {field} should start with {pointer}"
+        );
+        assert!(
+            !error["message"].as_str().unwrap().contains("wizard"),
+            "values are never echoed"
+        );
     }
     server.stop().await;
 }
@@ -99,17 +116,30 @@ async fn body_over_the_limit_gets_413() {
     // Positive control: the same request under the limit streams.
     let mut small = input("hi", None);
     small["state"] = json!({"blob": "x".repeat(100)});
-    assert_eq!(server.post("/chat", Some(&token), &small).await.status(), StatusCode::OK);
+    assert_eq!(
+        server.post("/chat", Some(&token), &small).await.status(),
+        StatusCode::OK
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn wrong_method_gets_405_and_unknown_path_404_as_json() {
     let server = start().await;
-    let response = server.http.get(format!("{}/chat", server.url)).send().await.unwrap();
+    let response = server
+        .http
+        .get(format!("{}/chat", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_body(response).await["error"], "method_not_allowed");
-    let response = server.http.get(format!("{}/nope", server.url)).send().await.unwrap();
+    let response = server
+        .http
+        .get(format!("{}/nope", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_body(response).await["error"], "not_found");
     server.stop().await;
@@ -120,12 +150,23 @@ async fn another_major_protocol_version_gets_400() {
     let server = start().await;
     let token = server.token("alice");
     for version in ["2.0", "0.9", "banana"] {
-        let response = server.post("/chat", Some(&token), &input("hi", Some(version))).await;
+        let response = server
+            .post("/chat", Some(&token), &input("hi", Some(version)))
+            .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{version}");
-        assert_eq!(error_body(response).await["error"], "unsupported_protocol_version");
+        assert_eq!(
+            error_body(response).await["error"],
+            "unsupported_protocol_version"
+        );
     }
     for version in ["1.0", "1.3"] {
-        assert_eq!(server.post("/chat", Some(&token), &input("hi", Some(version))).await.status(), StatusCode::OK);
+        assert_eq!(
+            server
+                .post("/chat", Some(&token), &input("hi", Some(version)))
+                .await
+                .status(),
+            StatusCode::OK
+        );
     }
     server.stop().await;
 }
@@ -135,7 +176,10 @@ async fn unauthenticated_chat_gets_401_with_a_bare_challenge() {
     let server = start().await;
     let response = server.post("/chat", None, &input("hi", None)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"agui\"");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"agui\""
+    );
     assert_eq!(error_body(response).await["error"], "unauthorized");
     server.stop().await;
 }
@@ -152,7 +196,10 @@ async fn another_scheme_gets_the_bare_challenge() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"agui\"");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"agui\""
+    );
     server.stop().await;
 }
 
@@ -160,13 +207,32 @@ async fn another_scheme_gets_the_bare_challenge() {
 async fn bad_token_gets_invalid_token_and_is_counted_by_reason() {
     let server = start().await;
     let wrong_audience = mint(&server.idp, "alice", "someone-else");
-    let response = server.post("/chat", Some(&wrong_audience), &input("hi", None)).await;
+    let response = server
+        .post("/chat", Some(&wrong_audience), &input("hi", None))
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.starts_with("Bearer realm=\"agui\", error=\"invalid_token\""), "{challenge}");
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer realm=\"agui\", error=\"invalid_token\""),
+        "{challenge}"
+    );
     assert_eq!(error_body(response).await["error"], "invalid_token");
-    let metrics = server.http.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("agui_auth_failures_total{reason="), "{metrics}");
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("agui_auth_failures_total{reason="),
+        "{metrics}"
+    );
     server.stop().await;
 }
 
@@ -174,13 +240,25 @@ async fn bad_token_gets_invalid_token_and_is_counted_by_reason() {
 async fn token_in_forwarded_props_is_accepted_and_removed() {
     let server = start().await;
     let mut body = input("hi", None);
-    body["forwardedProps"] = json!({"authorization": format!("Bearer {}", server.token("bob")), "tenant": "acme"});
+    body["forwardedProps"] =
+        json!({"authorization": format!("Bearer {}", server.token("bob")), "tenant": "acme"});
     let response = server.post("/chat", None, &body).await;
     assert_eq!(response.status(), StatusCode::OK);
     let events = sse_events(&response.text().await.unwrap());
     assert_eq!(text(&events), "Hello, Test bob! You said: \"hi\"");
-    let metrics = server.http.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("agui_authenticated_requests_total{credential_source=\"body\"} 1"), "{metrics}");
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("agui_authenticated_requests_total{credential_source=\"body\"} 1"),
+        "{metrics}"
+    );
     server.stop().await;
 }
 
@@ -189,14 +267,25 @@ async fn different_header_and_body_tokens_get_400_invalid_request() {
     let server = start().await;
     let mut body = input("hi", None);
     body["forwardedProps"] = json!({"authorization": server.token("mallory")});
-    let response = server.post("/chat", Some(&server.token("bob")), &body).await;
+    let response = server
+        .post("/chat", Some(&server.token("bob")), &body)
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.contains("error=\"invalid_request\""), "{challenge}");
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"invalid_request\""),
+        "{challenge}"
+    );
     // Positive control: the same token in both places is fine.
     let token = server.token("bob");
     body["forwardedProps"] = json!({"authorization": format!("Bearer {token}")});
-    assert_eq!(server.post("/chat", Some(&token), &body).await.status(), StatusCode::OK);
+    assert_eq!(
+        server.post("/chat", Some(&token), &body).await.status(),
+        StatusCode::OK
+    );
     server.stop().await;
 }
 
@@ -208,21 +297,41 @@ async fn body_source_switched_off_only_the_header_works() {
     body["forwardedProps"] = json!({"authorization": token.clone()});
     let response = server.post("/chat", None, &body).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"agui\"");
-    assert_eq!(server.post("/chat", Some(&token), &input("hi", None)).await.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"agui\""
+    );
+    assert_eq!(
+        server
+            .post("/chat", Some(&token), &input("hi", None))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn whoami_returns_the_verified_principal() {
     let server = start().await;
-    let response = server.http.get(format!("{}/whoami", server.url)).bearer_auth(server.token("carol")).send().await.unwrap();
+    let response = server
+        .http
+        .get(format!("{}/whoami", server.url))
+        .bearer_auth(server.token("carol"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["subject"], "carol");
     assert_eq!(me["issuer"], server.idp.issuer_url());
     assert_eq!(me["name"], "Test carol");
-    let response = server.http.get(format!("{}/whoami", server.url)).send().await.unwrap();
+    let response = server
+        .http
+        .get(format!("{}/whoami", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
@@ -230,27 +339,59 @@ async fn whoami_returns_the_verified_principal() {
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let server = start().await;
-    let health = server.http.get(format!("{}/healthz", server.url)).send().await.unwrap();
+    let health = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = server.http.get(format!("{}/readyz", server.url)).send().await.unwrap();
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     for _ in 0..3 {
         server.run("alice", &input("/stream 2", None)).await;
     }
     server.run("alice", &input("/fail", None)).await;
-    let metrics = server.http.get(format!("{}/metrics", server.url)).send().await.unwrap();
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = metrics.text().await.unwrap();
     // Runs are counted when their task ends, which can trail the response by a moment: the
     // counters checked here are the ones recorded before the response completes.
-    assert!(text.contains("agui_http_requests_total{route=\"/chat\",status=\"200\"} 4"), "{text}");
-    assert!(text.contains("agui_authenticated_requests_total{credential_source=\"header\"} 4"), "{text}");
+    assert!(
+        text.contains("agui_http_requests_total{route=\"/chat\",status=\"200\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("agui_authenticated_requests_total{credential_source=\"header\"} 4"),
+        "{text}"
+    );
     assert!(text.contains("# TYPE agui_active_streams gauge"), "{text}");
     // Runs are counted when their task ends; stopping the server waits for every run task.
     let state = server.state.clone();
     server.stop().await;
     let text = state.metrics.render("");
-    assert!(text.contains("agui_runs_total{outcome=\"success\"} 3"), "{text}");
-    assert!(text.contains("agui_runs_total{outcome=\"error\"} 1"), "{text}");
+    assert!(
+        text.contains("agui_runs_total{outcome=\"success\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("agui_runs_total{outcome=\"error\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("agui_active_streams 0"), "{text}");
 }

@@ -9,23 +9,41 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn greeting_names_the_verified_user_and_echoes_the_message() {
     let server = start().await;
-    let events = server.run("alice", &input("hello there", Some("1.0"))).await;
+    let events = server
+        .run("alice", &input("hello there", Some("1.0")))
+        .await;
     assert_eq!(
         types(&events)[..2],
         ["RUN_STARTED", "TEXT_MESSAGE_START"],
         "{events:?}"
     );
-    assert_eq!(types(&events)[types(&events).len() - 2..], ["TEXT_MESSAGE_END", "RUN_FINISHED"]);
-    assert!(types(&events)[2..types(&events).len() - 2].iter().all(|t| *t == "TEXT_MESSAGE_CONTENT"));
-    assert_eq!(text(&events), "Hello, Test alice! You said: \"hello there\"");
+    assert_eq!(
+        types(&events)[types(&events).len() - 2..],
+        ["TEXT_MESSAGE_END", "RUN_FINISHED"]
+    );
+    assert!(
+        types(&events)[2..types(&events).len() - 2]
+            .iter()
+            .all(|t| *t == "TEXT_MESSAGE_CONTENT")
+    );
+    assert_eq!(
+        text(&events),
+        "Hello, Test alice! You said: \"hello there\""
+    );
     let started = &events[0];
     assert_eq!(started["threadId"], "thread_1");
     assert_eq!(started["protocolVersion"], "1.0");
-    assert!(started["timestamp"].is_i64(), "timestamps are integer milliseconds");
+    assert!(
+        started["timestamp"].is_i64(),
+        "timestamps are integer milliseconds"
+    );
     let finished = terminal(&events);
     assert_eq!(finished["threadId"], started["threadId"]);
     assert_eq!(finished["runId"], started["runId"]);
-    assert!(finished.get("outcome").is_none(), "a plain reply needs no outcome");
+    assert!(
+        finished.get("outcome").is_none(),
+        "a plain reply needs no outcome"
+    );
     server.stop().await;
 }
 
@@ -34,7 +52,11 @@ async fn legacy_clients_get_no_protocol_version_on_run_started() {
     let server = start().await;
     let events = server.run("alice", &input("hello", None)).await;
     assert_eq!(events[0]["type"], "RUN_STARTED");
-    assert!(events[0].get("protocolVersion").is_none(), "{:?}", events[0]);
+    assert!(
+        events[0].get("protocolVersion").is_none(),
+        "{:?}",
+        events[0]
+    );
     assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
     server.stop().await;
 }
@@ -42,7 +64,9 @@ async fn legacy_clients_get_no_protocol_version_on_run_started() {
 #[tokio::test]
 async fn stream_command_produces_n_deltas_of_the_given_size() {
     let server = start().await;
-    let events = server.run("alice", &input("/stream 3 4", Some("1.0"))).await;
+    let events = server
+        .run("alice", &input("/stream 3 4", Some("1.0")))
+        .await;
     assert_eq!(
         types(&events),
         [
@@ -65,15 +89,25 @@ async fn stream_command_produces_n_deltas_of_the_given_size() {
     server.stop().await;
 }
 
-const BACKEND_TOOL_SEQUENCE: [&str; 5] =
-    ["RUN_STARTED", "TOOL_CALL_START", "TOOL_CALL_ARGS", "TOOL_CALL_END", "TOOL_CALL_RESULT"];
+const BACKEND_TOOL_SEQUENCE: [&str; 5] = [
+    "RUN_STARTED",
+    "TOOL_CALL_START",
+    "TOOL_CALL_ARGS",
+    "TOOL_CALL_END",
+    "TOOL_CALL_RESULT",
+];
 
 #[tokio::test]
 async fn who_am_i_calls_the_whoami_tool_with_the_verified_identity() {
     let server = start().await;
     for (message, version) in [("Who am I?", Some("1.0")), ("/tool whoami {}", None)] {
         let events = server.run("alice", &input(message, version)).await;
-        assert_eq!(types(&events)[..5], BACKEND_TOOL_SEQUENCE, "{message}: {:?}", types(&events));
+        assert_eq!(
+            types(&events)[..5],
+            BACKEND_TOOL_SEQUENCE,
+            "{message}: {:?}",
+            types(&events)
+        );
         assert_eq!(types(&events)[5], "TEXT_MESSAGE_START");
         assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
         let start = &events[1];
@@ -81,10 +115,15 @@ async fn who_am_i_calls_the_whoami_tool_with_the_verified_identity() {
         assert!(start["parentMessageId"].is_string());
         let result = &events[4];
         assert_eq!(result["toolCallId"], start["toolCallId"]);
-        let content: Value = serde_json::from_str(result["content"].as_str().expect("string content")).unwrap();
+        let content: Value =
+            serde_json::from_str(result["content"].as_str().expect("string content")).unwrap();
         assert_eq!(content["subject"], "alice");
         assert_eq!(content["issuer"], server.idp.issuer_url());
-        assert!(text(&events).starts_with("The whoami tool returned: {"), "{}", text(&events));
+        assert!(
+            text(&events).starts_with("The whoami tool returned: {"),
+            "{}",
+            text(&events)
+        );
         assert!(!text(&events).contains("eyJ"), "no token in the reply");
     }
     server.stop().await;
@@ -106,12 +145,21 @@ async fn frontend_tool_is_streamed_unanswered_with_pending_ids_in_1_0() {
     let events = server.run("alice", &body).await;
     assert_eq!(
         types(&events),
-        ["RUN_STARTED", "TOOL_CALL_START", "TOOL_CALL_ARGS", "TOOL_CALL_END", "RUN_FINISHED"]
+        [
+            "RUN_STARTED",
+            "TOOL_CALL_START",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_END",
+            "RUN_FINISHED"
+        ]
     );
     let call_id = events[1]["toolCallId"].clone();
     assert_eq!(events[1]["toolCallName"], "change_accent_color");
     assert_eq!(events[2]["delta"], r#"{"color":"teal"}"#);
-    assert_eq!(events[4]["outcome"], json!({"type": "success", "pendingToolCallIds": [call_id]}));
+    assert_eq!(
+        events[4]["outcome"],
+        json!({"type": "success", "pendingToolCallIds": [call_id]})
+    );
     server.stop().await;
 }
 
@@ -123,9 +171,22 @@ async fn frontend_tool_in_the_legacy_dialect_has_no_pending_ids() {
     let events = server.run("alice", &body).await;
     assert_eq!(
         types(&events),
-        ["RUN_STARTED", "TOOL_CALL_START", "TOOL_CALL_ARGS", "TOOL_CALL_END", "RUN_FINISHED"]
+        [
+            "RUN_STARTED",
+            "TOOL_CALL_START",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_END",
+            "RUN_FINISHED"
+        ]
     );
-    assert!(events[4].get("outcome").and_then(|o| o.get("pendingToolCallIds")).is_none(), "{:?}", events[4]);
+    assert!(
+        events[4]
+            .get("outcome")
+            .and_then(|o| o.get("pendingToolCallIds"))
+            .is_none(),
+        "{:?}",
+        events[4]
+    );
     server.stop().await;
 }
 
@@ -146,7 +207,10 @@ async fn the_run_after_a_frontend_tool_result_answers_it() {
     let events = server.run("alice", &body).await;
     assert_eq!(types(&events)[..2], ["RUN_STARTED", "TEXT_MESSAGE_START"]);
     assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
-    assert_eq!(text(&events), "The change_accent_color tool returned: accent set to teal");
+    assert_eq!(
+        text(&events),
+        "The change_accent_color tool returned: accent set to teal"
+    );
     server.stop().await;
 }
 
@@ -157,7 +221,10 @@ async fn fail_command_ends_with_one_model_error() {
         let events = server.run("alice", &input("/fail", version)).await;
         assert_eq!(types(&events), ["RUN_STARTED", "RUN_ERROR"]);
         assert_eq!(events[1]["code"], "model_error");
-        assert!(events[1].get("threadId").is_none(), "RUN_ERROR defines no threadId");
+        assert!(
+            events[1].get("threadId").is_none(),
+            "RUN_ERROR defines no threadId"
+        );
     }
     server.stop().await;
 }
@@ -165,7 +232,9 @@ async fn fail_command_ends_with_one_model_error() {
 #[tokio::test]
 async fn sse_response_has_the_streaming_headers() {
     let server = start().await;
-    let response = server.post("/chat", Some(&server.token("alice")), &input("hi", None)).await;
+    let response = server
+        .post("/chat", Some(&server.token("alice")), &input("hi", None))
+        .await;
     assert_eq!(response.status(), 200);
     let headers = response.headers();
     assert_eq!(headers["content-type"], "text/event-stream");
@@ -202,7 +271,10 @@ async fn protobuf_is_chosen_only_when_accept_names_it() {
         .send()
         .await
         .unwrap();
-    assert_eq!(proto.headers()["content-type"], "application/vnd.ag-ui.event+proto");
+    assert_eq!(
+        proto.headers()["content-type"],
+        "application/vnd.ag-ui.event+proto"
+    );
     let bytes = proto.bytes().await.unwrap();
     let mut frames = Vec::new();
     let mut rest = &bytes[..];
@@ -211,7 +283,11 @@ async fn protobuf_is_chosen_only_when_accept_names_it() {
         frames.push(event);
         rest = &rest[used..];
     }
-    assert_eq!(frames.len(), 6, "RUN_STARTED, START, 2 × CONTENT, END, RUN_FINISHED");
+    assert_eq!(
+        frames.len(),
+        6,
+        "RUN_STARTED, START, 2 × CONTENT, END, RUN_FINISHED"
+    );
 
     // Positive control for the rule: a wildcard gets SSE.
     let sse = server

@@ -34,7 +34,10 @@ async fn silent_stream(accept: &str) -> (TestServer, Body) {
         .header("accept", accept)
         .body(Body::from(input("hi", Some("1.0")).to_string()))
         .unwrap();
-    let response = agui_server::router(server.state.clone()).oneshot(request).await.unwrap();
+    let response = agui_server::router(server.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     (server, response.into_body())
 }
@@ -48,7 +51,10 @@ async fn a_keepalive_comment_follows_fifteen_seconds_of_silence() {
     }
     let silent_since = tokio::time::Instant::now();
     assert_eq!(next_frame(&mut body).await, ": keepalive\n\n");
-    assert!(silent_since.elapsed() >= Duration::from_secs(15), "not before the configured silence");
+    assert!(
+        silent_since.elapsed() >= Duration::from_secs(15),
+        "not before the configured silence"
+    );
     let again = tokio::time::Instant::now();
     assert_eq!(next_frame(&mut body).await, ": keepalive\n\n");
     assert!(again.elapsed() >= Duration::from_secs(15));
@@ -69,9 +75,13 @@ async fn protobuf_streams_get_no_keepalive() {
     let mut rest = &bytes[..];
     let mut count = 0;
     while !rest.is_empty() {
-        let (_, used) = agui_protocol::proto::decode_frame(rest).expect("only protobuf frames, no comments");
+        let (_, used) =
+            agui_protocol::proto::decode_frame(rest).expect("only protobuf frames, no comments");
         rest = &rest[used..];
         count += 1;
     }
-    assert_eq!(count, 4, "three events, then RUN_ERROR run_timeout, and nothing else");
+    assert_eq!(
+        count, 4,
+        "three events, then RUN_ERROR run_timeout, and nothing else"
+    );
 }

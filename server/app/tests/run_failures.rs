@@ -7,7 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
-use agui_agent::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream, Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
+use agui_agent::{
+    ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream, Tool, ToolContext, ToolError,
+    ToolRegistry, ToolSpec,
+};
 use agui_protocol::{Event, TextMessageContent};
 use async_trait::async_trait;
 use common::*;
@@ -19,21 +22,44 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test]
 async fn content_before_start_ends_the_run_with_protocol_violation() {
     let rogue = Event::TextMessageContent(TextMessageContent::new("never-started", "boo"));
-    let server = start_with(|_| {}, |b| {
-        b.model(model(FixedModel(vec![ModelDelta::Text("fine ".into()), ModelDelta::Event(Box::new(rogue))])))
-    })
+    let server = start_with(
+        |_| {},
+        |b| {
+            b.model(model(FixedModel(vec![
+                ModelDelta::Text("fine ".into()),
+                ModelDelta::Event(Box::new(rogue)),
+            ])))
+        },
+    )
     .await;
     let events = server.run("alice", &input("hi", Some("1.0"))).await;
-    assert_eq!(types(&events), ["RUN_STARTED", "TEXT_MESSAGE_START", "TEXT_MESSAGE_CONTENT", "RUN_ERROR"]);
+    assert_eq!(
+        types(&events),
+        [
+            "RUN_STARTED",
+            "TEXT_MESSAGE_START",
+            "TEXT_MESSAGE_CONTENT",
+            "RUN_ERROR"
+        ]
+    );
     assert_eq!(terminal(&events)["code"], "protocol_violation");
-    assert!(events.iter().all(|e| e["messageId"] != "never-started"), "the invalid event never reached the wire");
+    assert!(
+        events.iter().all(|e| e["messageId"] != "never-started"),
+        "the invalid event never reached the wire"
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_valid_raw_event_passes_the_guard_positive_control() {
-    let custom: Event = serde_json::from_value(json!({"type": "CUSTOM", "name": "note", "value": {"ok": true}})).unwrap();
-    let server = start_with(|_| {}, |b| b.model(model(FixedModel(vec![ModelDelta::Event(Box::new(custom))])))).await;
+    let custom: Event =
+        serde_json::from_value(json!({"type": "CUSTOM", "name": "note", "value": {"ok": true}}))
+            .unwrap();
+    let server = start_with(
+        |_| {},
+        |b| b.model(model(FixedModel(vec![ModelDelta::Event(Box::new(custom))]))),
+    )
+    .await;
     let events = server.run("alice", &input("hi", Some("1.0"))).await;
     assert_eq!(types(&events), ["RUN_STARTED", "CUSTOM", "RUN_FINISHED"]);
     server.stop().await;
@@ -45,9 +71,24 @@ async fn a_panicking_provider_ends_with_internal_error() {
     let events = server.run("alice", &input("hi", None)).await;
     assert_eq!(types(&events), ["RUN_STARTED", "RUN_ERROR"]);
     assert_eq!(terminal(&events)["code"], "internal_error");
-    assert!(!events[1]["message"].as_str().unwrap().contains("provider bug"), "no debug text to clients");
+    assert!(
+        !events[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provider bug"),
+        "no debug text to clients"
+    );
     // The server survives.
-    assert_eq!(server.http.get(format!("{}/healthz", server.url)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        server
+            .http
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     server.stop().await;
 }
 
@@ -56,7 +97,11 @@ struct PanickingTool;
 #[async_trait]
 impl Tool for PanickingTool {
     fn spec(&self) -> ToolSpec {
-        ToolSpec { name: "explode".into(), description: "panics".into(), parameters: json!({"type": "object"}) }
+        ToolSpec {
+            name: "explode".into(),
+            description: "panics".into(),
+            parameters: json!({"type": "object"}),
+        }
     }
     async fn call(&self, _: ToolContext, _: Value) -> Result<Value, ToolError> {
         panic!("tool bug");
@@ -68,11 +113,24 @@ async fn a_panicking_tool_ends_with_tool_failed_after_closing_its_call() {
     let mut tools = ToolRegistry::with_builtins();
     tools.register(Arc::new(PanickingTool));
     let server = start_with(|_| {}, |b| b.tools(tools)).await;
-    let events = server.run("alice", &input("/tool explode {}", Some("1.0"))).await;
-    assert_eq!(types(&events), ["RUN_STARTED", "TOOL_CALL_START", "TOOL_CALL_ARGS", "TOOL_CALL_END", "RUN_ERROR"]);
+    let events = server
+        .run("alice", &input("/tool explode {}", Some("1.0")))
+        .await;
+    assert_eq!(
+        types(&events),
+        [
+            "RUN_STARTED",
+            "TOOL_CALL_START",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_END",
+            "RUN_ERROR"
+        ]
+    );
     assert_eq!(terminal(&events)["code"], "tool_failed");
     // Positive control: a tool that works answers normally on the same server.
-    let events = server.run("alice", &input("/tool whoami {}", Some("1.0"))).await;
+    let events = server
+        .run("alice", &input("/tool whoami {}", Some("1.0")))
+        .await;
     assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
     server.stop().await;
 }
@@ -80,8 +138,13 @@ async fn a_panicking_tool_ends_with_tool_failed_after_closing_its_call() {
 #[tokio::test]
 async fn an_unknown_tool_gets_an_error_result_the_model_can_read() {
     let server = start().await;
-    let events = server.run("alice", &input("/tool nope {}", Some("1.0"))).await;
-    let result = events.iter().find(|e| e["type"] == "TOOL_CALL_RESULT").expect("a result");
+    let events = server
+        .run("alice", &input("/tool nope {}", Some("1.0")))
+        .await;
+    let result = events
+        .iter()
+        .find(|e| e["type"] == "TOOL_CALL_RESULT")
+        .expect("a result");
     let content: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
     assert_eq!(content["error"], "unknown_tool");
     assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
@@ -91,8 +154,18 @@ async fn an_unknown_tool_gets_an_error_result_the_model_can_read() {
 #[tokio::test]
 async fn a_run_past_its_limit_ends_with_run_timeout() {
     let server = start_with(|c| short_run(c, 1), |b| b.model(model(HangingModel))).await;
-    let events = tokio::time::timeout(HANG_GUARD, server.run("alice", &input("hi", Some("1.0")))).await.expect("the run ends");
-    assert_eq!(types(&events), ["RUN_STARTED", "TEXT_MESSAGE_START", "TEXT_MESSAGE_CONTENT", "RUN_ERROR"]);
+    let events = tokio::time::timeout(HANG_GUARD, server.run("alice", &input("hi", Some("1.0"))))
+        .await
+        .expect("the run ends");
+    assert_eq!(
+        types(&events),
+        [
+            "RUN_STARTED",
+            "TEXT_MESSAGE_START",
+            "TEXT_MESSAGE_CONTENT",
+            "RUN_ERROR"
+        ]
+    );
     assert_eq!(terminal(&events)["code"], "run_timeout");
     server.stop().await;
 }
@@ -117,7 +190,11 @@ impl ModelProvider for ObservingModel {
     fn name(&self) -> &str {
         "observing"
     }
-    async fn stream(&self, _: ModelRequest, cancel: CancellationToken) -> Result<ModelStream, ModelError> {
+    async fn stream(
+        &self,
+        _: ModelRequest,
+        cancel: CancellationToken,
+    ) -> Result<ModelStream, ModelError> {
         let observed = self.observed.clone();
         let go_ahead = self.go_ahead.clone();
         let guard = ReportOnDrop(observed.clone());
@@ -141,35 +218,68 @@ impl ModelProvider for ObservingModel {
 async fn client_disconnect_cancels_the_run_before_the_next_delta() {
     let (tx, mut observed) = mpsc::unbounded_channel();
     let go_ahead = Arc::new(Notify::new());
-    let provider = ObservingModel { observed: tx, go_ahead: go_ahead.clone() };
+    let provider = ObservingModel {
+        observed: tx,
+        go_ahead: go_ahead.clone(),
+    };
     let server = start_with(|_| {}, |b| b.model(model(provider))).await;
-    let mut response = server.post("/chat", Some(&server.token("alice")), &input("hi", Some("1.0"))).await;
+    let mut response = server
+        .post(
+            "/chat",
+            Some(&server.token("alice")),
+            &input("hi", Some("1.0")),
+        )
+        .await;
     // Read until the first delta has arrived, then hang up.
     let mut seen = String::new();
     while !seen.contains("first") {
-        let chunk = response.chunk().await.unwrap().expect("the stream stays open");
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     drop(response);
-    let what = tokio::time::timeout(HANG_GUARD, observed.recv()).await.expect("the provider hears of it").unwrap();
+    let what = tokio::time::timeout(HANG_GUARD, observed.recv())
+        .await
+        .expect("the provider hears of it")
+        .unwrap();
     assert!(what == "stream dropped" || what == "cancelled", "{what}");
     // The provider never got to produce its second delta: it was cancelled while waiting.
     go_ahead.notify_waiters();
     let state = server.state.clone();
     server.stop().await;
-    assert!(state.metrics.render("").contains("agui_runs_total{outcome=\"cancelled\"} 1"));
+    assert!(
+        state
+            .metrics
+            .render("")
+            .contains("agui_runs_total{outcome=\"cancelled\"} 1")
+    );
 }
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_with_server_shutdown() {
     let server = start_with(|_| {}, |b| b.model(model(HangingModel))).await;
-    let mut response = server.post("/chat", Some(&server.token("alice")), &input("hi", Some("1.0"))).await;
+    let mut response = server
+        .post(
+            "/chat",
+            Some(&server.token("alice")),
+            &input("hi", Some("1.0")),
+        )
+        .await;
     let mut body = String::new();
     while !body.contains("TEXT_MESSAGE_CONTENT") {
-        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().unwrap()));
+        body.push_str(&String::from_utf8_lossy(
+            &response.chunk().await.unwrap().unwrap(),
+        ));
     }
     server.state.shutdown.cancel();
-    while let Some(chunk) = tokio::time::timeout(HANG_GUARD, response.chunk()).await.expect("the stream ends").unwrap() {
+    while let Some(chunk) = tokio::time::timeout(HANG_GUARD, response.chunk())
+        .await
+        .expect("the stream ends")
+        .unwrap()
+    {
         body.push_str(&String::from_utf8_lossy(&chunk));
     }
     let events = sse_events(&body);
@@ -181,12 +291,26 @@ async fn shutdown_ends_open_streams_with_server_shutdown() {
 #[tokio::test]
 async fn a_model_that_keeps_calling_tools_ends_with_max_turns() {
     let call = vec![
-        ModelDelta::ToolCallStart { index: 0, id: None, name: "whoami".into() },
-        ModelDelta::ToolCallArgs { index: 0, delta: "{}".into() },
+        ModelDelta::ToolCallStart {
+            index: 0,
+            id: None,
+            name: "whoami".into(),
+        },
+        ModelDelta::ToolCallArgs {
+            index: 0,
+            delta: "{}".into(),
+        },
     ];
-    let server = start_with(|c| c.limits.max_turns = 3, |b| b.model(model(FixedModel(call)))).await;
+    let server = start_with(
+        |c| c.limits.max_turns = 3,
+        |b| b.model(model(FixedModel(call))),
+    )
+    .await;
     let events = server.run("alice", &input("hi", Some("1.0"))).await;
-    let results = events.iter().filter(|e| e["type"] == "TOOL_CALL_RESULT").count();
+    let results = events
+        .iter()
+        .filter(|e| e["type"] == "TOOL_CALL_RESULT")
+        .count();
     assert_eq!(results, 3, "one tool round per allowed turn");
     assert_eq!(terminal(&events)["code"], "max_turns");
     server.stop().await;

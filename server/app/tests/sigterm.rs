@@ -34,7 +34,10 @@ async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {
             }
         }
     });
-    let url = tokio::task::spawn_blocking(move || url_rx.recv_timeout(HANG_GUARD)).await.unwrap().expect("the server listens");
+    let url = tokio::task::spawn_blocking(move || url_rx.recv_timeout(HANG_GUARD))
+        .await
+        .unwrap()
+        .expect("the server listens");
 
     let token = mint(&idp, "alice", AUDIENCE);
     let mut response = reqwest::Client::new()
@@ -47,19 +50,31 @@ async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {
     assert_eq!(response.status(), 200);
     let mut body = String::new();
     while !body.contains("TEXT_MESSAGE_CONTENT") {
-        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().unwrap()));
+        body.push_str(&String::from_utf8_lossy(
+            &response.chunk().await.unwrap().unwrap(),
+        ));
     }
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 
-    while let Some(chunk) = tokio::time::timeout(HANG_GUARD, response.chunk()).await.expect("the stream ends").unwrap() {
+    while let Some(chunk) = tokio::time::timeout(HANG_GUARD, response.chunk())
+        .await
+        .expect("the stream ends")
+        .unwrap()
+    {
         body.push_str(&String::from_utf8_lossy(&chunk));
     }
     let events = sse_events(&body);
     let last = terminal(&events);
     assert_eq!(last["type"], "RUN_ERROR");
     assert_eq!(last["code"], "server_shutdown");
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "clean exit after draining: {exit:?}");
 }

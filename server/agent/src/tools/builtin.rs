@@ -92,7 +92,11 @@ fn seed(owner: &str) -> Vec<Document> {
     ]
     .into_iter()
     .zip(1..)
-    .map(|((title, body), id)| Document { id, title: title.into(), body: format!("{body} (owner: {owner})") })
+    .map(|((title, body), id)| Document {
+        id,
+        title: title.into(),
+        body: format!("{body} (owner: {owner})"),
+    })
     .collect()
 }
 
@@ -125,7 +129,12 @@ impl Tool for ListMyDocuments {
     }
 
     async fn call(&self, ctx: ToolContext, _args: Value) -> Result<Value, ToolError> {
-        let docs: Vec<Value> = self.0.list(&ctx.principal).into_iter().map(|d| json!({"id": d.id, "title": d.title})).collect();
+        let docs: Vec<Value> = self
+            .0
+            .list(&ctx.principal)
+            .into_iter()
+            .map(|d| json!({"id": d.id, "title": d.title}))
+            .collect();
         Ok(json!({ "documents": docs }))
     }
 }
@@ -146,7 +155,10 @@ impl Tool for GetDocument {
 
     async fn call(&self, ctx: ToolContext, args: Value) -> Result<Value, ToolError> {
         let id = id_of(&args);
-        let doc = self.0.get(&ctx.principal, id).ok_or_else(|| ToolError::NotFound(format!("you have no document {id}")))?;
+        let doc = self
+            .0
+            .get(&ctx.principal, id)
+            .ok_or_else(|| ToolError::NotFound(format!("you have no document {id}")))?;
         Ok(serde_json::to_value(doc).unwrap_or_default())
     }
 }
@@ -160,7 +172,8 @@ impl Tool for DeleteDocument {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "delete_document".into(),
-            description: "Deletes one of the signed-in user's documents by id (administrators only).".into(),
+            description:
+                "Deletes one of the signed-in user's documents by id (administrators only).".into(),
             parameters: id_schema("The document's id."),
         }
     }
@@ -188,7 +201,8 @@ impl Tool for SetPreference {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "set_preference".into(),
-            description: "Remembers a user preference (e.g. theme, language) in the shared state.".into(),
+            description: "Remembers a user preference (e.g. theme, language) in the shared state."
+                .into(),
             parameters: json!({
                 "type": "object",
                 "properties": {

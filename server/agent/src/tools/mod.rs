@@ -21,7 +21,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub use builtin::{DeleteDocument, DocumentStore, GetDocument, ListMyDocuments, SetPreference, WhoAmI};
+pub use builtin::{
+    DeleteDocument, DocumentStore, GetDocument, ListMyDocuments, SetPreference, WhoAmI,
+};
 pub use state::StateAccess;
 
 /// What a tool tells the model about itself.
@@ -68,7 +70,10 @@ impl ToolPolicy {
 
     /// Only principals with `role`.
     pub fn role(role: impl Into<String>) -> Self {
-        Self { required_roles: vec![role.into()], ..Self::default() }
+        Self {
+            required_roles: vec![role.into()],
+            ..Self::default()
+        }
     }
 
     /// Whether `principal` may use the tool.
@@ -133,8 +138,14 @@ impl ToolError {
     }
 
     /// Every code, for the catalogue.
-    pub const ALL_CODES: [&'static str; 6] =
-        ["invalid_arguments", "tool_not_allowed", "unknown_tool", "tool_timeout", "not_found", "tool_error"];
+    pub const ALL_CODES: [&'static str; 6] = [
+        "invalid_arguments",
+        "tool_not_allowed",
+        "unknown_tool",
+        "tool_timeout",
+        "not_found",
+        "tool_error",
+    ];
 }
 
 /// A backend tool.
@@ -223,6 +234,10 @@ impl ToolRegistry {
 
     /// The specs of the tools `principal` may use: what the model is offered (the first gate).
     pub fn offered_to(&self, principal: &Principal) -> Vec<ToolSpec> {
-        self.tools.values().filter(|tool| tool.policy().allows(principal)).map(|tool| tool.spec()).collect()
+        self.tools
+            .values()
+            .filter(|tool| tool.policy().allows(principal))
+            .map(|tool| tool.spec())
+            .collect()
     }
 }

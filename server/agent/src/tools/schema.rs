@@ -38,7 +38,13 @@ fn check(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     match value {
         Value::Object(map) => {
             let properties = schema.get("properties").and_then(Value::as_object);
-            for name in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for name in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if !map.contains_key(name) {
                     return Err(format!("{}/{}: required", at, escape(name)));
                 }
@@ -63,19 +69,35 @@ fn check(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
         }
         Value::String(s) => {
             let len = s.chars().count() as u64;
-            if schema.get("minLength").and_then(Value::as_u64).is_some_and(|min| len < min) {
+            if schema
+                .get("minLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|min| len < min)
+            {
                 return Err(format!("{}: too short", pointer(at)));
             }
-            if schema.get("maxLength").and_then(Value::as_u64).is_some_and(|max| len > max) {
+            if schema
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|max| len > max)
+            {
                 return Err(format!("{}: too long", pointer(at)));
             }
         }
         Value::Number(n) => {
             let n = n.as_f64().unwrap_or(f64::NAN);
-            if schema.get("minimum").and_then(Value::as_f64).is_some_and(|min| n < min) {
+            if schema
+                .get("minimum")
+                .and_then(Value::as_f64)
+                .is_some_and(|min| n < min)
+            {
                 return Err(format!("{}: below the minimum", pointer(at)));
             }
-            if schema.get("maximum").and_then(Value::as_f64).is_some_and(|max| n > max) {
+            if schema
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .is_some_and(|max| n > max)
+            {
                 return Err(format!("{}: above the maximum", pointer(at)));
             }
         }
@@ -92,7 +114,11 @@ fn has_type(value: &Value, name: &str) -> bool {
         "boolean" => value.is_boolean(),
         "null" => value.is_null(),
         "number" => value.is_number(),
-        "integer" => value.as_i64().is_some() || value.as_u64().is_some() || value.as_f64().is_some_and(|f| f.fract() == 0.0),
+        "integer" => {
+            value.as_i64().is_some()
+                || value.as_u64().is_some()
+                || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
         _ => true,
     }
 }
@@ -128,10 +154,25 @@ mod tests {
     #[test]
     fn each_defect_is_named_by_pointer() {
         assert_eq!(validate(&schema(), &json!({})), Err("/id: required".into()));
-        assert_eq!(validate(&schema(), &json!({"id": "2"})), Err("/id: expected integer".into()));
-        assert_eq!(validate(&schema(), &json!({"id": 0})), Err("/id: below the minimum".into()));
-        assert_eq!(validate(&schema(), &json!({"id": 1, "key": "toolong"})), Err("/key: too long".into()));
-        assert_eq!(validate(&schema(), &json!({"id": 1, "x": 1})), Err("/x: not allowed".into()));
-        assert_eq!(validate(&schema(), &json!([1])), Err("/: expected object".into()));
+        assert_eq!(
+            validate(&schema(), &json!({"id": "2"})),
+            Err("/id: expected integer".into())
+        );
+        assert_eq!(
+            validate(&schema(), &json!({"id": 0})),
+            Err("/id: below the minimum".into())
+        );
+        assert_eq!(
+            validate(&schema(), &json!({"id": 1, "key": "toolong"})),
+            Err("/key: too long".into())
+        );
+        assert_eq!(
+            validate(&schema(), &json!({"id": 1, "x": 1})),
+            Err("/x: not allowed".into())
+        );
+        assert_eq!(
+            validate(&schema(), &json!([1])),
+            Err("/: expected object".into())
+        );
     }
 }

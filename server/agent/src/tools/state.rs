@@ -25,7 +25,10 @@ struct Inner {
 impl StateAccess {
     /// State starting from `baseline`.
     pub fn new(baseline: Value) -> Self {
-        Self(Arc::new(Mutex::new(Inner { current: baseline, pending: Vec::new() })))
+        Self(Arc::new(Mutex::new(Inner {
+            current: baseline,
+            pending: Vec::new(),
+        })))
     }
 
     /// The current state (a copy).
@@ -39,7 +42,10 @@ impl StateAccess {
         let mut inner = self.lock();
         if !inner.current.is_object() {
             inner.current = Value::Object(serde_json::Map::new());
-            let op = JsonPatchOperation::Replace { path: String::new(), value: inner.current.clone() };
+            let op = JsonPatchOperation::Replace {
+                path: String::new(),
+                value: inner.current.clone(),
+            };
             inner.pending.push(op);
         }
         let parent_path = format!("/{}", escape(parent));
@@ -55,7 +61,10 @@ impl StateAccess {
             if let Some(root) = inner.current.as_object_mut() {
                 root.insert(parent.to_owned(), object.clone());
             }
-            inner.pending.push(JsonPatchOperation::Add { path: parent_path, value: object });
+            inner.pending.push(JsonPatchOperation::Add {
+                path: parent_path,
+                value: object,
+            });
         }
     }
 
@@ -86,12 +95,21 @@ mod tests {
         let state = StateAccess::new(json!({"theme": "light"}));
         state.set_member("preferences", "language", json!("fr"));
         state.set_member("preferences", "a/b", json!(1));
-        assert_eq!(state.current(), json!({"theme": "light", "preferences": {"language": "fr", "a/b": 1}}));
+        assert_eq!(
+            state.current(),
+            json!({"theme": "light", "preferences": {"language": "fr", "a/b": 1}})
+        );
         assert_eq!(
             state.take_pending(),
             vec![
-                JsonPatchOperation::Add { path: "/preferences".into(), value: json!({"language": "fr"}) },
-                JsonPatchOperation::Add { path: "/preferences/a~1b".into(), value: json!(1) },
+                JsonPatchOperation::Add {
+                    path: "/preferences".into(),
+                    value: json!({"language": "fr"})
+                },
+                JsonPatchOperation::Add {
+                    path: "/preferences/a~1b".into(),
+                    value: json!(1)
+                },
             ]
         );
         assert!(state.take_pending().is_empty());

@@ -51,7 +51,8 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
     let (parts, body) = request.into_parts();
 
     // Step 2: a header credential is verified before a single body byte is read.
-    let header_credential = agui_auth::credential_from_headers(&parts.headers).inspect_err(|e| record_auth_failure(&state, e))?;
+    let header_credential = agui_auth::credential_from_headers(&parts.headers)
+        .inspect_err(|e| record_auth_failure(&state, e))?;
     let header_principal = match &header_credential {
         Some((token, source)) => Some(authenticate(&state, token, *source).await?),
         None => None,
@@ -61,24 +62,32 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
     let limit = if header_principal.is_some() {
         state.config.limits.max_body_bytes
     } else {
-        state.config.limits.pre_auth_body_bytes.min(state.config.limits.max_body_bytes)
+        state
+            .config
+            .limits
+            .pre_auth_body_bytes
+            .min(state.config.limits.max_body_bytes)
     };
     let bytes = read_body(body, &parts.headers, limit).await?;
     let mut input = parse_input(&bytes)?;
     drop(bytes);
 
-    let dialect = Dialect::negotiate(input.protocol_version.as_deref()).map_err(|_| ApiError::UnsupportedProtocolVersion)?;
+    let dialect = Dialect::negotiate(input.protocol_version.as_deref())
+        .map_err(|_| ApiError::UnsupportedProtocolVersion)?;
 
     // The body credential is always taken out of forwardedProps, used or not: nothing downstream
     // (the model, tools, logs) may see it.
     let body_token = match input.forwarded_props.as_mut() {
-        Some(props) => agui_auth::take_body_credential(props).inspect_err(|e| record_auth_failure(&state, e))?,
+        Some(props) => agui_auth::take_body_credential(props)
+            .inspect_err(|e| record_auth_failure(&state, e))?,
         None => None,
     };
     let principal = match (header_principal, body_token) {
         (Some(principal), None) => principal,
         (Some(principal), Some(body_token)) => {
-            let (header_token, _) = header_credential.as_ref().expect("a header principal has a header credential");
+            let (header_token, _) = header_credential
+                .as_ref()
+                .expect("a header principal has a header credential");
             if body_token != *header_token {
                 let error = agui_auth::conflicting_credentials();
                 record_auth_failure(&state, &error);
@@ -106,16 +115,31 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
         record_auth_failure(&state, &error);
         return Err(error.into());
     }
-    if let Some((index, _)) = input.tools.iter().enumerate().find(|(_, t)| agent.tools.contains(&t.name)) {
-        return Err(ApiError::ToolNameConflict { field: format!("/tools/{index}/name") });
+    if let Some((index, _)) = input
+        .tools
+        .iter()
+        .enumerate()
+        .find(|(_, t)| agent.tools.contains(&t.name))
+    {
+        return Err(ApiError::ToolNameConflict {
+            field: format!("/tools/{index}/name"),
+        });
     }
     if input.messages.len() > state.config.limits.max_messages {
         return Err(ApiError::InvalidInput {
             field: Some("/messages".into()),
-            message: format!("at most {} messages are accepted in one run", state.config.limits.max_messages),
+            message: format!(
+                "at most {} messages are accepted in one run",
+                state.config.limits.max_messages
+            ),
         });
     }
-    let encoding = agui_protocol::accept::negotiate(parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let encoding = agui_protocol::accept::negotiate(
+        parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     open_stream(state, agent, input, principal, dialect, encoding)
 }
 
@@ -128,7 +152,9 @@ fn open_stream(
     dialect: Dialect,
     encoding: Encoding,
 ) -> Result<Response, ApiError> {
-    if state.metrics.stream_opened() > i64::try_from(state.config.limits.max_open_streams).unwrap_or(i64::MAX) {
+    if state.metrics.stream_opened()
+        > i64::try_from(state.config.limits.max_open_streams).unwrap_or(i64::MAX)
+    {
         state.metrics.stream_closed();
         return Err(ApiError::ServerBusy);
     }
@@ -201,7 +227,11 @@ impl crate::body::SlotRelease for SlotOf {
 }
 
 /// Verifies a token and counts the outcome.
-pub(crate) async fn authenticate(state: &AppState, token: &str, source: CredentialSource) -> Result<Arc<Principal>, ApiError> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    token: &str,
+    source: CredentialSource,
+) -> Result<Arc<Principal>, ApiError> {
     match state.auth.authenticate(token, source).await {
         Ok(principal) => {
             state.metrics.authenticated(source.as_str());
@@ -217,7 +247,11 @@ pub(crate) async fn authenticate(state: &AppState, token: &str, source: Credenti
 /// Logs and counts a refused credential: the reason goes here, never to the client.
 pub(crate) fn record_auth_failure(state: &AppState, error: &AuthError) {
     state.metrics.auth_failure(error.reason());
-    tracing::info!(reason = error.reason(), status = error.status().as_u16(), "credential refused");
+    tracing::info!(
+        reason = error.reason(),
+        status = error.status().as_u16(),
+        "credential refused"
+    );
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -228,10 +262,16 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         .map(|essence| {
             let essence = essence.trim();
             essence.eq_ignore_ascii_case("application/json")
-                || (essence.len() > 5 && essence[..essence.len() - 5].contains('/') && essence.to_ascii_lowercase().ends_with("+json"))
+                || (essence.len() > 5
+                    && essence[..essence.len() - 5].contains('/')
+                    && essence.to_ascii_lowercase().ends_with("+json"))
         })
         .unwrap_or(false);
-    if is_json { Ok(()) } else { Err(ApiError::UnsupportedMediaType) }
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
@@ -243,7 +283,10 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         return Err(ApiError::PayloadTooLarge);
     }
     axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let over_limit = std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| e.source())
+        let over_limit =
+            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
             .any(|e| e.is::<http_body_util::LengthLimitError>());
         if over_limit {
             ApiError::PayloadTooLarge
@@ -258,6 +301,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
 fn parse_input(bytes: &[u8]) -> Result<RunAgentInput, ApiError> {
     agui_protocol::parse_run_input(bytes).map_err(|error| match error.kind {
         agui_protocol::InputErrorKind::Syntax => ApiError::InvalidJson,
-        agui_protocol::InputErrorKind::Shape => ApiError::InvalidInput { field: error.pointer, message: error.message },
+        agui_protocol::InputErrorKind::Shape => ApiError::InvalidInput {
+            field: error.pointer,
+            message: error.message,
+        },
     })
 }

@@ -20,15 +20,26 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if issuers_ready && !shutting_down {
         return Json(json!({"status": "ready"})).into_response();
     }
-    let message = if shutting_down { "The server is shutting down." } else { "No issuer has usable keys yet." };
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "not_ready", "message": message}))).into_response()
+    let message = if shutting_down {
+        "The server is shutting down."
+    } else {
+        "No issuer has usable keys yet."
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "not_ready", "message": message})),
+    )
+        .into_response()
 }
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let extra = state.auth.stats().to_prometheus();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(&extra),
     )
         .into_response()

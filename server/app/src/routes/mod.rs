@@ -33,7 +33,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state);
     let routes = match cors {
         Some(cors) => routes.layer(cors),
@@ -51,7 +54,12 @@ pub fn router(state: AppState) -> Router {
 
 /// Counts every answered request by matched route and status.
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = route_label(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+    let route = route_label(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
     let response = next.run(request).await;
     state.metrics.request(route, response.status().as_u16());
     response
@@ -77,7 +85,10 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))

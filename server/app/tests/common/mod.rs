@@ -47,11 +47,15 @@ pub async fn start_with(
     let idp = TestIdp::start().await;
     let mut config = Config::default();
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.auth = agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), AUDIENCE, "").unwrap();
+    config.auth =
+        agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), AUDIENCE, "").unwrap();
     configure(&mut config);
     let listener = agui_server::serve::bind(config.listen, config.backlog).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = build(AppState::builder(config)).build().await.expect("the test config is valid");
+    let state = build(AppState::builder(config))
+        .build()
+        .await
+        .expect("the test config is valid");
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(agui_server::run(listener, state.clone(), async move {
         let _ = rx.await;
@@ -96,7 +100,13 @@ impl TestServer {
     /// One authenticated request (`GET /whoami`, whatever the model) so the server has the
     /// issuer's keys cached.
     pub async fn run_warmup(&self, token: &str) {
-        let response = self.http.get(format!("{}/whoami", self.url)).bearer_auth(token).send().await.unwrap();
+        let response = self
+            .http
+            .get(format!("{}/whoami", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
 
@@ -147,11 +157,16 @@ static NEXT: AtomicUsize = AtomicUsize::new(1);
 /// JSON) on the way.
 pub fn sse_events(body: &str) -> Vec<Value> {
     assert!(!body.contains('\r'), "SSE must use LF line endings only");
-    assert!(body.is_empty() || body.ends_with("\n\n"), "the stream must end with a complete frame");
+    assert!(
+        body.is_empty() || body.ends_with("\n\n"),
+        "the stream must end with a complete frame"
+    );
     body.split("\n\n")
         .filter(|frame| !frame.is_empty() && !frame.starts_with(':'))
         .map(|frame| {
-            let json = frame.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data frame: {frame:?}"));
+            let json = frame
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not a data frame: {frame:?}"));
             assert!(!json.contains('\n'), "one event, one line: {frame:?}");
             serde_json::from_str(json).unwrap_or_else(|e| panic!("bad JSON in {json}: {e}"))
         })
@@ -174,10 +189,21 @@ pub fn text(events: &[Value]) -> String {
 
 /// Asserts the stream holds exactly one terminal event, last, and returns it.
 pub fn terminal(events: &[Value]) -> &Value {
-    let terminals = events.iter().filter(|e| e["type"] == "RUN_FINISHED" || e["type"] == "RUN_ERROR").count();
-    assert_eq!(terminals, 1, "exactly one terminal event: {:?}", types(events));
+    let terminals = events
+        .iter()
+        .filter(|e| e["type"] == "RUN_FINISHED" || e["type"] == "RUN_ERROR")
+        .count();
+    assert_eq!(
+        terminals,
+        1,
+        "exactly one terminal event: {:?}",
+        types(events)
+    );
     let last = events.last().unwrap();
-    assert!(last["type"] == "RUN_FINISHED" || last["type"] == "RUN_ERROR", "the terminal event is last");
+    assert!(
+        last["type"] == "RUN_FINISHED" || last["type"] == "RUN_ERROR",
+        "the terminal event is last"
+    );
     last
 }
 
@@ -189,7 +215,11 @@ impl ModelProvider for FixedModel {
     fn name(&self) -> &str {
         "fixed"
     }
-    async fn stream(&self, _: ModelRequest, _: CancellationToken) -> Result<ModelStream, ModelError> {
+    async fn stream(
+        &self,
+        _: ModelRequest,
+        _: CancellationToken,
+    ) -> Result<ModelStream, ModelError> {
         Ok(futures::stream::iter(self.0.clone().into_iter().map(Ok)).boxed())
     }
 }
@@ -202,7 +232,11 @@ impl ModelProvider for PanickingModel {
     fn name(&self) -> &str {
         "panicking"
     }
-    async fn stream(&self, _: ModelRequest, _: CancellationToken) -> Result<ModelStream, ModelError> {
+    async fn stream(
+        &self,
+        _: ModelRequest,
+        _: CancellationToken,
+    ) -> Result<ModelStream, ModelError> {
         panic!("a provider bug");
     }
 }
@@ -215,7 +249,11 @@ impl ModelProvider for HangingModel {
     fn name(&self) -> &str {
         "hanging"
     }
-    async fn stream(&self, _: ModelRequest, _: CancellationToken) -> Result<ModelStream, ModelError> {
+    async fn stream(
+        &self,
+        _: ModelRequest,
+        _: CancellationToken,
+    ) -> Result<ModelStream, ModelError> {
         let first = futures::stream::iter([Ok(ModelDelta::Text("thinking…".into()))]);
         Ok(first.chain(futures::stream::pending()).boxed())
     }
