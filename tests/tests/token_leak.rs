@@ -39,8 +39,10 @@ async fn no_token_segment_appears_in_trace_logs() {
         .init();
 
     let idp = TestIdp::start().await;
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     config.auth =
         agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui-tests", "").unwrap();
     let listener = agui_server::serve::bind(config.listen, config.backlog).unwrap();

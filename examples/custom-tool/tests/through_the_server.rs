@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 
 async fn start() -> (TestIdp, String) {
     let idp = TestIdp::start().await;
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     config.auth =
         agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui", "").unwrap();
     let mut tools = agui_agent::ToolRegistry::with_builtins();

@@ -15,8 +15,10 @@ use common::*;
 async fn cold_start_with_the_issuer_down_is_503_then_recovers() {
     let idp = TestIdp::start().await;
     idp.set_down(true);
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     config.auth =
         agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), AUDIENCE, "").unwrap();
     let listener = agui_server::serve::bind(config.listen, config.backlog).unwrap();

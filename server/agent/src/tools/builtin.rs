@@ -50,9 +50,12 @@ pub struct Document {
     pub body: String,
 }
 
+/// A user: (issuer, subject).
+type Owner = (String, String);
+
 /// The demo documents of every user, keyed by (issuer, subject). Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct DocumentStore(Arc<Mutex<HashMap<(String, String), Vec<Document>>>>);
+pub struct DocumentStore(Arc<Mutex<HashMap<Owner, Vec<Document>>>>);
 
 impl DocumentStore {
     fn with_user<R>(&self, principal: &Principal, f: impl FnOnce(&mut Vec<Document>) -> R) -> R {

@@ -45,8 +45,10 @@ pub async fn start_with(
     build: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
 ) -> TestServer {
     let idp = TestIdp::start().await;
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     config.auth =
         agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), AUDIENCE, "").unwrap();
     configure(&mut config);
