@@ -155,24 +155,57 @@ pub fn input(text: &str, protocol_version: Option<&str>) -> Value {
 
 static NEXT: AtomicUsize = AtomicUsize::new(1);
 
-/// Parses an SSE body into its events; asserts the framing (LF only, `data: ` lines, one-line
-/// JSON) on the way.
+/// Parses an SSE body into its events, asserting on the way what every client relies on: the
+/// framing (LF only, `data: ` lines, one-line JSON), that each event is a valid AG-UI event with
+/// no `null` anywhere and survives a typed round trip unchanged, and that the sequence passes the
+/// AG-UI rules (a fresh `SequenceGuard`, the twin of the client's `verifyEvents`). So no test can
+/// pass on an invalid stream.
 pub fn sse_events(body: &str) -> Vec<Value> {
     assert!(!body.contains('\r'), "SSE must use LF line endings only");
     assert!(
         body.is_empty() || body.ends_with("\n\n"),
         "the stream must end with a complete frame"
     );
-    body.split("\n\n")
+    let events: Vec<Value> = body
+        .split("\n\n")
         .filter(|frame| !frame.is_empty() && !frame.starts_with(':'))
         .map(|frame| {
             let json = frame
                 .strip_prefix("data: ")
                 .unwrap_or_else(|| panic!("not a data frame: {frame:?}"));
             assert!(!json.contains('\n'), "one event, one line: {frame:?}");
-            serde_json::from_str(json).unwrap_or_else(|e| panic!("bad JSON in {json}: {e}"))
+            let event: Value =
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("bad JSON in {json}: {e}"));
+            assert!(
+                !has_null(&event),
+                "optional fields are omitted, never null: {json}"
+            );
+            event
         })
-        .collect()
+        .collect();
+    let mut guard = agui_protocol::SequenceGuard::new();
+    for event in &events {
+        let typed: agui_protocol::Event = serde_json::from_value(event.clone())
+            .unwrap_or_else(|e| panic!("not an AG-UI event: {event}: {e}"));
+        assert_eq!(
+            &serde_json::to_value(&typed).unwrap(),
+            event,
+            "nothing lost or added in a round trip"
+        );
+        guard
+            .check(&typed)
+            .unwrap_or_else(|violation| panic!("invalid stream on the wire: {violation}: {event}"));
+    }
+    events
+}
+
+fn has_null(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.iter().any(has_null),
+        Value::Object(map) => map.values().any(has_null),
+        _ => false,
+    }
 }
 
 /// The `type` of each event.
