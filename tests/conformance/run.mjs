@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+// Entry point of the official-client conformance suite (the Makefile calls it): proves, end to end,
+// that agui-server verifies real OIDC tokens (a certified oidc-provider on loopback), streams the
+// scripted model's contract to both official AG-UI clients (1.0.0 and the 0.0.59 CopilotKit ships),
+// serves the protobuf binding, accepts a token signed with a rotated-in key without a restart, and
+// never writes the bearer token to its logs.
+//
+// It runs the IdP's self-test (tests/idp/selftest.mjs), starts the IdP (tests/idp/server.mjs) and
+// `agui-server serve` (AGUI_SERVER_BIN, default target/debug/agui-server), mints a
+// client_credentials token, runs v1/suite.mjs, v0/suite.mjs and v1/rotation.mjs as child processes, relays their `ok - ` / `not ok - ` lines, stops every process
+// it started (also on failure and SIGINT) and ends with `conformance: N passed, M failed`.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { decodeJwt, requestToken, TEST_CLIENTS } from '../idp/client.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, '../..');
+const serverBin = resolve(repoRoot, process.env.AGUI_SERVER_BIN ?? 'target/debug/agui-server');
+const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
+const ANSI = /\x1b\[[0-9;]*m/g;
+const STARTUP_DEADLINE_MS = 60_000;
+const LOG_TAIL_LINES = 60;
+
+const children = new Set();
+const scratchDirs = new Set();
+const counts = { passed: 0, failed: 0 };
+
+function pass(name) {
+  counts.passed += 1;
+  process.stdout.write(`ok - ${name}\n`);
+}
+
+function fail(name, reason) {
+  counts.failed += 1;
+  process.stdout.write(`not ok - ${name}: ${String(reason).replace(/\s+/g, ' ')}\n`);
+}
+
+/** Spawns a child we own; it is killed when this process exits for any reason. */
+function start(command, args, options) {
+  const child = spawn(command, args, options);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  child.logs = [];
+  return child;
+}
+
+/** Keeps a child's output lines (for the failure report) and resolves on the first `match`. */
+function watchOutput(child, streams, match) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line within ${STARTUP_DEADLINE_MS} ms`)), STARTUP_DEADLINE_MS);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`exited before ready (code ${code}, signal ${signal})`));
+    });
+    for (const stream of streams) {
+      createInterface({ input: stream }).on('line', (line) => {
+        child.logs.push(line);
+        const found = match(line);
+        if (found) {
+          clearTimeout(timer);
+          resolve(found);
+        }
+      });
+    }
+  });
+}
+
+async function stop(child, signal = 'SIGTERM') {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function killAllNow() {
+  for (const child of children) child.kill('SIGKILL');
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+}
+process.on('exit', killAllNow);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    killAllNow();
+    process.stdout.write(`conformance: ${counts.passed} passed, ${counts.failed + 1} failed (interrupted by ${signal})\n`);
+    process.exit(130);
+  });
+}
+
+function printTail(title, child) {
+  process.stderr.write(`--- last ${LOG_TAIL_LINES} lines of ${title} ---\n${child.logs.slice(-LOG_TAIL_LINES).join('\n')}\n`);
+}
+
+/** Runs one suite file, relaying and counting its result lines. */
+async function runSuite(file, env) {
+  const child = start(process.execPath, [join(here, file)], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let reported = 0;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line.startsWith('ok - ')) {
+      reported += 1;
+      counts.passed += 1;
+    } else if (line.startsWith('not ok - ')) {
+      reported += 1;
+      counts.failed += 1;
+    }
+    process.stdout.write(`${line}\n`);
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => process.stderr.write(`[${file}] ${line}\n`));
+  const code = await new Promise((resolve) => child.once('exit', (c, s) => resolve(c ?? s)));
+  if (code !== 0 && reported === 0) fail(file, `exited with ${code} before reporting any test`);
+  else if (code !== 0 && !Number.isInteger(code)) fail(file, `killed by ${code}`);
+  return code;
+}
+
+async function main() {
+  // 0. The IdP on its own (its own instances; no agui-server needed).
+  await runSuite('../idp/selftest.mjs', process.env);
+
+  // 1. The IdP.
+  const idp = start(process.execPath, [join(repoRoot, 'tests/idp/server.mjs'), '--port', '0', '--exit-on-stdin-close'], {
+    cwd: repoRoot,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let issuer;
+  try {
+    ({ issuer } = await watchOutput(idp, [idp.stdout], (line) => (line.startsWith('{') ? JSON.parse(line) : undefined)));
+    createInterface({ input: idp.stderr }).on('line', (line) => idp.logs.push(line));
+  } catch (error) {
+    fail('test IdP starts', error.message);
+    printTail('the IdP', idp);
+    return;
+  }
+
+  // 2. agui-server, in a scratch directory so its default SQLite file lands there.
+  if (!existsSync(serverBin)) {
+    fail('agui-server binary exists', `${serverBin} not found (build it: cargo build -p agui-server)`);
+    return;
+  }
+  const scratch = mkdtempSync(join(tmpdir(), 'agui-conformance-'));
+  scratchDirs.add(scratch);
+  const server = start(serverBin, ['serve'], {
+    cwd: scratch,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      AGUI_LISTEN: '127.0.0.1:0',
+      AGUI_OIDC_ISSUER: issuer,
+      AGUI_OIDC_AUDIENCE: 'agui-server',
+      AGUI_MODEL: 'scripted',
+      AGUI_LOG: 'info',
+    },
+  });
+  let base;
+  try {
+    // Colour codes (if the log format adds any) are stripped before matching.
+    base = await watchOutput(server, [server.stdout, server.stderr], (line) => line.replace(ANSI, '').match(LISTENING)?.[1]);
+  } catch (error) {
+    fail('agui-server starts and logs its address', error.message);
+    printTail('agui-server', server);
+    rmSync(scratch, { recursive: true, force: true });
+    return;
+  }
+  const serverPid = server.pid;
+
+  try {
+    // 3. A token from the IdP, and the suites.
+    const { clientId, clientSecret } = TEST_CLIENTS.plain;
+    const token = await requestToken({ issuer, clientId, clientSecret, scope: 'agui:chat' });
+    const subject = decodeJwt(token).payload.sub;
+    const env = {
+      ...process.env,
+      AGUI_URL: `${base}/chat`,
+      AGUI_TOKEN: token,
+      AGUI_EXPECT_SUBJECT: subject,
+      AGUI_IDP_URL: issuer,
+      AGUI_CLIENT_ID: clientId,
+      AGUI_CLIENT_SECRET: clientSecret,
+    };
+    const failedBefore = counts.failed;
+    for (const file of ['v1/suite.mjs', 'v0/suite.mjs', 'v1/rotation.mjs']) await runSuite(file, env);
+
+    // 4. Checks on the server process itself.
+    if (server.pid === serverPid && server.exitCode === null && server.signalCode === null) {
+      pass('rotation: one agui-server process served every suite (no restart)');
+    } else {
+      fail('rotation: one agui-server process served every suite (no restart)', `exit ${server.exitCode ?? server.signalCode}`);
+    }
+    const leaked = server.logs.filter((line) => line.includes(token));
+    if (leaked.length === 0 && server.logs.length > 0) pass('agui-server logs never contain the bearer token');
+    else fail('agui-server logs never contain the bearer token', `${leaked.length} of ${server.logs.length} lines`);
+
+    if (counts.failed > failedBefore) printTail('agui-server', server);
+  } catch (error) {
+    fail('conformance harness', error.stack ?? error.message);
+    printTail('agui-server', server);
+  } finally {
+    await stop(server);
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  fail('conformance harness', error.stack ?? error.message);
+} finally {
+  await Promise.all([...children].map((child) => stop(child)));
+}
+process.stdout.write(`conformance: ${counts.passed} passed, ${counts.failed} failed\n`);
+process.exitCode = counts.failed === 0 && counts.passed > 0 ? 0 : 1;

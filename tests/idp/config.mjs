@@ -1,0 +1,169 @@
+// Configuration of the test IdP: proves nothing by itself; turns our small settings object (defaults
+// below, optionally overridden by a JSON file) into an oidc-provider 9.13.3 configuration that issues
+// RFC 9068 JWT access tokens (`typ: at+jwt`) for agui-server through client_credentials.
+//
+// Shape of a settings file (every member optional; objects are merged over the defaults by key):
+//   {
+//     "audience": "agui-server",                    // `aud` of tokens for the default resource
+//     "defaultResource": "http://agui-server",      // resource indicator used when none is requested
+//     "resourceServers": { "<resource>": { "audience": "...", "scope": "a b", "accessTokenTTL": 600 } },
+//     "signingAlg": "RS256" | "ES256",
+//     "clients": [ { <oidc-provider client metadata>, "claims": { "name", "email", "roles" } } ],
+//     "accounts": { "<sub>": { "name", "email", "roles" } },
+//     "devInteractions": false                      // oidc-provider's any-password login page
+//   }
+// `clients[].claims` are extra access-token claims for that client's client_credentials tokens;
+// `accounts` are end users for interactive flows (a browser app adds a public PKCE client and
+// accounts here; `findAccount` and `extraTokenClaims` already read them).
+
+import { readFileSync } from 'node:fs';
+
+import { errors } from 'oidc-provider';
+
+import { SIGNING_ALGS } from './keys.mjs';
+
+/** The resource indicator agui-server is known by (RFC 8707). */
+export const AGUI_RESOURCE = 'http://agui-server';
+/** A second resource server, for tokens agui-server must reject (wrong `aud`). */
+export const OTHER_RESOURCE = 'http://other-api';
+
+/**
+ * Built-in settings: a confidential service client whose tokens carry only the standard claims
+ * (`sub` = the client id, as oidc-provider sets for client_credentials), and one whose tokens also
+ * carry `name`, `email` and `roles`, so tests can predict every identity claim.
+ */
+export const DEFAULT_SETTINGS = Object.freeze({
+  audience: 'agui-server',
+  defaultResource: AGUI_RESOURCE,
+  signingAlg: 'RS256',
+  accessTokenTTL: 600,
+  resourceServers: {
+    [AGUI_RESOURCE]: { scope: 'agui:chat agui:tools agui:admin' },
+    [OTHER_RESOURCE]: { audience: 'other-api', scope: 'other:read' },
+  },
+  clients: [
+    {
+      client_id: 'agui-tests',
+      client_secret: 'agui-tests-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
+      client_id: 'agui-tests-named',
+      client_secret: 'agui-tests-named-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      claims: { name: 'Ada Lovelace', email: 'ada@example.test', roles: ['analyst'] },
+    },
+  ],
+  accounts: {},
+});
+
+/**
+ * Reads a settings file and merges it over the defaults.
+ *
+ * @param {string|undefined} file path of a JSON settings file, or undefined for the defaults
+ * @param {{audience?: string}} [overrides] command-line overrides, applied last
+ * @returns {object} the effective settings
+ */
+export function loadSettings(file, overrides = {}) {
+  const fromFile = file ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  const settings = {
+    ...DEFAULT_SETTINGS,
+    ...fromFile,
+    resourceServers: { ...DEFAULT_SETTINGS.resourceServers, ...fromFile.resourceServers },
+    accounts: { ...DEFAULT_SETTINGS.accounts, ...fromFile.accounts },
+  };
+  if (overrides.audience) settings.audience = overrides.audience;
+  if (!SIGNING_ALGS.includes(settings.signingAlg)) {
+    throw new Error(`signingAlg must be one of ${SIGNING_ALGS.join(', ')}`);
+  }
+  if (!settings.resourceServers[settings.defaultResource]) {
+    throw new Error(`defaultResource ${settings.defaultResource} is not in resourceServers`);
+  }
+  return settings;
+}
+
+/**
+ * Builds the oidc-provider configuration.
+ *
+ * @param {object} settings effective settings from {@link loadSettings}
+ * @param {object[]} jwks private signing JWKs, newest first (published in this order)
+ * @param {string[]} cookieKeys cookie signing keys; kept across rotations so sessions survive
+ * @returns {object} the second argument of `new Provider(issuer, configuration)`
+ */
+export function providerConfiguration(settings, jwks, cookieKeys) {
+  // oidc-provider rejects unknown client metadata, so our `claims` extension is split off here.
+  const clientClaims = new Map();
+  const clients = settings.clients.map(({ claims, ...metadata }) => {
+    if (claims) clientClaims.set(metadata.client_id, claims);
+    return metadata;
+  });
+  // The key that signs: the first (newest) published key of the configured algorithm.
+  const signingKid = jwks.find((k) => k.alg === settings.signingAlg).kid;
+
+  return {
+    clients,
+    jwks: { keys: jwks },
+    cookies: { keys: cookieKeys },
+    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+    ttl: {
+      // Service tokens live as long as their resource server says (RFC 9068 §2.2 `exp`).
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? settings.accessTokenTTL,
+    },
+    features: {
+      clientCredentials: { enabled: true },
+      // The login page that accepts any user: off unless a browser demo asks for it.
+      devInteractions: { enabled: settings.devInteractions === true },
+      // RFC 8707 resource indicators are what make oidc-provider issue JWT access tokens
+      // (RFC 9068) instead of opaque ones: the token's format and `aud` come from the resource server.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf ?? settings.defaultResource,
+        // Interactive flows: a token requested without `resource` is for the granted resource.
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resource) => resourceServerInfo(settings, resource, signingKid),
+      },
+    },
+    // Identity claims in the access token itself: agui-server builds its Principal from the
+    // access token only (DESIGN "Keys and claims across vendors"), never from userinfo.
+    extraTokenClaims: async (_ctx, token) => {
+      if (token.accountId) return identityClaims(settings.accounts[token.accountId]);
+      return identityClaims(clientClaims.get(token.clientId));
+    },
+    findAccount: async (_ctx, sub) => {
+      const account = settings.accounts[sub];
+      if (!account) return undefined;
+      return { accountId: sub, claims: async () => ({ sub, ...identityClaims(account) }) };
+    },
+  };
+}
+
+function resourceServerInfo(settings, resource, signingKid) {
+  const server = settings.resourceServers[resource];
+  if (!server) {
+    // Unknown resource indicator: RFC 8707 §2 `invalid_target`.
+    throw new errors.InvalidTarget('unknown resource indicator');
+  }
+  return {
+    scope: server.scope,
+    audience: server.audience ?? (resource === settings.defaultResource ? settings.audience : resource),
+    accessTokenTTL: server.accessTokenTTL ?? settings.accessTokenTTL,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: settings.signingAlg, kid: signingKid } },
+  };
+}
+
+function identityClaims(source) {
+  if (!source) return undefined;
+  const claims = {};
+  for (const key of ['name', 'email', 'roles']) {
+    if (source[key] !== undefined) claims[key] = source[key];
+  }
+  return Object.keys(claims).length > 0 ? claims : undefined;
+}
