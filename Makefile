@@ -9,22 +9,30 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
-NODE_TREES := tests/conformance/v1 tests/conformance/v0 tests/idp
+NODE_TREES := tests/conformance/v1 tests/conformance/v0 tests/idp web
 SERVER_BIN := target/debug/agui-server
 
-.PHONY: help run dev build test test-rust test-conformance lint fmt deps readme-config bench bench-quick clean
+.PHONY: help run dev chromium build test test-rust test-conformance lint fmt deps readme-config bench bench-quick clean
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
-run: ## Build and start a local server (in-process issuer, scripted model); prints a curl to try.
+run: ## The demo: a real OpenID provider, agui-server and the CopilotKit app; prints the URL and the demo accounts.
+	$(CARGO) build -p agui-server
+	$(MAKE) --no-print-directory deps
+	node web/scripts/run-demo.mjs
+
+dev: ## agui-server alone with an in-process issuer and the scripted model; prints a curl to try.
 	$(CARGO) build -p agui-server
 	$(SERVER_BIN) dev
 
 build: ## Build the whole workspace once (all targets, debug).
 	$(CARGO) build --workspace --all-targets --locked
 
-deps: $(NODE_TREES:%=%/node_modules/.installed) ## Install the Node packages the tests use (from lockfiles).
+deps: $(NODE_TREES:%=%/node_modules/.installed) chromium ## Install the Node packages (from lockfiles) and Debian's Chromium when root.
+
+chromium: ## Install Debian's Chromium for the browser tests (says what to do without root).
+	web/scripts/install-chromium.sh
 
 # npm ci only when the lockfile changed since the last install.
 %/node_modules/.installed: %/package-lock.json
@@ -54,4 +62,4 @@ bench-quick: ## A one-minute subset of the benchmark.
 
 clean: ## Remove build outputs and installed Node packages.
 	$(CARGO) clean
-	rm -rf $(NODE_TREES:%=%/node_modules)
+	rm -rf $(NODE_TREES:%=%/node_modules) web/dist

@@ -65,6 +65,18 @@ if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then f=1; fi
 add_counts conformance "${p:-0}" "${f:-0}" "${s:-0}"
 [ "${f:-0}" -eq 0 ] || broken+=(conformance)
 
+# 4. The CopilotKit sample app: the demo IdP, the runtime hop's contract, and a real browser.
+echo "== web: CopilotKit sample app (IdP demo, hop contract, Chromium e2e)"
+node web/e2e/run.mjs 2>&1 | tee "$log_dir/web.log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^web: [0-9]+ passed, [0-9]+ failed' "$log_dir/web.log" | tail -1)
+p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then f=1; fi
+add_counts web "${p:-0}" "${f:-0}" "${s:-0}"
+[ "${f:-0}" -eq 0 ] || broken+=(web)
+
 echo
 if [ ${#broken[@]} -gt 0 ]; then echo "FAILED suites: ${broken[*]}"; fi
 echo "total: $passed passed, $failed failed, $skipped skipped"

@@ -15,6 +15,7 @@ import Provider from 'oidc-provider';
 
 import { providerConfiguration } from './config.mjs';
 import { generateKeyGeneration } from './keys.mjs';
+import { passwordLoginRoutes } from './login.mjs';
 
 /** Paths of the test-only routes (never part of a real IdP). */
 export const TEST_ROUTES = Object.freeze({ health: '/__test/health', rotate: '/__test/rotate' });
@@ -42,6 +43,8 @@ export async function startIdp({ host = '127.0.0.1', port = 0, settings }) {
   let keys = generateKeyGeneration(String(generation));
   let provider;
   let handler;
+  // Hook (web demo, login.mjs): the password login page, when the settings ask for it.
+  const loginRoutes = settings.passwordLogin === true ? passwordLoginRoutes(settings) : null;
 
   const front = createServer((req, res) => {
     // Everything binds to loopback, but the admin routes check the peer too (defence in depth).
@@ -62,6 +65,7 @@ export async function startIdp({ host = '127.0.0.1', port = 0, settings }) {
     }
     const counter = COUNTED_PATHS[path];
     if (counter) counts[counter] += 1;
+    if (loginRoutes?.(req, res, provider)) return;
     handler(req, res);
   });
 

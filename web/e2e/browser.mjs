@@ -1,0 +1,319 @@
+// Real-browser end-to-end tests: Debian's Chromium (/usr/bin/chromium, never a downloaded browser)
+// driven headless by playwright-core against the real stack on loopback (IdP login page,
+// react-oidc-context code flow + PKCE, CopilotKit chat, the runtime hop, agui-server, the scripted
+// model). Screenshots of the key states go to web/e2e/screenshots/ (git-ignored).
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { DEMO_ACCOUNTS } from '../../tests/idp/demo.mjs';
+import { assert, chatDirect, credentialCounts, toolResult } from './harness.mjs';
+
+/** The Chromium the tests drive (Debian's package; AGUI_CHROMIUM overrides). */
+export const CHROMIUM = process.env.AGUI_CHROMIUM ?? '/usr/bin/chromium';
+
+// The flags known to work on this kind of machine (.library/env/machines/rust-svc.md "Known to
+// work"): without the background-networking ones Chromium keeps dialling Google's hosts, which the
+// closed network refuses. Playwright adds --headless and a fresh temporary --user-data-dir.
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const STEP_TIMEOUT_MS = 20_000;
+
+/**
+ * Launches headless Chromium, or explains why it cannot.
+ *
+ * @returns {Promise<{browser?: import('playwright-core').Browser, reason?: string}>}
+ */
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) return { reason: `${CHROMIUM} not found (run web/scripts/install-chromium.sh, or apt-get install chromium)` };
+  const { chromium } = await import('playwright-core');
+  try {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    return { browser };
+  } catch (error) {
+    return { reason: `Chromium did not start: ${error.message.split('\n')[0]}` };
+  }
+}
+
+async function newPage(browser, stack) {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
+  // Hermetic: nothing may leave loopback (the IdP's stock logout page @imports a web font).
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => route.abort());
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  page.consoleErrors = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') page.consoleErrors.push(message.text());
+  });
+  await page.goto(stack.webUrl);
+  return page;
+}
+
+// h.test, plus a screenshot of the page when the test fails (FAILED-<test>.png).
+function step(h, page, shots, name, fn) {
+  return h.test(name, async () => {
+    try {
+      await fn();
+    } catch (error) {
+      const file = `FAILED-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 80)}.png`;
+      await page.screenshot({ path: join(shots, file) }).catch(() => {});
+      throw error;
+    }
+  });
+}
+
+// The chat is ready to send once CopilotKit has reached the runtime: the static suggestions
+// render only then. Typing earlier could race the runtime connection.
+async function chatReady(page) {
+  await page.getByTestId('chat').locator('textarea').first().waitFor();
+  await page.getByRole('button', { name: 'Who am I?' }).waitFor();
+}
+
+async function fillLogin(page, login, password) {
+  await page.locator('input[name=password]').waitFor();
+  await page.fill('input[name=login]', login);
+  await page.fill('input[name=password]', password);
+  await page.click('button[type=submit]');
+}
+
+async function signIn(page, login) {
+  await page.getByTestId('sign-in').click();
+  await fillLogin(page, login, DEMO_ACCOUNTS[login].password);
+  await page.getByTestId('identity-name').filter({ hasText: DEMO_ACCOUNTS[login].name }).waitFor();
+  await chatReady(page);
+}
+
+async function send(page, text) {
+  const input = page.getByTestId('chat').locator('textarea').first();
+  await input.fill(text);
+  await input.press('Enter');
+}
+
+async function waitForCount(locator, count) {
+  await locator.nth(count - 1).waitFor();
+}
+
+// The signed-in user's access token, as oidc-client-ts stored it (sessionStorage key
+// `oidc.user:<authority>:<client_id>`, shared/reference/copilotkit.md §6).
+async function storedUser(page, stack) {
+  const raw = await page.evaluate((key) => window.sessionStorage.getItem(key), `oidc.user:${stack.issuer}:agui-web`);
+  assert(raw, 'no signed-in user in sessionStorage');
+  return JSON.parse(raw);
+}
+
+/**
+ * The main flow, as the viewer and then the admin. Run on a stack whose agui-server does NOT
+ * accept body tokens, so every successful run also proves the properties → header bridge.
+ */
+export async function runBrowserMain(h, stack, browser, shots) {
+  const page = await newPage(browser, stack);
+  const cards = (id) => page.getByTestId(id);
+  try {
+    await step(h, page, shots, 'browser: a wrong password is refused on the IdP login page', async () => {
+      await page.getByTestId('sign-in').click();
+      await fillLogin(page, 'vera', DEMO_ACCOUNTS.ada.password);
+      await page.getByText('Wrong name or password').waitFor();
+      assert(page.url().startsWith(stack.issuer), `left the IdP: ${page.url()}`);
+      await page.screenshot({ path: join(shots, '01-wrong-password.png') });
+    });
+
+    await step(h, page, shots, 'browser: the viewer signs in; the page shows who agui-server verified (name, email, role)', async () => {
+      await fillLogin(page, 'vera', DEMO_ACCOUNTS.vera.password);
+      await page.getByTestId('identity-name').filter({ hasText: 'Vera Viewer' }).waitFor();
+      const identity = await page.getByTestId('identity').innerText();
+      assert(identity.includes('vera@example.test') && identity.includes('viewer'), `identity shows: ${identity}`);
+      assert(page.url().startsWith(stack.webUrl) && !page.url().includes('code='), `url: ${page.url()}`);
+      await page.getByRole('button', { name: 'Who am I?' }).waitFor();
+      await page.screenshot({ path: join(shots, '02-signed-in-suggestions.png') });
+    });
+
+    await step(h, page, shots, 'browser: the "Who am I?" suggestion runs the whoami tool and shows the identity card', async () => {
+      await page.getByRole('button', { name: 'Who am I?' }).click();
+      await waitForCount(cards('card-identity'), 1);
+      const text = await cards('card-identity').first().innerText();
+      assert(text.includes('Vera Viewer') && text.includes('viewer'), `identity card: ${text}`);
+    });
+
+    await step(h, page, shots, 'browser: the streamed reply names the viewer', async () => {
+      await send(page, 'hello from the browser');
+      await page.getByText('Hello, Vera Viewer! You said: "hello from the browser"').waitFor();
+    });
+
+    await step(h, page, shots, 'browser: the viewer\'s "Delete document 2" is denied and document 2 still exists (checked through agui-server)', async () => {
+      await send(page, 'Delete document 2');
+      await waitForCount(cards('card-denied'), 1);
+      const text = await cards('card-denied').first().innerText();
+      assert(text.includes('delete_document'), `denial card: ${text}`);
+      const { access_token: token } = await storedUser(page, stack);
+      const { status, events } = await chatDirect(stack.aguiUrl, token, 'show document 2');
+      const doc = toolResult(events);
+      assert(status === 200 && doc?.id === 2 && !doc.error, `document 2 after the denied delete: ${JSON.stringify(doc)}`);
+    });
+
+    await step(h, page, shots, 'browser: the frontend tool changes the page accent colour and the agent continues with its result', async () => {
+      await send(page, 'Change the accent colour to teal');
+      await waitForCount(cards('card-accent'), 1);
+      await page.getByText('The change_accent_color tool returned').waitFor();
+      const accent = await page.evaluate(() => ({
+        variable: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+        border: getComputedStyle(document.querySelector('.topbar')).borderBottomColor,
+      }));
+      assert(accent.variable === 'teal' && accent.border === 'rgb(0, 128, 128)', `accent: ${JSON.stringify(accent)}`);
+      // Tall enough to show the whole conversation (the chat scrolls inside its own box).
+      await page.setViewportSize({ width: 1180, height: 1320 });
+      await page.getByText('The change_accent_color tool returned').scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(shots, '03-viewer-chat.png') });
+      await page.setViewportSize({ width: 1180, height: 820 });
+    });
+
+    await step(h, page, shots, 'browser: sign-out ends the session at the IdP (the next sign-in asks for a password)', async () => {
+      await page.getByTestId('sign-out').click();
+      // oidc-provider's RP-initiated logout asks for confirmation.
+      await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+      await page.getByTestId('sign-in').waitFor();
+      assert(page.url().startsWith(stack.webUrl), `after sign-out: ${page.url()}`);
+      const stored = await page.evaluate((key) => window.sessionStorage.getItem(key), `oidc.user:${stack.issuer}:agui-web`);
+      assert(stored === null, 'the user is still stored');
+      await page.getByTestId('sign-in').click();
+      await page.locator('input[name=password]').waitFor();
+    });
+
+    await step(h, page, shots, 'browser: the admin signs in and "Delete document 2" succeeds (checked through agui-server)', async () => {
+      await fillLogin(page, 'ada', DEMO_ACCOUNTS.ada.password);
+      await page.getByTestId('identity-name').filter({ hasText: 'Ada Lovelace' }).waitFor();
+      await chatReady(page);
+      await send(page, 'Delete document 2');
+      await waitForCount(cards('card-deleted'), 1);
+      assert((await cards('card-denied').count()) === 0, 'the admin got a denial card');
+      const { access_token: token } = await storedUser(page, stack);
+      const { events } = await chatDirect(stack.aguiUrl, token, 'show document 2');
+      const doc = toolResult(events);
+      assert(doc && doc.error, `document 2 still readable after the admin's delete: ${JSON.stringify(doc)}`);
+      await page.screenshot({ path: join(shots, '04-admin-deleted.png') });
+    });
+
+    await step(h, page, shots, 'browser: agui-server authenticated the browser runs by header only (body token source off)', async () => {
+      const counts = await credentialCounts(stack.aguiUrl);
+      assert(counts.header > 0, `credential_source="header" = ${counts.header}`);
+      assert(counts.body === 0, `credential_source="body" = ${counts.body}`);
+    });
+  } finally {
+    await page.context().close();
+  }
+}
+
+/**
+ * Expiry: a short access-token lifetime, leeway 0 and silent renew off. An expired token must
+ * produce the "sign in again" prompt, and signing in again must restore the chat.
+ */
+export async function runBrowserExpiry(h, stack, browser, shots) {
+  const page = await newPage(browser, stack);
+  try {
+    let expiresAt;
+    await step(h, page, shots, 'browser (expiry): a fresh short-lived token works (control)', async () => {
+      await signIn(page, 'vera');
+      await send(page, 'hello before expiry');
+      await page.getByText('Hello, Vera Viewer! You said: "hello before expiry"').waitFor();
+      expiresAt = (await storedUser(page, stack)).expires_at;
+      assert(typeof expiresAt === 'number', 'no expires_at');
+    });
+
+    await step(h, page, shots, 'browser (expiry): an expired token produces the re-sign-in prompt, not a silent failure', async () => {
+      assert(expiresAt, 'no control run');
+      // Wait for the token's own `exp` to pass (leeway is 0): the cause, not a guessed duration.
+      await page.waitForFunction((exp) => Date.now() / 1000 > exp + 1, expiresAt, { timeout: 30_000, polling: 250 });
+      await send(page, 'hello after expiry');
+      await page.getByTestId('problem-expired').waitFor();
+      assert((await page.getByText('Hello, Vera Viewer! You said: "hello after expiry"').count()) === 0, 'the expired token was accepted');
+      await page.screenshot({ path: join(shots, '05-session-expired.png') });
+    });
+
+    await step(h, page, shots, 'browser (expiry): "Sign in again" re-authenticates and the chat works again', async () => {
+      await page.getByTestId('sign-in-again').click();
+      // The IdP session is still alive, so the provider may answer without showing its form.
+      const form = page.locator('input[name=password]');
+      const identity = page.getByTestId('identity-name').filter({ hasText: 'Vera Viewer' });
+      await Promise.race([form.waitFor(), identity.waitFor()]);
+      if (await form.isVisible()) await fillLogin(page, 'vera', DEMO_ACCOUNTS.vera.password);
+      await identity.waitFor();
+      await chatReady(page);
+      const user = await storedUser(page, stack);
+      assert(user.expires_at > expiresAt, 'the token was not renewed');
+      await send(page, 'hello after signing in again');
+      await page.getByText('Hello, Vera Viewer! You said: "hello after signing in again"').waitFor();
+    });
+  } finally {
+    await page.context().close();
+  }
+}
+
+/**
+ * A run agui-server refuses with 403 (the stack requires a scope the app does not request) shows
+ * the "not allowed" message with agui-server's error code.
+ */
+export async function runBrowserForbidden(h, stack, browser, shots) {
+  const page = await newPage(browser, stack);
+  try {
+    await step(h, page, shots, 'browser (403): a run agui-server refuses with insufficient_scope shows a clear "not allowed" message', async () => {
+      await signInUnverified(page, 'vera');
+      await send(page, 'hello without the required scope');
+      const banner = page.getByTestId('problem-forbidden');
+      await banner.waitFor();
+      const text = await banner.innerText();
+      assert(text.includes('not allowed') && text.includes('insufficient_scope'), `banner: ${text}`);
+      assert((await page.getByText('You said: "hello without the required scope"').count()) === 0, 'the run was answered');
+      await page.screenshot({ path: join(shots, '06-forbidden.png') });
+    });
+  } finally {
+    await page.context().close();
+  }
+}
+
+// Sign-in when agui-server will not verify the user (the identity panel cannot show a name).
+async function signInUnverified(page, login) {
+  await page.getByTestId('sign-in').click();
+  await fillLogin(page, login, DEMO_ACCOUNTS[login].password);
+  await chatReady(page);
+}
+
+/**
+ * Silent renew: with a 70 s token, oidc-client-ts (expiring notification 60 s before `exp`) renews
+ * it through the hidden silent-renew.html iframe about 10 s after sign-in, without leaving the page,
+ * and the chat keeps working with the new token.
+ */
+export async function runBrowserSilentRenew(h, stack, browser, shots) {
+  const page = await newPage(browser, stack);
+  try {
+    await step(h, page, shots, 'browser (silent renew): the token is renewed in the background; the same conversation goes on', async () => {
+      await signIn(page, 'vera');
+      await send(page, 'hello before renewal');
+      await page.getByText('Hello, Vera Viewer! You said: "hello before renewal"').waitFor();
+      const first = await storedUser(page, stack);
+      const key = `oidc.user:${stack.issuer}:agui-web`;
+      await page.waitForFunction(
+        ([storageKey, token]) => {
+          const raw = window.sessionStorage.getItem(storageKey);
+          return raw !== null && JSON.parse(raw).access_token !== token;
+        },
+        [key, first.access_token],
+        { timeout: 40_000, polling: 500 },
+      );
+      const renewed = await storedUser(page, stack);
+      assert(renewed.expires_at >= first.expires_at, 'the renewed token expires earlier');
+      assert(page.url().startsWith(stack.webUrl), `the page navigated away: ${page.url()}`);
+      await send(page, 'hello with a renewed token');
+      await page.getByText('Hello, Vera Viewer! You said: "hello with a renewed token"').waitFor();
+      // Same conversation: the renewal did not remount the chat.
+      assert((await page.getByText('Hello, Vera Viewer! You said: "hello before renewal"').count()) === 1, 'the conversation was lost');
+    });
+  } finally {
+    await page.context().close();
+  }
+}

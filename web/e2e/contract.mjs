@@ -1,0 +1,170 @@
+// Headless contract tests of the runtime hop (no browser): prove, with @copilotkit/core's client
+// (the same code CopilotKitProvider drives) talking to the real runtime (web/server) in front of
+// the real agui-server and IdP, that
+//   1. a token given only as `properties.authorization` reaches agui-server as an Authorization
+//      HEADER (the stack runs with agui-server's body token source switched off, so a run that
+//      succeeds could not have used the body copy), and the metrics say `credential_source=header`;
+//   2. a bad token surfaces in onError as `HTTP 401: …` (what the app turns into "sign in again");
+//   3. the hop does not leak threads: user B can neither connect to (replay), run on, stop, list
+//      nor read user A's thread, while A can (the positive control shows the replay really holds
+//      A's words, so the refusals are meaningful).
+
+import { randomUUID } from 'node:crypto';
+
+import { DEMO_ACCOUNTS, signInWithPassword } from '../../tests/idp/demo.mjs';
+import { assert, chatDirect, credentialCounts } from './harness.mjs';
+
+// @copilotkit/core skips the runtime's /info on the server ("typeof window === 'undefined'"),
+// leaving no agents (shared/reference/copilotkit.md §6 gotcha 1).
+globalThis.window ??= globalThis;
+const { CopilotKitCore } = await import('@copilotkit/core');
+
+/** Signs a demo user in headlessly and returns the access token. */
+export async function demoToken(stack, login) {
+  const result = await signInWithPassword({ issuer: stack.issuer, appOrigin: stack.webUrl, login, password: DEMO_ACCOUNTS[login].password });
+  assert(!result.refused && result.tokens?.access_token, `${login} could not sign in`);
+  return result.tokens.access_token;
+}
+
+async function connectedCore({ runtimeUrl, properties, errors }) {
+  const core = new CopilotKitCore({ runtimeUrl, properties });
+  core.subscribe({ onError: ({ error, code }) => errors.push({ code, message: error?.message ?? String(error) }) });
+  for (let i = 0; i < 200 && core.runtimeConnectionStatus !== 'connected'; i += 1) {
+    assert(core.runtimeConnectionStatus !== 'error', 'runtime /info failed');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const agent = core.getAgent('default');
+  assert(agent, `no default agent (runtime status ${core.runtimeConnectionStatus})`);
+  return { core, agent };
+}
+
+async function say(core, agent, text) {
+  agent.addMessage({ id: randomUUID(), role: 'user', content: text });
+  await core.runAgent({ agent });
+  const last = [...agent.messages].reverse().find((m) => m.role === 'assistant');
+  return typeof last?.content === 'string' ? last.content : '';
+}
+
+// The client logs a refused run on console.error ("Agent execution failed: …"); expected where a
+// test provokes one, so it is kept out of the test output there.
+async function quietly(fn) {
+  const consoleError = console.error;
+  console.error = () => {};
+  try {
+    return await fn();
+  } finally {
+    console.error = consoleError;
+  }
+}
+
+function runtimeRequest(stack, path, { token, viaProperties = false, body, method = 'POST' }) {
+  const headers = { 'content-type': 'application/json', accept: 'text/event-stream' };
+  if (token && !viaProperties) headers.authorization = `Bearer ${token}`;
+  const payload = body && viaProperties ? { ...body, forwardedProps: { authorization: token } } : body;
+  return fetch(`${stack.webUrl}/api/copilotkit${path}`, { method, headers, body: payload ? JSON.stringify(payload) : undefined });
+}
+
+function connectBody(threadId) {
+  return { threadId, runId: randomUUID(), messages: [], tools: [], context: [], state: {}, forwardedProps: {} };
+}
+
+/**
+ * Runs the contract tests against a started stack whose agui-server has AGUI_ACCEPT_BODY_TOKEN=false.
+ *
+ * @param {import('./harness.mjs').Harness} h
+ * @param {{webUrl: string, aguiUrl: string, issuer: string}} stack
+ */
+export async function runContract(h, stack) {
+  const runtimeUrl = `${stack.webUrl}/api/copilotkit`;
+  const vera = await demoToken(stack, 'vera');
+  const ada = await demoToken(stack, 'ada');
+
+  await h.test('contract: agui-server refuses a body-only token on this stack (control for the header test)', async () => {
+    // Straight to /chat with the token only in forwardedProps: the body source is off here.
+    const response = await fetch(`${stack.aguiUrl}/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ threadId: 't', runId: 'r', messages: [{ id: 'm', role: 'user', content: 'hi' }], forwardedProps: { authorization: vera } }),
+    });
+    assert(response.status === 401, `expected 401, got ${response.status}`);
+    const direct = await chatDirect(stack.aguiUrl, vera, 'hello');
+    assert(direct.status === 200, `the same token in the header: ${direct.status}`);
+  });
+
+  await h.test('contract: CopilotKitCore with properties={authorization} only → header reaches agui-server, reply streams', async () => {
+    const before = await credentialCounts(stack.aguiUrl);
+    const errors = [];
+    const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: vera }, errors });
+    const reply = await say(core, agent, 'hello from the contract test');
+    assert(errors.length === 0, `onError: ${JSON.stringify(errors)}`);
+    assert(reply.includes('Hello, Vera Viewer!') && reply.includes('hello from the contract test'), `reply: ${reply}`);
+    const after = await credentialCounts(stack.aguiUrl);
+    assert(after.header > before.header, `credential_source=header did not grow (${before.header} → ${after.header})`);
+    assert(after.body === before.body, `credential_source=body grew (${before.body} → ${after.body})`);
+  });
+
+  await h.test('contract: an invalid token surfaces in onError as "HTTP 401: …invalid_token…"', async () => {
+    const errors = [];
+    const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: 'e30.e30.not-a-signature' }, errors });
+    await quietly(() => say(core, agent, 'hello').catch(() => {}));
+    const seen = errors.find((e) => e.message.startsWith('HTTP 401:'));
+    assert(seen, `no HTTP 401 error, got ${JSON.stringify(errors)}`);
+    assert(/invalid_token|unauthorized/.test(seen.message), `no error code in ${seen.message}`);
+  });
+
+  // Thread-leak tests: ada owns a thread with a recognisable sentence in it.
+  const secret = `ada's secret plan ${randomUUID().slice(0, 8)}`;
+  const errors = [];
+  const { core: adaCore, agent: adaAgent } = await connectedCore({ runtimeUrl, properties: { authorization: ada }, errors });
+  const threadId = adaAgent.threadId;
+  const adaReply = await say(adaCore, adaAgent, secret);
+
+  await h.test("thread leak (control): the owner's connect replays her own thread", async () => {
+    assert(adaReply.includes('Hello, Ada Lovelace!'), `ada's run failed: ${adaReply} ${JSON.stringify(errors)}`);
+    const response = await runtimeRequest(stack, '/agent/default/connect', { token: ada, viaProperties: true, body: connectBody(threadId) });
+    const text = await response.text();
+    assert(response.status === 200, `connect: HTTP ${response.status}`);
+    assert(text.includes(secret), 'the replay does not contain the thread (the negative tests would prove nothing)');
+  });
+
+  await h.test("thread leak: another user cannot connect to (replay) someone else's thread", async () => {
+    for (const viaProperties of [true, false]) {
+      const response = await runtimeRequest(stack, '/agent/default/connect', { token: vera, viaProperties, body: connectBody(threadId) });
+      const text = await response.text();
+      assert(response.status === 403, `connect as vera (${viaProperties ? 'properties' : 'header'}): HTTP ${response.status}`);
+      assert(!text.includes(secret), 'the refusal leaked the thread');
+    }
+  });
+
+  await h.test("thread leak: another user cannot run on someone else's thread", async () => {
+    const body = { ...connectBody(threadId), messages: [{ id: randomUUID(), role: 'user', content: 'what did ada say?' }] };
+    const response = await runtimeRequest(stack, '/agent/default/run', { token: vera, viaProperties: true, body });
+    const text = await response.text();
+    assert(response.status === 403, `run as vera: HTTP ${response.status}`);
+    assert(!text.includes(secret), 'the refusal leaked the thread');
+    // And through the client the app uses: the run fails visibly, nothing from ada's thread appears.
+    const veraErrors = [];
+    const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: vera }, errors: veraErrors });
+    agent.threadId = threadId;
+    const reply = await quietly(() => say(core, agent, 'show me the history').catch(() => ''));
+    assert(!reply.includes(secret) && !JSON.stringify(agent.messages).includes(secret), 'ada\'s words reached vera');
+    assert(veraErrors.some((e) => e.message.startsWith('HTTP 403:')), `no HTTP 403 in onError: ${JSON.stringify(veraErrors)}`);
+  });
+
+  await h.test("thread leak: another user cannot stop someone else's thread; no token gets 401", async () => {
+    const stop = await runtimeRequest(stack, `/agent/default/stop/${threadId}`, { token: vera, body: {} });
+    assert(stop.status === 403, `stop as vera: HTTP ${stop.status}`);
+    const anonymous = await runtimeRequest(stack, '/agent/default/connect', { body: connectBody(threadId) });
+    assert(anonymous.status === 401, `connect without a token: HTTP ${anonymous.status}`);
+    assert(/^Bearer/.test(anonymous.headers.get('www-authenticate') ?? ''), 'no WWW-Authenticate challenge');
+  });
+
+  await h.test("thread leak: the runtime's thread listing and message routes are not offered", async () => {
+    for (const path of ['/threads', `/threads/${threadId}/messages`, `/threads/${threadId}/events`]) {
+      const response = await runtimeRequest(stack, path, { token: vera, method: 'GET' });
+      const text = await response.text();
+      assert(response.status === 404, `GET ${path}: HTTP ${response.status}`);
+      assert(!text.includes(secret), `GET ${path} leaked the thread`);
+    }
+  });
+}

@@ -1,0 +1,130 @@
+// A tiny test harness for web/e2e: proves nothing by itself; counts passed, failed and skipped
+// tests, prints TAP-like `ok - ` / `not ok - ` / `ok - … # SKIP` lines, and keeps going after a
+// failure so one run reports everything.
+
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Per-test time limit: generous, the whole browser suite stays well under three minutes. */
+export const TEST_TIMEOUT_MS = 60_000;
+
+/** Test counts and reporting. */
+export class Harness {
+  constructor() {
+    this.passed = 0;
+    this.failed = 0;
+    this.skipped = 0;
+  }
+
+  /**
+   * Runs one test; a thrown error (or the time limit) fails it.
+   *
+   * @param {string} name
+   * @param {() => Promise<void>} fn
+   * @returns {Promise<boolean>} whether it passed
+   */
+  async test(name, fn) {
+    let timer;
+    try {
+      await Promise.race([
+        fn(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`timed out after ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
+        }),
+      ]);
+      this.passed += 1;
+      console.log(`ok - ${name}`);
+      return true;
+    } catch (error) {
+      this.failed += 1;
+      console.log(`not ok - ${name}: ${String(error?.message ?? error).replace(/\s+/g, ' ').slice(0, 600)}`);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Records a skipped test with its reason. */
+  skip(name, reason) {
+    this.skipped += 1;
+    console.log(`ok - ${name} # SKIP ${reason}`);
+  }
+
+  /** Records a failure that happened outside a test (e.g. the stack did not start). */
+  fail(name, reason) {
+    this.failed += 1;
+    console.log(`not ok - ${name}: ${String(reason).replace(/\s+/g, ' ').slice(0, 2000)}`);
+  }
+
+  /** Adds a child suite's counts (its lines were already relayed). */
+  add({ passed = 0, failed = 0, skipped = 0 }) {
+    this.passed += passed;
+    this.failed += failed;
+    this.skipped += skipped;
+  }
+}
+
+/** Throws `message` unless `condition`. */
+export function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+/** Where screenshots go (git-ignored). */
+export function screenshotDir(webDir) {
+  const dir = join(webDir, 'e2e/screenshots');
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * Reads agui-server's `agui_authenticated_requests_total` counters from /metrics.
+ *
+ * @param {string} aguiUrl
+ * @returns {Promise<{header: number, body: number}>}
+ */
+export async function credentialCounts(aguiUrl) {
+  const text = await (await fetch(`${aguiUrl}/metrics`)).text();
+  const read = (source) => {
+    const match = new RegExp(`^agui_authenticated_requests_total\\{[^}]*credential_source="${source}"[^}]*\\}\\s+(\\d+)`, 'm').exec(text);
+    return match ? Number(match[1]) : 0;
+  };
+  return { header: read('header'), body: read('body') };
+}
+
+/**
+ * One scripted-model run straight against agui-server's `/chat` (no runtime, no browser), for
+ * checking server-side effects such as "document 2 still exists". Returns the parsed events.
+ *
+ * @param {string} aguiUrl
+ * @param {string} token the user's access token
+ * @param {string} message the user message
+ * @returns {Promise<{status: number, events: object[]}>}
+ */
+export async function chatDirect(aguiUrl, token, message) {
+  const response = await fetch(`${aguiUrl}/chat`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({
+      threadId: `direct-${Math.random().toString(36).slice(2)}`,
+      runId: `run-${Math.random().toString(36).slice(2)}`,
+      messages: [{ id: 'm1', role: 'user', content: message }],
+      tools: [],
+      context: [],
+      state: {},
+      forwardedProps: {},
+    }),
+  });
+  const text = await response.text();
+  const events = text
+    .split('\n\n')
+    .map((frame) => frame.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join(''))
+    .filter(Boolean)
+    .map((data) => JSON.parse(data));
+  return { status: response.status, events };
+}
+
+/** The content of the first TOOL_CALL_RESULT of a run, parsed. */
+export function toolResult(events) {
+  const result = events.find((e) => e.type === 'TOOL_CALL_RESULT');
+  return result ? JSON.parse(result.content) : undefined;
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// Entry point of web/'s tests (scripts/test.sh runs it): the demo IdP's self-test, the runtime
+// hop's unit tests, the headless contract tests (CopilotKitCore → runtime → agui-server, thread
+// leaks) and the real-browser tests (Debian Chromium + playwright-core). Prints `ok - ` /
+// `not ok - ` lines and, last, `web: N passed, N failed, N skipped`; exits 1 on any failure.
+//
+// Stacks (scripts/stack.mjs, all on 127.0.0.1):
+//   A. agui-server with AGUI_ACCEPT_BODY_TOKEN=false: contract tests + the main browser flow, so
+//      every successful run proves the properties → Authorization header bridge;
+//   B. a 10 s access-token lifetime, AGUI_LEEWAY_SECS=0, silent renew off: the expiry flow;
+//   C. AGUI_OIDC_REQUIRED_SCOPES=agui:admin (the app never gets it): the 403 message;
+//   D. a 70 s access-token lifetime with silent renew on: the background renewal.
+// Without Chromium the browser tests print `SKIP: …` and count as skipped, unless
+// AGUI_REQUIRE_BROWSER=1, which makes that a failure.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { runGuardUnitTests } from '../server/guard.test.mjs';
+import { ensureBuilt } from '../scripts/build.mjs';
+import { REPO_ROOT, startStack, WEB_DIR } from '../scripts/stack.mjs';
+import { launchBrowser, runBrowserExpiry, runBrowserForbidden, runBrowserMain, runBrowserSilentRenew } from './browser.mjs';
+import { runContract } from './contract.mjs';
+import { Harness, screenshotDir } from './harness.mjs';
+
+const EXPIRY_TOKEN_TTL_SECS = 10;
+// oidc-client-ts renews 60 s before `exp` (accessTokenExpiringNotificationTimeInSeconds), so a
+// 70 s token is renewed about 10 s after sign-in.
+const SILENT_RENEW_TOKEN_TTL_SECS = 70;
+const h = new Harness();
+const requireBrowser = process.env.AGUI_REQUIRE_BROWSER === '1';
+const stacks = new Set();
+let browser;
+
+async function cleanup() {
+  await browser?.close().catch(() => {});
+  await Promise.all([...stacks].map((stack) => stack.stop()));
+}
+process.on('SIGINT', () => cleanup().finally(() => process.exit(130)));
+process.on('SIGTERM', () => cleanup().finally(() => process.exit(143)));
+
+async function withStack(name, options, fn) {
+  let stack;
+  try {
+    // The tests rely on the scripted model's documented intents, whatever OPENAI_* says.
+    stack = await startStack({ ...options, aguiEnv: { AGUI_MODEL: 'scripted', ...options.aguiEnv } });
+  } catch (error) {
+    h.fail(`${name}: the stack did not start`, error.message);
+    return;
+  }
+  stacks.add(stack);
+  try {
+    await fn(stack);
+  } catch (error) {
+    h.fail(`${name}: aborted`, `${error.stack ?? error}\n${stack.logs().slice(-20).join('\n')}`);
+  } finally {
+    stacks.delete(stack);
+    await stack.stop();
+  }
+}
+
+// The IdP demo self-test runs in its own process (it starts its own provider); relay its lines.
+function runIdpSelfTest() {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'tests/idp/demo-selftest.mjs')], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const counts = { passed: 0, failed: 0 };
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.startsWith('ok - ')) counts.passed += 1;
+      if (line.startsWith('not ok - ')) counts.failed += 1;
+      if (/^(not )?ok - /.test(line)) console.log(line.replace(/^(not )?ok - /, (m) => `${m}idp: `));
+    });
+    child.on('exit', (code) => {
+      if (code !== 0 && counts.failed === 0) counts.failed = 1;
+      resolve(counts);
+    });
+  });
+}
+
+try {
+  h.add(await runIdpSelfTest());
+  await runGuardUnitTests(h);
+  await h.test('app: TypeScript type check (tsc --noEmit)', async () => {
+    const tsc = spawnSync(process.execPath, [join(WEB_DIR, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', WEB_DIR], { encoding: 'utf8' });
+    if (tsc.status !== 0) throw new Error(`${tsc.stdout}${tsc.stderr}`.trim().split('\n').slice(0, 10).join(' | '));
+  });
+
+  const launched = await launchBrowser();
+  browser = launched.browser;
+  if (!browser) {
+    const message = `browser tests: ${launched.reason}`;
+    if (requireBrowser) {
+      h.fail('browser tests (AGUI_REQUIRE_BROWSER=1)', launched.reason);
+    } else {
+      console.log(`SKIP: ${message}`);
+      h.skip('browser: main flow (viewer, admin, header-only)', launched.reason);
+      h.skip('browser: token expiry', launched.reason);
+      h.skip('browser: 403 message', launched.reason);
+      h.skip('browser: silent renew', launched.reason);
+    }
+  } else {
+    try {
+      ensureBuilt();
+    } catch (error) {
+      h.fail('web: vite build', error.message);
+      await browser.close();
+      browser = undefined;
+    }
+  }
+  const shots = screenshotDir(WEB_DIR);
+
+  await withStack('stack A (body token off)', { acceptBodyToken: false }, async (stack) => {
+    await runContract(h, stack);
+    if (browser) await runBrowserMain(h, stack, browser, shots);
+  });
+  if (browser) {
+    await withStack(
+      'stack B (short tokens)',
+      { accessTokenTTL: EXPIRY_TOKEN_TTL_SECS, leewaySecs: 0, silentRenew: false },
+      (stack) => runBrowserExpiry(h, stack, browser, shots),
+    );
+    await withStack('stack D (silent renew)', { accessTokenTTL: SILENT_RENEW_TOKEN_TTL_SECS, leewaySecs: 0 }, (stack) =>
+      runBrowserSilentRenew(h, stack, browser, shots),
+    );
+    await withStack('stack C (a scope the app lacks)', { aguiEnv: { AGUI_OIDC_REQUIRED_SCOPES: 'agui:admin' } }, (stack) =>
+      runBrowserForbidden(h, stack, browser, shots),
+    );
+  }
+} catch (error) {
+  h.fail('web tests', error.stack ?? error);
+} finally {
+  await cleanup();
+}
+
+console.log(`web: ${h.passed} passed, ${h.failed} failed, ${h.skipped} skipped`);
+process.exit(h.failed === 0 ? 0 : 1);

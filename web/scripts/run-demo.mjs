@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// `make run`: the whole demo on loopback. Builds the app if needed, starts the OpenID provider,
+// agui-server and the web server (scripts/stack.mjs), prints the URL and the demo accounts, and
+// stops all three on Ctrl-C (SIGINT/SIGTERM), leaving no process behind.
+//
+// Environment: AGUI_WEB_PORT (default 5173; 0 = any), AGUI_IDP_PORT and AGUI_PORT (default any),
+// OPENAI_API_KEY / OPENAI_BASE_URL (a real model instead of the scripted one), AGUI_SERVER_BIN.
+
+import { DEMO_ACCOUNTS } from '../../tests/idp/demo.mjs';
+import { ensureBuilt } from './build.mjs';
+import { startStack } from './stack.mjs';
+
+const port = (name, fallback) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    console.error(`run-demo: invalid ${name}`);
+    process.exit(2);
+  }
+  return value;
+};
+
+let stack;
+let stopping = false;
+async function shutdown(code) {
+  if (stopping) return;
+  stopping = true;
+  console.error('\nrun-demo: stopping the IdP, agui-server and the web server…');
+  await stack?.stop();
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+try {
+  ensureBuilt();
+  stack = await startStack({
+    webPort: port('AGUI_WEB_PORT', 5173),
+    idpPort: port('AGUI_IDP_PORT', 0),
+    aguiPort: port('AGUI_PORT', 0),
+    log: process.env.AGUI_DEMO_VERBOSE ? (line) => console.error(line) : undefined,
+  });
+} catch (error) {
+  console.error(`run-demo: ${error.message}`);
+  await shutdown(1);
+}
+
+const model = process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL ? 'OpenAI-compatible (OPENAI_*)' : 'scripted';
+const accounts = Object.entries(DEMO_ACCOUNTS)
+  .map(([login, a]) => `    ${login.padEnd(6)} password ${a.password.padEnd(16)} ${a.name}, roles: ${a.roles.join(', ')}`)
+  .join('\n');
+console.log(`
+  agui-server CopilotKit demo is running (model: ${model})
+
+    open       ${stack.webUrl}
+
+    IdP        ${stack.issuer}
+    agui-server ${stack.aguiUrl}
+
+  demo accounts:
+${accounts}
+
+  Try: "Who am I?", "List my documents", "Delete document 2" (admin only), "Change the accent colour to teal".
+  Ctrl-C stops everything.
+`);

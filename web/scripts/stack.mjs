@@ -1,0 +1,187 @@
+// Starts and stops the demo stack: proves nothing by itself; the three processes `make run`
+// (run-demo.mjs) and the tests (web/e2e) need, all on 127.0.0.1:
+//   1. the OpenID provider (tests/idp/server.mjs) with the demo settings (tests/idp/demo.mjs),
+//   2. agui-server (`target/debug/agui-server serve`) trusting that issuer,
+//   3. the web server (web/server/index.mjs): the built app + the CopilotKit runtime hop.
+// The IdP must know the app's redirect URI before it starts, so the web port is chosen first.
+// Every child is killed when the stack stops or this process exits; the IdP and the web server
+// also exit by themselves when our stdin pipe to them closes (even if we are SIGKILLed).
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { demoSettings } from '../../tests/idp/demo.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The web/ directory. */
+export const WEB_DIR = resolve(here, '..');
+/** The repository root. */
+export const REPO_ROOT = resolve(WEB_DIR, '..');
+const STARTUP_DEADLINE_MS = 60_000;
+const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+/**
+ * Asks the OS for a free loopback port (bound and released at once; the IdP needs the app's
+ * origin before the web server listens).
+ *
+ * @returns {Promise<number>}
+ */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * Starts the stack.
+ *
+ * @param {object} [options]
+ * @param {number} [options.webPort] 0 = any free port
+ * @param {number} [options.idpPort] 0 = any free port
+ * @param {number} [options.aguiPort] 0 = any free port
+ * @param {number} [options.accessTokenTTL] access-token lifetime in seconds (default 600)
+ * @param {number} [options.leewaySecs] agui-server's clock leeway (AGUI_LEEWAY_SECS)
+ * @param {boolean} [options.acceptBodyToken] false sets AGUI_ACCEPT_BODY_TOKEN=false
+ * @param {boolean} [options.silentRenew] the app's automatic silent renew (default true)
+ * @param {Record<string,string>} [options.aguiEnv] extra agui-server environment
+ * @param {(line: string) => void} [options.log] where the children's output goes (default: kept only)
+ * @returns {Promise<{issuer: string, aguiUrl: string, webUrl: string, logs: () => string[],
+ *   stop: () => Promise<void>}>}
+ */
+export async function startStack(options = {}) {
+  const {
+    webPort = 0,
+    idpPort = 0,
+    aguiPort = 0,
+    accessTokenTTL = 600,
+    leewaySecs,
+    acceptBodyToken,
+    silentRenew = true,
+    aguiEnv = {},
+    log,
+  } = options;
+  const serverBin = resolve(REPO_ROOT, process.env.AGUI_SERVER_BIN ?? 'target/debug/agui-server');
+  if (!existsSync(serverBin)) throw new Error(`${serverBin} is missing: run \`cargo build -p agui-server\` first`);
+  if (!existsSync(join(REPO_ROOT, 'tests/idp/node_modules/oidc-provider'))) {
+    throw new Error('tests/idp has no node_modules: run `make deps` (or `npm ci --prefix tests/idp`) first');
+  }
+
+  const children = [];
+  const lines = [];
+  const scratch = mkdtempSync(join(tmpdir(), 'agui-web-'));
+  const record = (name) => (line) => {
+    const clean = `${name}: ${line.replace(ANSI, '')}`;
+    lines.push(clean);
+    if (lines.length > 400) lines.shift();
+    log?.(clean);
+  };
+
+  const stop = async () => {
+    await Promise.all(children.map((child) => stopChild(child)));
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  const onExit = () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
+
+  try {
+    const appPort = webPort || (await freePort());
+    const appOrigin = `http://127.0.0.1:${appPort}`;
+    const settingsFile = join(scratch, 'idp-settings.json');
+    writeFileSync(settingsFile, JSON.stringify(demoSettings({ appOrigin, accessTokenTTL })));
+
+    const idp = launch(children, 'node', [join(REPO_ROOT, 'tests/idp/server.mjs'), '--port', String(idpPort), '--config', settingsFile, '--exit-on-stdin-close']);
+    const { issuer } = await readyLine(idp, record('idp'), (line) => {
+      if (!line.startsWith('{')) return null;
+      const parsed = JSON.parse(line);
+      return parsed.issuer ? parsed : null;
+    });
+
+    const env = {
+      ...process.env,
+      AGUI_LISTEN: `127.0.0.1:${aguiPort}`,
+      AGUI_OIDC_ISSUER: issuer,
+      AGUI_OIDC_AUDIENCE: 'agui-server',
+      AGUI_MODEL: process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL ? 'openai' : 'scripted',
+      ...aguiEnv,
+    };
+    if (leewaySecs !== undefined) env.AGUI_LEEWAY_SECS = String(leewaySecs);
+    if (acceptBodyToken === false) env.AGUI_ACCEPT_BODY_TOKEN = 'false';
+    const agui = launch(children, serverBin, ['serve'], { env });
+    const aguiUrl = await readyLine(agui, record('agui-server'), (line) => LISTENING.exec(line.replace(ANSI, ''))?.[1]);
+
+    const webArgs = [join(WEB_DIR, 'server/index.mjs'), '--port', String(appPort), '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'];
+    if (!silentRenew) webArgs.push('--no-silent-renew');
+    const web = launch(children, 'node', webArgs);
+    const { url: webUrl } = await readyLine(web, record('web'), (line) => {
+      if (!line.startsWith('{')) return null;
+      const parsed = JSON.parse(line);
+      return parsed.url ? parsed : null;
+    });
+
+    return { issuer, aguiUrl, webUrl, logs: () => [...lines], stop };
+  } catch (error) {
+    await stop();
+    const tail = lines.slice(-30).join('\n');
+    throw new Error(`${error.message}${tail ? `\n--- last output ---\n${tail}` : ''}`);
+  }
+}
+
+function launch(children, command, args, options = {}) {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+  children.push(child);
+  return child;
+}
+
+function readyLine(child, record, match) {
+  return new Promise((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${child.spawnfile}: not ready within ${STARTUP_DEADLINE_MS} ms`)), STARTUP_DEADLINE_MS);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${child.spawnfile} exited before it was ready (code ${code}, signal ${signal})`));
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    let found = false;
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        record(line);
+        if (found) return;
+        let value = null;
+        try {
+          value = match(line);
+        } catch {
+          value = null;
+        }
+        if (value) {
+          found = true;
+          clearTimeout(timer);
+          resolveReady(value);
+        }
+      });
+    }
+  });
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}

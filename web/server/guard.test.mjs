@@ -1,0 +1,105 @@
+// Unit tests of the hop's guard pieces (guard.mjs), no network: the properties → header bridge,
+// the identity cache (hashed keys, bounded by IDENTITY_CACHE_MS and by the token's exp, failures
+// never cached) and thread ownership. Exported for web/e2e/run.mjs; each test can fail.
+
+import { bridgePropertiesToHeader, IDENTITY_CACHE_MS, IdentityVerifier, ownerKey, ThreadOwners, threadGuard } from './guard.mjs';
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function post(body, headers = {}) {
+  return new Request('http://hop/api/copilotkit/agent/default/run', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+function jwtWithExp(exp) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'RS256' })}.${part({ sub: 'x', exp })}.sig`;
+}
+
+function fakeWhoami(answers) {
+  const calls = [];
+  const fetch = async (url, init) => {
+    calls.push(init.headers.authorization);
+    const [status, body] = answers(init.headers.authorization);
+    return new Response(JSON.stringify(body), { status, headers: status === 401 ? { 'www-authenticate': 'Bearer error="invalid_token"' } : {} });
+  };
+  return { fetch, calls };
+}
+
+/** @param {import('../e2e/harness.mjs').Harness} h */
+export async function runGuardUnitTests(h) {
+  await h.test('unit: the bridge copies forwardedProps.authorization into Authorization: Bearer', async () => {
+    const bridged = await bridgePropertiesToHeader(post({ threadId: 't', forwardedProps: { authorization: 'abc.def.ghi' } }));
+    assert(bridged?.headers.get('authorization') === 'Bearer abc.def.ghi', 'no header');
+    const body = await bridged.json();
+    assert(body.threadId === 't', 'the body was consumed or changed');
+    const prefixed = await bridgePropertiesToHeader(post({ forwardedProps: { authorization: 'Bearer abc.def.ghi' } }));
+    assert(prefixed?.headers.get('authorization') === 'Bearer abc.def.ghi', 'a "Bearer " value was not normalised');
+  });
+
+  await h.test('unit: the bridge never overrides an existing Authorization header, nor invents one', async () => {
+    const kept = await bridgePropertiesToHeader(post({ forwardedProps: { authorization: 'body' } }, { authorization: 'Bearer header' }));
+    assert(kept === undefined, 'replaced a request that had a header');
+    assert((await bridgePropertiesToHeader(post({ forwardedProps: {} }))) === undefined, 'header without a token');
+    assert((await bridgePropertiesToHeader(post({ forwardedProps: { authorization: 'a b c' } }))) === undefined, 'accepted a token with spaces');
+  });
+
+  await h.test('unit: verified identities are cached (by token hash) for at most the cache time and never past exp', async () => {
+    let now = 1_000_000;
+    const { fetch, calls } = fakeWhoami(() => [200, { issuer: 'i', subject: 's' }]);
+    const verifier = new IdentityVerifier({ whoamiUrl: 'http://agui/whoami', fetch, now: () => now });
+    const long = jwtWithExp(now / 1000 + 3600);
+    assert((await verifier.verify(long)).ok && (await verifier.verify(long)).ok, 'not ok');
+    assert(calls.length === 1, `cache missed: ${calls.length} lookups`);
+    assert(![...verifier.cache.keys()].some((k) => k.includes(long)), 'the token is a cache key');
+    now += IDENTITY_CACHE_MS + 1;
+    await verifier.verify(long);
+    assert(calls.length === 2, 'the cache outlived IDENTITY_CACHE_MS');
+    const soon = jwtWithExp(now / 1000 + 5);
+    await verifier.verify(soon);
+    now += 5_001;
+    await verifier.verify(soon);
+    assert(calls.length === 4, 'the cache outlived the token exp');
+  });
+
+  await h.test("unit: a refused token is not cached and agui-server's 401 and challenge are passed on", async () => {
+    const { fetch, calls } = fakeWhoami(() => [401, { error: 'invalid_token' }]);
+    const verifier = new IdentityVerifier({ whoamiUrl: 'http://agui/whoami', fetch });
+    const first = await verifier.verify('bad');
+    await verifier.verify('bad');
+    assert(!first.ok && first.status === 401 && first.wwwAuthenticate.includes('invalid_token'), JSON.stringify(first));
+    assert(calls.length === 2, 'a failure was cached');
+  });
+
+  await h.test('unit: a thread belongs to its first runner; connect and stop never claim one', async () => {
+    const owners = new ThreadOwners();
+    const a = ownerKey({ issuer: 'i', subject: 'a' });
+    const b = ownerKey({ issuer: 'i', subject: 'b' });
+    const otherIssuer = ownerKey({ issuer: 'j', subject: 'a' });
+    assert(owners.authorize('agent/connect', 't', b), 'connect to an empty thread refused');
+    assert(owners.authorize('agent/run', 't', a), 'first run refused');
+    assert(owners.authorize('agent/connect', 't', a) && owners.authorize('agent/run', 't', a), 'owner refused');
+    assert(!owners.authorize('agent/connect', 't', b), 'b connected');
+    assert(!owners.authorize('agent/run', 't', b), 'b ran');
+    assert(!owners.authorize('agent/stop', 't', b), 'b stopped');
+    assert(!owners.authorize('agent/run', 't', otherIssuer), 'same subject from another issuer accepted');
+  });
+
+  await h.test('unit: the guard answers 401 without a token, 404 for routes it does not offer, passes info', async () => {
+    const { fetch } = fakeWhoami(() => [200, { issuer: 'i', subject: 's' }]);
+    const guard = threadGuard({ verifier: new IdentityVerifier({ whoamiUrl: 'http://agui/whoami', fetch }), owners: new ThreadOwners() });
+    const refusal = async (ctx) => guard(ctx).then(() => null, (thrown) => thrown);
+    const anonymous = await refusal({ request: post({ threadId: 't' }), route: { method: 'agent/run', agentId: 'default' } });
+    assert(anonymous instanceof Response && anonymous.status === 401, `no token: ${anonymous?.status}`);
+    const listing = await refusal({ request: new Request('http://hop/api/copilotkit/threads'), route: { method: 'threads/list' } });
+    assert(listing instanceof Response && listing.status === 404, `threads/list: ${listing?.status}`);
+    assert((await refusal({ request: new Request('http://hop/api/copilotkit/info'), route: { method: 'info' } })) === null, 'info refused');
+    const allowed = await refusal({ request: post({ threadId: 't' }, { authorization: 'Bearer x.y.z' }), route: { method: 'agent/run', agentId: 'default' } });
+    assert(allowed === null, `a verified first run was refused: ${allowed?.status}`);
+  });
+}

@@ -1,0 +1,190 @@
+// The page: sign-in, who is signed in (as agui-server verified it), and the chat, which mounts only
+// when a user is signed in and forwards the access token through `properties`, as the product
+// promises (the runtime hop turns it into an Authorization header; web/server/guard.mjs).
+import { CopilotChat, CopilotKitProvider, useConfigureSuggestions, useFrontendTool } from "@copilotkit/react-core/v2";
+import { useCallback, useEffect, useMemo, useState, type ReactElement } from "react";
+import { useAuth } from "react-oidc-context";
+import { z } from "zod";
+import { classifyRunError, type RunProblem } from "./errors";
+import { backendToolRenderers } from "./ToolCards";
+
+/** The identity agui-server verified (its `GET /whoami`). */
+interface WhoAmI {
+  issuer: string;
+  subject: string;
+  name?: string;
+  email?: string;
+  roles: string[];
+  scopes: string[];
+}
+
+/** Suggestions that match the scripted model's intents (DESIGN "The scripted model"). */
+const SUGGESTIONS = ["Who am I?", "List my documents", "Delete document 2", "Change the accent colour to teal"].map(
+  (text) => ({ title: text, message: text }),
+);
+
+export function App({ runtimeUrl }: { runtimeUrl: string }): ReactElement {
+  const auth = useAuth();
+  const [problem, setProblem] = useState<RunProblem | null>(null);
+  const token = auth.user?.access_token;
+
+  // A background renewal keeps the chat mounted (and its conversation): only an initial load or a
+  // navigation without a user shows the loading state.
+  if (auth.isLoading || (auth.activeNavigator && !auth.user)) {
+    return <Shell><p className="muted">Loading…</p></Shell>;
+  }
+  if (!auth.user || !token) {
+    return (
+      <Shell>
+        <section className="signin">
+          <h2>Sign in to chat</h2>
+          <p className="muted">The assistant answers as you: your identity and roles decide what its tools may do.</p>
+          {auth.error ? <p className="banner error" role="alert">Sign-in failed: {auth.error.message}</p> : null}
+          <button type="button" data-testid="sign-in" onClick={() => void auth.signinRedirect()}>
+            Sign in
+          </button>
+        </section>
+      </Shell>
+    );
+  }
+  return (
+    <Shell
+      right={
+        <>
+          <Identity token={token} onProblem={setProblem} />
+          <button type="button" className="secondary" data-testid="sign-out" onClick={() => void auth.signoutRedirect()}>
+            Sign out
+          </button>
+        </>
+      }
+    >
+      <ProblemBanner problem={problem} onSignIn={() => void auth.signinRedirect()} onDismiss={() => setProblem(null)} />
+      <Chat runtimeUrl={runtimeUrl} token={token} onProblem={setProblem} />
+    </Shell>
+  );
+}
+
+function Shell({ children, right }: { children: React.ReactNode; right?: React.ReactNode }): ReactElement {
+  return (
+    <div className="page">
+      <header className="topbar">
+        <h1>
+          <span className="dot" /> agui-server <span className="muted">· CopilotKit sample</span>
+        </h1>
+        <div className="topbar-right">{right}</div>
+      </header>
+      <main className="content">{children}</main>
+    </div>
+  );
+}
+
+function Chat({ runtimeUrl, token, onProblem }: { runtimeUrl: string; token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
+  // The token travels as `properties.authorization` → RunAgentInput.forwardedProps.authorization.
+  const properties = useMemo(() => ({ authorization: token }), [token]);
+  const onError = useCallback(
+    ({ error }: { error: Error; code: string }) => onProblem(classifyRunError(error?.message ?? String(error))),
+    [onProblem],
+  );
+  return (
+    <CopilotKitProvider
+      runtimeUrl={runtimeUrl}
+      properties={properties}
+      onError={onError}
+      renderToolCalls={backendToolRenderers}
+      showDevConsole={false}
+    >
+      <ChatTools />
+      <div className="chat" data-testid="chat">
+        <CopilotChat labels={{ chatInputPlaceholder: "Ask something…" }} />
+      </div>
+    </CopilotKitProvider>
+  );
+}
+
+/** The frontend tool and the static suggestions; must live inside the provider. */
+function ChatTools(): null {
+  useFrontendTool({
+    name: "change_accent_color",
+    description: "Change the page's accent colour. Use when the user asks for a different colour.",
+    parameters: z.object({ color: z.string().describe("A CSS colour: a name such as teal, or #rrggbb") }),
+    handler: async ({ color }) => {
+      // Runs in the browser; its return value is the tool result the agent continues with.
+      if (!CSS.supports("color", color)) return `"${color}" is not a colour; the accent is unchanged`;
+      document.documentElement.style.setProperty("--accent", color);
+      return `accent colour set to ${color}`;
+    },
+    render: ({ args, status }) => (
+      <div className="tool-card accent" data-testid="card-accent">
+        <span className="swatch" style={{ background: args.color ?? "transparent" }} />
+        {status === "complete" ? "Accent colour changed" : "Changing the accent colour"} to <code>{args.color ?? "…"}</code>
+      </div>
+    ),
+  });
+  useConfigureSuggestions({ suggestions: SUGGESTIONS, available: "before-first-message" });
+  return null;
+}
+
+/** Name, email and roles as agui-server verified them (not as the ID token claims them). */
+function Identity({ token, onProblem }: { token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
+  const [who, setWho] = useState<WhoAmI | null>(null);
+  const [failure, setFailure] = useState<string | null>(null);
+  useEffect(() => {
+    const abort = new AbortController();
+    fetch("/api/whoami", { headers: { authorization: `Bearer ${token}` }, signal: abort.signal })
+      .then(async (response) => {
+        const text = await response.text();
+        if (response.ok) {
+          setWho(JSON.parse(text) as WhoAmI);
+          setFailure(null);
+        } else {
+          const problem = classifyRunError(`HTTP ${response.status}: ${text}`);
+          if (problem.kind === "expired") onProblem(problem);
+          setFailure(`not verified (HTTP ${response.status})`);
+        }
+      })
+      .catch((error: Error) => {
+        if (error.name !== "AbortError") setFailure("agui-server is not reachable");
+      });
+    return () => abort.abort();
+  }, [token, onProblem]);
+
+  if (failure) return <div className="identity muted" data-testid="identity">{failure}</div>;
+  if (!who) return <div className="identity muted" data-testid="identity">verifying…</div>;
+  return (
+    <div className="identity" data-testid="identity" data-subject={who.subject}>
+      <div>
+        <strong data-testid="identity-name">{who.name ?? who.subject}</strong>{" "}
+        <span className="muted" data-testid="identity-email">{who.email ?? ""}</span>
+      </div>
+      <div data-testid="identity-roles">
+        {who.roles.length > 0 ? who.roles.map((role) => <span className="role" key={role}>{role}</span>) : <span className="muted">no roles</span>}
+      </div>
+    </div>
+  );
+}
+
+function ProblemBanner({ problem, onSignIn, onDismiss }: { problem: RunProblem | null; onSignIn: () => void; onDismiss: () => void }): ReactElement | null {
+  if (!problem) return null;
+  if (problem.kind === "expired") {
+    return (
+      <div className="banner warn" role="alert" data-testid="problem-expired">
+        Your session expired. Sign in again to continue.
+        <button type="button" data-testid="sign-in-again" onClick={onSignIn}>Sign in again</button>
+      </div>
+    );
+  }
+  if (problem.kind === "forbidden") {
+    return (
+      <div className="banner error" role="alert" data-testid="problem-forbidden">
+        You are not allowed to do that ({problem.code}){problem.detail ? `: ${problem.detail}` : "."}
+        <button type="button" className="secondary" onClick={onDismiss}>Dismiss</button>
+      </div>
+    );
+  }
+  return (
+    <div className="banner error" role="alert" data-testid="problem-other">
+      {problem.detail}
+      <button type="button" className="secondary" onClick={onDismiss}>Dismiss</button>
+    </div>
+  );
+}
