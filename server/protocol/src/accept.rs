@@ -46,7 +46,11 @@ pub fn negotiate(accept: Option<&str>) -> Encoding {
         let media_type = parts.next().unwrap_or_default().trim();
         media_type.eq_ignore_ascii_case(PROTO_MEDIA_TYPE) && quality(parts).is_some_and(|q| q > 0.0)
     });
-    if names_proto { Encoding::Proto } else { Encoding::Sse }
+    if names_proto {
+        Encoding::Proto
+    } else {
+        Encoding::Sse
+    }
 }
 
 /// The `q` parameter among `params` (default 1); `None` when it is not a valid qvalue

@@ -144,7 +144,11 @@ impl MediaPart {
 
 /// The source of a media part, discriminated by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum PartSource {
     /// Inline base64 data.
     Data {

@@ -92,7 +92,9 @@ impl Dialect {
     ///
     /// [`UnsupportedProtocolVersion`] for any other value: another major (`"2.0"`, `"0.9"`),
     /// or not a version at all (`"abc"`, `""`).
-    pub fn negotiate(protocol_version: Option<&str>) -> Result<Dialect, UnsupportedProtocolVersion> {
+    pub fn negotiate(
+        protocol_version: Option<&str>,
+    ) -> Result<Dialect, UnsupportedProtocolVersion> {
         let Some(version) = protocol_version else {
             return Ok(Dialect::Legacy);
         };
@@ -182,7 +184,10 @@ fn legacy_message(message: &mut Message) {
 fn has_file_source(part: &ContentPart) -> bool {
     match part {
         ContentPart::Text(_) => false,
-        ContentPart::Image(p) | ContentPart::Audio(p) | ContentPart::Video(p) | ContentPart::Document(p) => {
+        ContentPart::Image(p)
+        | ContentPart::Audio(p)
+        | ContentPart::Video(p)
+        | ContentPart::Document(p) => {
             matches!(p.source, PartSource::File { .. })
         }
     }
@@ -235,7 +240,9 @@ mod tests {
 
     #[test]
     fn other_versions_are_refused() {
-        for v in ["2.0", "0.9", "0.0.59", "abc", "", "1.", "1.x", "1.0.0.0", "10", " 1.0", "1.0-beta"] {
+        for v in [
+            "2.0", "0.9", "0.0.59", "abc", "", "1.", "1.x", "1.0.0.0", "10", " 1.0", "1.0-beta",
+        ] {
             let err = Dialect::negotiate(Some(v)).unwrap_err();
             assert_eq!(err.requested, v);
             assert_eq!(err.to_string(), "unsupported protocol version");
@@ -311,7 +318,11 @@ mod tests {
         ] {
             let event = finished(outcome);
             for dialect in both() {
-                assert_eq!(dialect.adapt(event.clone()), Some(event.clone()), "{dialect:?}");
+                assert_eq!(
+                    dialect.adapt(event.clone()),
+                    Some(event.clone()),
+                    "{dialect:?}"
+                );
             }
         }
     }
@@ -366,9 +377,17 @@ mod tests {
         let Some(Event::MessagesSnapshot(legacy)) = Dialect::Legacy.adapt(event) else {
             panic!()
         };
-        let Message::User(user) = &legacy.messages[0] else { panic!() };
-        assert_eq!(user.content, UserContent::Parts(parts()), "only the file part goes");
-        let Message::Tool(tool) = &legacy.messages[1] else { panic!() };
+        let Message::User(user) = &legacy.messages[0] else {
+            panic!()
+        };
+        assert_eq!(
+            user.content,
+            UserContent::Parts(parts()),
+            "only the file part goes"
+        );
+        let Message::Tool(tool) = &legacy.messages[1] else {
+            panic!()
+        };
         assert!(matches!(&tool.content, UserContent::Text(s) if s.starts_with("first\n")));
     }
 

@@ -44,9 +44,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::events::{
-    Event, EventType, ReasoningEncryptedValueSubtype, TextRole,
-};
+use crate::events::{Event, EventType, ReasoningEncryptedValueSubtype, TextRole};
 use crate::ids::{MessageId, RunId, ThreadId, ToolCallId};
 use crate::input::Message;
 
@@ -128,10 +126,14 @@ pub enum Violation {
     #[error("rule 1: the first event must be RUN_STARTED or RUN_ERROR, not {0}")]
     FirstEventNotRunStarted(EventType),
     /// Rule 2.
-    #[error("rule 2: cannot send {0}: the run has already finished with RUN_FINISHED; start a new run with RUN_STARTED")]
+    #[error(
+        "rule 2: cannot send {0}: the run has already finished with RUN_FINISHED; start a new run with RUN_STARTED"
+    )]
     AfterRunFinished(EventType),
     /// Rule 3.
-    #[error("rule 3: cannot send {0}: the run has already errored with RUN_ERROR; no further events can be sent")]
+    #[error(
+        "rule 3: cannot send {0}: the run has already errored with RUN_ERROR; no further events can be sent"
+    )]
     AfterRunError(EventType),
     /// Rule 4.
     #[error("rule 4: cannot send RUN_STARTED while a run is still active")]
@@ -169,13 +171,17 @@ pub enum Violation {
         id: String,
     },
     /// Rule 7.
-    #[error("rule 7: cannot send REASONING_START: a reasoning span with id '{0}' is already in progress")]
+    #[error(
+        "rule 7: cannot send REASONING_START: a reasoning span with id '{0}' is already in progress"
+    )]
     ReasoningSpanAlreadyActive(String),
     /// Rule 7.
     #[error("rule 7: cannot send REASONING_END: no active reasoning span with id '{0}'")]
     ReasoningSpanNotActive(String),
     /// Rule 7.
-    #[error("rule 7: cannot send {event}: a reasoning message with id '{id}' is already in progress")]
+    #[error(
+        "rule 7: cannot send {event}: a reasoning message with id '{id}' is already in progress"
+    )]
     ReasoningMessageAlreadyActive {
         /// The offending event.
         event: EventType,
@@ -197,7 +203,9 @@ pub enum Violation {
     #[error("rule 8: cannot send STEP_FINISHED for step \"{0}\" that was not started")]
     StepNotStarted(String),
     /// Rule 8.
-    #[error("rule 8: cannot send STEP_FINISHED for step \"{0}\": it is open under another owner; a step must be finished by whoever started it")]
+    #[error(
+        "rule 8: cannot send STEP_FINISHED for step \"{0}\": it is open under another owner; a step must be finished by whoever started it"
+    )]
     StepOwnedByOther(String),
     /// Rule 9.
     #[error("rule 9: cannot send RUN_FINISHED while {kind} are still active: {ids}")]
@@ -209,7 +217,9 @@ pub enum Violation {
         ids: String,
     },
     /// Rule 11.
-    #[error("rule 11: cannot send {event}: subagentRunId '{tag}' does not match the owner of {entity} '{id}' ({owner})")]
+    #[error(
+        "rule 11: cannot send {event}: subagentRunId '{tag}' does not match the owner of {entity} '{id}' ({owner})"
+    )]
     OwnerMismatch {
         /// The offending event.
         event: EventType,
@@ -226,10 +236,14 @@ pub enum Violation {
     #[error("rule 11: cannot send SUBAGENT_STARTED: subagent '{0}' is already active")]
     SubagentAlreadyActive(String),
     /// Rule 11.
-    #[error("rule 11: cannot send SUBAGENT_STARTED: subagent '{0}' already finished in this run; subagent ids cannot be reused")]
+    #[error(
+        "rule 11: cannot send SUBAGENT_STARTED: subagent '{0}' already finished in this run; subagent ids cannot be reused"
+    )]
     SubagentReused(String),
     /// Rule 11.
-    #[error("rule 11: cannot send SUBAGENT_STARTED: parentSubagentRunId '{0}' has not been started in this run")]
+    #[error(
+        "rule 11: cannot send SUBAGENT_STARTED: parentSubagentRunId '{0}' has not been started in this run"
+    )]
     SubagentParentNotStarted(String),
     /// Rule 11.
     #[error("rule 11: cannot send {event}: no active subagent with id '{id}'")]
@@ -278,7 +292,9 @@ impl Violation {
             Violation::AfterRunFinished(_) => 2,
             Violation::AfterRunError(_) => 3,
             Violation::RunAlreadyActive => 4,
-            Violation::TextMessageAlreadyActive { .. } | Violation::TextMessageNotActive { .. } => 5,
+            Violation::TextMessageAlreadyActive { .. } | Violation::TextMessageNotActive { .. } => {
+                5
+            }
             Violation::ToolCallAlreadyActive { .. } | Violation::ToolCallNotActive { .. } => 6,
             Violation::ReasoningSpanAlreadyActive(_)
             | Violation::ReasoningSpanNotActive(_)
@@ -477,17 +493,27 @@ impl SequenceGuard {
         let tag = event.subagent_run_id();
         match event {
             Event::TextMessageStart(e) => self.open_item(Kind::Text, &e.message_id, tag, ty),
-            Event::TextMessageContent(e) => self.continue_item(Kind::Text, &e.message_id, tag, ty, false),
-            Event::TextMessageEnd(e) => self.continue_item(Kind::Text, &e.message_id, tag, ty, true),
+            Event::TextMessageContent(e) => {
+                self.continue_item(Kind::Text, &e.message_id, tag, ty, false)
+            }
+            Event::TextMessageEnd(e) => {
+                self.continue_item(Kind::Text, &e.message_id, tag, ty, true)
+            }
             Event::ToolCallStart(e) => self.tool_call_start(
                 &e.tool_call_id,
                 e.parent_message_id.as_ref().map(|id| id.as_str()),
                 tag,
             ),
-            Event::ToolCallArgs(e) => self.continue_item(Kind::ToolCall, &e.tool_call_id, tag, ty, false),
-            Event::ToolCallEnd(e) => self.continue_item(Kind::ToolCall, &e.tool_call_id, tag, ty, true),
+            Event::ToolCallArgs(e) => {
+                self.continue_item(Kind::ToolCall, &e.tool_call_id, tag, ty, false)
+            }
+            Event::ToolCallEnd(e) => {
+                self.continue_item(Kind::ToolCall, &e.tool_call_id, tag, ty, true)
+            }
             Event::ReasoningStart(e) => self.open_item(Kind::ReasoningSpan, &e.message_id, tag, ty),
-            Event::ReasoningEnd(e) => self.continue_item(Kind::ReasoningSpan, &e.message_id, tag, ty, true),
+            Event::ReasoningEnd(e) => {
+                self.continue_item(Kind::ReasoningSpan, &e.message_id, tag, ty, true)
+            }
             Event::ReasoningMessageStart(e) => {
                 self.open_item(Kind::ReasoningMessage, &e.message_id, tag, ty)
             }
@@ -570,7 +596,13 @@ impl SequenceGuard {
     }
 
     /// `*_START` of a text message, reasoning message or reasoning span.
-    fn open_item(&mut self, kind: Kind, id: &str, tag: Option<&str>, ty: EventType) -> Result<(), Violation> {
+    fn open_item(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        tag: Option<&str>,
+        ty: EventType,
+    ) -> Result<(), Violation> {
         if self.find_open(kind, id).is_some() {
             return Err(already_active(kind, ty, id));
         }
@@ -580,7 +612,8 @@ impl SequenceGuard {
             Some(owner) => owner.clone(),
             None => {
                 let owner = tag.map(str::to_owned);
-                self.owner_map_mut(kind).insert(id.to_owned(), owner.clone());
+                self.owner_map_mut(kind)
+                    .insert(id.to_owned(), owner.clone());
                 owner
             }
         };
@@ -604,7 +637,13 @@ impl SequenceGuard {
         let Some(index) = self.find_open(kind, id) else {
             return Err(not_active(kind, ty, id));
         };
-        owner_check(ty, tag, Some(&self.open[index].owner), entity_name(kind), id)?;
+        owner_check(
+            ty,
+            tag,
+            Some(&self.open[index].owner),
+            entity_name(kind),
+            id,
+        )?;
         if close {
             self.open.remove(index);
         }
@@ -612,7 +651,12 @@ impl SequenceGuard {
     }
 
     /// `TOOL_CALL_START`: rule 6 plus the parent-message owner rules of rule 11.
-    fn tool_call_start(&mut self, id: &str, parent: Option<&str>, tag: Option<&str>) -> Result<(), Violation> {
+    fn tool_call_start(
+        &mut self,
+        id: &str,
+        parent: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<(), Violation> {
         let ty = EventType::ToolCallStart;
         if self.find_open(Kind::ToolCall, id).is_some() {
             return Err(already_active(Kind::ToolCall, ty, id));
@@ -621,12 +665,19 @@ impl SequenceGuard {
         let existing = self.owners.tool_call.get(id);
         if let Some(existing) = existing {
             owner_check(ty, tag, Some(existing), "tool call", id)?;
-            if tag.is_none() {
-                if let Some(inherited) = &inherited {
-                    if inherited != existing {
-                        return Err(mismatch(ty, inherited.as_deref().unwrap_or(PARENT), "tool call", id, existing));
-                    }
-                }
+            // An untagged call inherits its parent message's owner, which must then agree
+            // with the owner the call already has.
+            if tag.is_none()
+                && let Some(inherited) = &inherited
+                && inherited != existing
+            {
+                return Err(mismatch(
+                    ty,
+                    inherited.as_deref().unwrap_or(PARENT),
+                    "tool call",
+                    id,
+                    existing,
+                ));
             }
         }
         let owner = match existing {
@@ -651,15 +702,27 @@ impl SequenceGuard {
 
     /// The owner a tool call inherits from its parent message, checking the event's tag
     /// against it.
-    fn inherited_owner(&self, parent: Option<&str>, tag: Option<&str>) -> Result<Option<&Owner>, Violation> {
-        let Some(parent) = parent else { return Ok(None) };
+    fn inherited_owner(
+        &self,
+        parent: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<Option<&Owner>, Violation> {
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
         let Some(parent_owner) = self.owners.message.get(parent) else {
             return Ok(None);
         };
-        if let Some(tag) = tag {
-            if parent_owner.as_deref() != Some(tag) {
-                return Err(mismatch(EventType::ToolCallStart, tag, "message", parent, parent_owner));
-            }
+        if let Some(tag) = tag
+            && parent_owner.as_deref() != Some(tag)
+        {
+            return Err(mismatch(
+                EventType::ToolCallStart,
+                tag,
+                "message",
+                parent,
+                parent_owner,
+            ));
         }
         Ok(Some(parent_owner))
     }
@@ -704,10 +767,11 @@ impl SequenceGuard {
         if self.closed_subagents.contains(id) {
             return Err(Violation::SubagentReused(id.to_owned()));
         }
-        if let Some(parent) = parent {
-            if self.find_open(Kind::Subagent, parent).is_none() && !self.closed_subagents.contains(parent) {
-                return Err(Violation::SubagentParentNotStarted(parent.to_owned()));
-            }
+        if let Some(parent) = parent
+            && self.find_open(Kind::Subagent, parent).is_none()
+            && !self.closed_subagents.contains(parent)
+        {
+            return Err(Violation::SubagentParentNotStarted(parent.to_owned()));
         }
         self.open.push(OpenEntry {
             kind: Kind::Subagent,
@@ -737,7 +801,11 @@ impl SequenceGuard {
             let (map, owner, tool_calls) = match message {
                 Message::Reasoning(m) => (&mut self.owners.reasoning, &m.subagent_run_id, None),
                 Message::Activity(m) => (&mut self.owners.activity, &m.subagent_run_id, None),
-                Message::Assistant(m) => (&mut self.owners.message, &m.subagent_run_id, m.tool_calls.as_ref()),
+                Message::Assistant(m) => (
+                    &mut self.owners.message,
+                    &m.subagent_run_id,
+                    m.tool_calls.as_ref(),
+                ),
                 Message::Developer(m) => (&mut self.owners.message, &m.subagent_run_id, None),
                 Message::System(m) => (&mut self.owners.message, &m.subagent_run_id, None),
                 Message::User(m) => (&mut self.owners.message, &m.subagent_run_id, None),
@@ -749,7 +817,9 @@ impl SequenceGuard {
             }
             for call in tool_calls.into_iter().flatten() {
                 if authoritative || !self.owners.tool_call.contains_key(call.id.as_str()) {
-                    self.owners.tool_call.insert(call.id.0.clone(), owner.clone());
+                    self.owners
+                        .tool_call
+                        .insert(call.id.0.clone(), owner.clone());
                 }
             }
         }
@@ -759,30 +829,60 @@ impl SequenceGuard {
     fn chunk(&mut self, event: &Event, ty: EventType, tag: Option<&str>) -> Result<(), Violation> {
         let (kind, lane_id, lane) = match event {
             Event::TextMessageChunk(e) => {
-                let id = e.message_id.as_ref().ok_or(Violation::ChunkMissingField { event: ty, field: "messageId" })?;
-                (Kind::Text, id.as_str(), ChunkLane {
-                    id: id.0.clone(),
-                    role: e.role,
-                    name: e.name.clone(),
-                    parent: None,
-                })
+                let id = e.message_id.as_ref().ok_or(Violation::ChunkMissingField {
+                    event: ty,
+                    field: "messageId",
+                })?;
+                (
+                    Kind::Text,
+                    id.as_str(),
+                    ChunkLane {
+                        id: id.0.clone(),
+                        role: e.role,
+                        name: e.name.clone(),
+                        parent: None,
+                    },
+                )
             }
             Event::ToolCallChunk(e) => {
-                let id = e.tool_call_id.as_ref().ok_or(Violation::ChunkMissingField { event: ty, field: "toolCallId" })?;
-                let name = e.tool_call_name.as_ref().ok_or(Violation::ChunkMissingField { event: ty, field: "toolCallName" })?;
-                (Kind::ToolCall, id.as_str(), ChunkLane {
-                    id: id.0.clone(),
-                    role: None,
-                    name: Some(name.clone()),
-                    parent: e.parent_message_id.clone(),
-                })
+                let id = e
+                    .tool_call_id
+                    .as_ref()
+                    .ok_or(Violation::ChunkMissingField {
+                        event: ty,
+                        field: "toolCallId",
+                    })?;
+                let name = e
+                    .tool_call_name
+                    .as_ref()
+                    .ok_or(Violation::ChunkMissingField {
+                        event: ty,
+                        field: "toolCallName",
+                    })?;
+                (
+                    Kind::ToolCall,
+                    id.as_str(),
+                    ChunkLane {
+                        id: id.0.clone(),
+                        role: None,
+                        name: Some(name.clone()),
+                        parent: e.parent_message_id.clone(),
+                    },
+                )
             }
             Event::ReasoningMessageChunk(e) => {
-                let id = e.message_id.as_ref().ok_or(Violation::ChunkMissingField { event: ty, field: "messageId" })?;
-                (Kind::ReasoningMessage, id.as_str(), ChunkLane {
-                    id: id.0.clone(),
-                    ..ChunkLane::default()
-                })
+                let id = e.message_id.as_ref().ok_or(Violation::ChunkMissingField {
+                    event: ty,
+                    field: "messageId",
+                })?;
+                (
+                    Kind::ReasoningMessage,
+                    id.as_str(),
+                    ChunkLane {
+                        id: id.0.clone(),
+                        ..ChunkLane::default()
+                    },
+                )
             }
             _ => return Ok(()),
         };
@@ -798,17 +898,26 @@ impl SequenceGuard {
             _ => &self.reasoning_lane,
         };
         if let Some(previous) = previous.as_ref().filter(|p| p.id == lane.id) {
-            let conflict = |field| Violation::ChunkConflict { event: ty, id: lane.id.clone(), field };
+            let conflict = |field| Violation::ChunkConflict {
+                event: ty,
+                id: lane.id.clone(),
+                field,
+            };
             if lane.role.is_some() && previous.role.is_some() && lane.role != previous.role {
                 return Err(conflict("role"));
             }
-            if kind == Kind::Text && lane.name.is_some() && previous.name.is_some() && lane.name != previous.name {
+            if kind == Kind::Text
+                && lane.name.is_some()
+                && previous.name.is_some()
+                && lane.name != previous.name
+            {
                 return Err(conflict("name"));
             }
             if kind == Kind::ToolCall && lane.name != previous.name {
                 return Err(conflict("toolCallName"));
             }
-            if lane.parent.is_some() && previous.parent.is_some() && lane.parent != previous.parent {
+            if lane.parent.is_some() && previous.parent.is_some() && lane.parent != previous.parent
+            {
                 return Err(conflict("parentMessageId"));
             }
         }
@@ -816,7 +925,8 @@ impl SequenceGuard {
         let existing = self.owner_map(kind).get(lane_id);
         owner_check(ty, tag, existing, entity_name(kind), lane_id)?;
         if existing.is_none() {
-            self.owner_map_mut(kind).insert(lane.id.clone(), tag.map(str::to_owned));
+            self.owner_map_mut(kind)
+                .insert(lane.id.clone(), tag.map(str::to_owned));
         }
         let slot = match kind {
             Kind::Text => &mut self.text_lane,
@@ -857,7 +967,13 @@ fn describe_owner(owner: &Owner) -> String {
     }
 }
 
-fn mismatch(event: EventType, tag: &str, entity: &'static str, id: &str, owner: &Owner) -> Violation {
+fn mismatch(
+    event: EventType,
+    tag: &str,
+    entity: &'static str,
+    id: &str,
+    owner: &Owner,
+) -> Violation {
     Violation::OwnerMismatch {
         event,
         tag: tag.to_owned(),
@@ -877,7 +993,9 @@ fn owner_check(
     id: &str,
 ) -> Result<(), Violation> {
     match (tag, owner) {
-        (Some(tag), Some(owner)) if owner.as_deref() != Some(tag) => Err(mismatch(event, tag, entity, id, owner)),
+        (Some(tag), Some(owner)) if owner.as_deref() != Some(tag) => {
+            Err(mismatch(event, tag, entity, id, owner))
+        }
         _ => Ok(()),
     }
 }

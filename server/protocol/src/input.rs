@@ -78,7 +78,11 @@ fn empty_object() -> Value {
 
 fn null_as_empty_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
     let value = Value::deserialize(deserializer)?;
-    Ok(if value.is_null() { empty_object() } else { value })
+    Ok(if value.is_null() {
+        empty_object()
+    } else {
+        value
+    })
 }
 
 /// A tool the client offers (reference §2 `Tool`).
@@ -476,13 +480,12 @@ pub fn run_input_from_value(value: &Value) -> Result<RunAgentInput, InputError> 
         });
     }
     crate::input_error::deserialize_with_pointer(value).map_err(|mut err| {
-        // Messages are an internally tagged enum: serde buffers each one before choosing the
-        // variant, so the path ends at `/messages/N`. Re-read that message as its concrete type
-        // to point at the member inside it.
-        if let Some(index) = crate::input_error::message_index(err.pointer.as_deref()) {
-            if let Some(deeper) = crate::input_error::refine_message_error(value, index) {
-                err = deeper;
-            }
+        // Messages are an internally tagged enum, so the path stops at `/messages/N`. Re-read
+        // that message as its concrete type to point at the member inside it.
+        if let Some(index) = crate::input_error::message_index(err.pointer.as_deref())
+            && let Some(deeper) = crate::input_error::refine_message_error(value, index)
+        {
+            err = deeper;
         }
         err
     })
@@ -491,7 +494,9 @@ pub fn run_input_from_value(value: &Value) -> Result<RunAgentInput, InputError> 
 fn syntax_message(err: &serde_json::Error) -> String {
     // Line and column are positions, not input, so they are safe to show.
     match err.classify() {
-        serde_json::error::Category::Eof => "the body is not valid JSON: unexpected end of input".to_owned(),
+        serde_json::error::Category::Eof => {
+            "the body is not valid JSON: unexpected end of input".to_owned()
+        }
         _ => format!(
             "the body is not valid JSON (line {}, column {})",
             err.line(),

@@ -17,7 +17,9 @@ use crate::input::{
 const ROLES: &str = "one of developer, system, assistant, user, tool, activity, reasoning";
 
 /// Deserializes `T` from `value`, reporting the first error with its JSON Pointer.
-pub(crate) fn deserialize_with_pointer<T: DeserializeOwned>(value: &Value) -> Result<T, InputError> {
+pub(crate) fn deserialize_with_pointer<T: DeserializeOwned>(
+    value: &Value,
+) -> Result<T, InputError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let pointer = path_to_pointer(err.path());
         shape_error(pointer, &err.inner().to_string())
@@ -85,9 +87,16 @@ fn push_token(pointer: &mut String, token: &str) {
     }
 }
 
-/// `Some(n)` when `pointer` is exactly `/messages/n`.
+/// `Some(n)` when `pointer` is inside `/messages/n`.
+///
+/// Messages are an internally tagged enum: serde buffers each one before choosing the
+/// variant, so serde_path_to_error's path stops at `/messages/n` (plus, for a missing field,
+/// the field name appended by [`shape_error`], e.g. `/messages/0/arguments` for a field that
+/// really lives at `/messages/0/toolCalls/0/function/arguments`). Any such pointer is worth
+/// refining.
 pub(crate) fn message_index(pointer: Option<&str>) -> Option<usize> {
-    pointer?.strip_prefix("/messages/")?.parse().ok()
+    let rest = pointer?.strip_prefix("/messages/")?;
+    rest.split('/').next()?.parse().ok()
 }
 
 /// Re-reads `messages[index]` as the concrete type its `role` names, to find the member at
@@ -159,7 +168,10 @@ mod tests {
 
     #[test]
     fn messages_never_echo_input_values() {
-        let err = shape_error("/x".into(), r#"invalid type: string "SECRET, expected", expected a boolean"#);
+        let err = shape_error(
+            "/x".into(),
+            r#"invalid type: string "SECRET, expected", expected a boolean"#,
+        );
         assert_eq!(err.message, "invalid value: expected a boolean at /x");
         assert!(!err.message.contains("SECRET"));
         let err = shape_error("/y".into(), "unknown variant `SECRET`");
@@ -174,9 +186,10 @@ mod tests {
     }
 
     #[test]
-    fn message_index_only_matches_a_whole_message() {
+    fn message_index_finds_the_message() {
         assert_eq!(message_index(Some("/messages/3")), Some(3));
-        assert_eq!(message_index(Some("/messages/3/content")), None);
+        assert_eq!(message_index(Some("/messages/3/content")), Some(3));
+        assert_eq!(message_index(Some("/messages/x")), None);
         assert_eq!(message_index(Some("/tools/3")), None);
         assert_eq!(message_index(None), None);
     }

@@ -81,7 +81,11 @@ impl RunFinished {
 
 /// `RUN_FINISHED.outcome`; each variant is closed (success cannot carry interrupts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum RunFinishedOutcome {
     /// The run completed. `pendingToolCallIds` lists frontend tool calls left for the client,
     /// in call order (reference §7).

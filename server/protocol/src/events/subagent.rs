@@ -48,7 +48,11 @@ impl SubagentStarted {
 
 /// `SUBAGENT_FINISHED.outcome`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum SubagentFinishedOutcome {
     /// The subagent completed.
     Success,

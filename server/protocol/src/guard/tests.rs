@@ -34,7 +34,11 @@ fn reject(prefix: &[Event], last: Event, expected: Violation) {
     let before = guard.open_items();
     let phase = guard.phase;
     assert_eq!(guard.check(&last), Err(expected));
-    assert_eq!(guard.open_items(), before, "a refused event must not change state");
+    assert_eq!(
+        guard.open_items(),
+        before,
+        "a refused event must not change state"
+    );
     assert_eq!(guard.phase, phase);
 }
 
@@ -91,7 +95,9 @@ fn rule1_first_event_must_start_the_run() {
     let mut guard = SequenceGuard::new();
     assert_eq!(
         guard.check(&text_start("m")),
-        Err(Violation::FirstEventNotRunStarted(EventType::TextMessageStart))
+        Err(Violation::FirstEventNotRunStarted(
+            EventType::TextMessageStart
+        ))
     );
     assert_eq!(
         guard.check(&finished()),
@@ -123,13 +129,21 @@ fn rule3_after_run_error_only_a_new_run() {
     let guard = accept(&[started(), error(), started()]);
     assert!(guard.run_active());
     accept(&[error(), started(), finished()]);
-    reject(&[started(), error()], error(), Violation::AfterRunError(EventType::RunError));
+    reject(
+        &[started(), error()],
+        error(),
+        Violation::AfterRunError(EventType::RunError),
+    );
     reject(
         &[started(), error()],
         text_start("m"),
         Violation::AfterRunError(EventType::TextMessageStart),
     );
-    reject(&[started(), finished(), error()], finished(), Violation::AfterRunError(EventType::RunFinished));
+    reject(
+        &[started(), finished(), error()],
+        finished(),
+        Violation::AfterRunError(EventType::RunFinished),
+    );
 }
 
 #[test]
@@ -170,11 +184,29 @@ fn run_active_and_finished_track_the_phase() {
 
 #[test]
 fn rule5_text_messages() {
-    accept(&[started(), text_start("m"), text_content("m"), text_end("m"), finished()]);
+    accept(&[
+        started(),
+        text_start("m"),
+        text_content("m"),
+        text_end("m"),
+        finished(),
+    ]);
     // A closed id may be opened again.
-    accept(&[started(), text_start("m"), text_end("m"), text_start("m"), text_end("m")]);
+    accept(&[
+        started(),
+        text_start("m"),
+        text_end("m"),
+        text_start("m"),
+        text_end("m"),
+    ]);
     // Two messages may be open at once.
-    accept(&[started(), text_start("a"), text_start("b"), text_end("a"), text_end("b")]);
+    accept(&[
+        started(),
+        text_start("a"),
+        text_start("b"),
+        text_end("a"),
+        text_end("b"),
+    ]);
     reject(
         &[started(), text_start("m")],
         text_start("m"),
@@ -203,8 +235,20 @@ fn rule5_text_messages() {
 
 #[test]
 fn rule6_tool_calls() {
-    accept(&[started(), tool_start("c"), tool_args("c"), tool_end("c"), finished()]);
-    accept(&[started(), tool_start("c"), tool_end("c"), tool_start("c"), tool_end("c")]);
+    accept(&[
+        started(),
+        tool_start("c"),
+        tool_args("c"),
+        tool_end("c"),
+        finished(),
+    ]);
+    accept(&[
+        started(),
+        tool_start("c"),
+        tool_end("c"),
+        tool_start("c"),
+        tool_end("c"),
+    ]);
     reject(
         &[started(), tool_start("c")],
         tool_start("c"),
@@ -234,7 +278,10 @@ fn rule6_tool_calls() {
 #[test]
 fn rule6_tool_call_result_is_not_checked_against_calls() {
     // Neither for an unknown call nor for a call still open.
-    accept(&[started(), ToolCallResult::new("tm", "never-started", "r").into()]);
+    accept(&[
+        started(),
+        ToolCallResult::new("tm", "never-started", "r").into(),
+    ]);
     accept(&[
         started(),
         tool_start("c"),
@@ -261,7 +308,11 @@ fn rule7_reasoning_spans_and_messages_are_tracked_separately() {
         ReasoningStart::new("r").into(),
         Violation::ReasoningSpanAlreadyActive("r".into()),
     );
-    reject(&[started()], ReasoningEnd::new("r").into(), Violation::ReasoningSpanNotActive("r".into()));
+    reject(
+        &[started()],
+        ReasoningEnd::new("r").into(),
+        Violation::ReasoningSpanNotActive("r".into()),
+    );
     reject(
         &[started(), ReasoningMessageStart::new("r").into()],
         ReasoningMessageStart::new("r").into(),
@@ -306,7 +357,11 @@ fn rule8_steps() {
         StepStarted::new("plan").into(),
         Violation::StepAlreadyActive("plan".into()),
     );
-    reject(&[started()], StepFinished::new("plan").into(), Violation::StepNotStarted("plan".into()));
+    reject(
+        &[started()],
+        StepFinished::new("plan").into(),
+        Violation::StepNotStarted("plan".into()),
+    );
 }
 
 #[test]
@@ -333,10 +388,18 @@ fn rule9_run_finished_needs_everything_closed() {
     let cases: Vec<(Event, &str, &str)> = vec![
         (StepStarted::new("s").into(), "steps", "s"),
         (text_start("m"), "text messages", "m"),
-        (ReasoningMessageStart::new("rm").into(), "reasoning messages", "rm"),
+        (
+            ReasoningMessageStart::new("rm").into(),
+            "reasoning messages",
+            "rm",
+        ),
         (ReasoningStart::new("rs").into(), "reasoning spans", "rs"),
         (tool_start("c"), "tool calls", "c"),
-        (SubagentStarted::new("sa", "helper").into(), "subagents", "sa"),
+        (
+            SubagentStarted::new("sa", "helper").into(),
+            "subagents",
+            "sa",
+        ),
     ];
     for (opener, kind, ids) in cases {
         reject(
@@ -370,7 +433,12 @@ fn rule9_run_finished_needs_everything_closed() {
 #[test]
 fn rule9_reports_steps_first_and_lists_ids_in_opening_order() {
     reject(
-        &[started(), tool_start("c2"), tool_start("c1"), StepStarted::new("s").into()],
+        &[
+            started(),
+            tool_start("c2"),
+            tool_start("c1"),
+            StepStarted::new("s").into(),
+        ],
         finished(),
         Violation::RunFinishedWithOpenItems {
             kind: "steps",
@@ -460,7 +528,11 @@ fn rule11_subagent_lifecycle() {
         Violation::SubagentAlreadyActive("s1".into()),
     );
     reject(
-        &[started(), SubagentStarted::new("s1", "n").into(), SubagentFinished::new("s1").into()],
+        &[
+            started(),
+            SubagentStarted::new("s1", "n").into(),
+            SubagentFinished::new("s1").into(),
+        ],
         SubagentStarted::new("s1", "n").into(),
         Violation::SubagentReused("s1".into()),
     );
@@ -473,7 +545,11 @@ fn rule11_subagent_lifecycle() {
         },
     );
     reject(
-        &[started(), SubagentStarted::new("s1", "n").into(), SubagentFinished::new("s1").into()],
+        &[
+            started(),
+            SubagentStarted::new("s1", "n").into(),
+            SubagentFinished::new("s1").into(),
+        ],
         SubagentError::new("s1", "late").into(),
         Violation::SubagentNotActive {
             event: EventType::SubagentError,
@@ -491,7 +567,13 @@ fn rule11_subagent_lifecycle() {
     ]);
 }
 
-fn owner_mismatch(event: EventType, tag: &str, entity: &'static str, id: &str, owner: &str) -> Violation {
+fn owner_mismatch(
+    event: EventType,
+    tag: &str,
+    entity: &'static str,
+    id: &str,
+    owner: &str,
+) -> Violation {
     Violation::OwnerMismatch {
         event,
         tag: tag.into(),
@@ -514,27 +596,60 @@ fn rule11_continuations_agree_with_the_opener() {
     reject(
         &[started(), tagged(text_start("m"), "s1")],
         tagged(text_content("m"), "s2"),
-        owner_mismatch(EventType::TextMessageContent, "s2", "message", "m", "subagent 's1'"),
+        owner_mismatch(
+            EventType::TextMessageContent,
+            "s2",
+            "message",
+            "m",
+            "subagent 's1'",
+        ),
     );
     reject(
         &[started(), text_start("m")],
         tagged(text_end("m"), "s2"),
-        owner_mismatch(EventType::TextMessageEnd, "s2", "message", "m", "the parent agent"),
+        owner_mismatch(
+            EventType::TextMessageEnd,
+            "s2",
+            "message",
+            "m",
+            "the parent agent",
+        ),
     );
     reject(
         &[started(), tagged(tool_start("c"), "s1")],
         tagged(tool_args("c"), "s2"),
-        owner_mismatch(EventType::ToolCallArgs, "s2", "tool call", "c", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ToolCallArgs,
+            "s2",
+            "tool call",
+            "c",
+            "subagent 's1'",
+        ),
     );
     reject(
-        &[started(), tagged(ReasoningMessageStart::new("r").into(), "s1")],
+        &[
+            started(),
+            tagged(ReasoningMessageStart::new("r").into(), "s1"),
+        ],
         tagged(ReasoningMessageContent::new("r", "x").into(), "s2"),
-        owner_mismatch(EventType::ReasoningMessageContent, "s2", "reasoning message", "r", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ReasoningMessageContent,
+            "s2",
+            "reasoning message",
+            "r",
+            "subagent 's1'",
+        ),
     );
     reject(
         &[started(), ReasoningStart::new("r").into()],
         tagged(ReasoningEnd::new("r").into(), "s2"),
-        owner_mismatch(EventType::ReasoningEnd, "s2", "reasoning message", "r", "the parent agent"),
+        owner_mismatch(
+            EventType::ReasoningEnd,
+            "s2",
+            "reasoning message",
+            "r",
+            "the parent agent",
+        ),
     );
 }
 
@@ -549,7 +664,13 @@ fn rule11_owner_outlives_the_item_within_a_run() {
     reject(
         &prefix,
         tagged(text_start("m"), "s2"),
-        owner_mismatch(EventType::TextMessageStart, "s2", "message", "m", "subagent 's1'"),
+        owner_mismatch(
+            EventType::TextMessageStart,
+            "s2",
+            "message",
+            "m",
+            "subagent 's1'",
+        ),
     );
 }
 
@@ -558,53 +679,109 @@ fn rule11_tool_call_inherits_its_parent_messages_owner() {
     let mut call = ToolCallStart::new("c", "search");
     call.parent_message_id = Some("m".into());
     let call: Event = call.into();
-    accept(&[started(), tagged(text_start("m"), "s1"), tagged(call.clone(), "s1")]);
+    accept(&[
+        started(),
+        tagged(text_start("m"), "s1"),
+        tagged(call.clone(), "s1"),
+    ]);
     // Untagged: inherits s1, so a later s2-tagged ARGS is refused.
     reject(
         &[started(), tagged(text_start("m"), "s1"), call.clone()],
         tagged(tool_args("c"), "s2"),
-        owner_mismatch(EventType::ToolCallArgs, "s2", "tool call", "c", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ToolCallArgs,
+            "s2",
+            "tool call",
+            "c",
+            "subagent 's1'",
+        ),
     );
     reject(
         &[started(), tagged(text_start("m"), "s1")],
         tagged(call.clone(), "s2"),
-        owner_mismatch(EventType::ToolCallStart, "s2", "message", "m", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ToolCallStart,
+            "s2",
+            "message",
+            "m",
+            "subagent 's1'",
+        ),
     );
     // A call first owned by the parent agent cannot be reopened under an s1 message.
     reject(
-        &[started(), tool_start("c"), tool_end("c"), tagged(text_start("m"), "s1")],
+        &[
+            started(),
+            tool_start("c"),
+            tool_end("c"),
+            tagged(text_start("m"), "s1"),
+        ],
         call,
-        owner_mismatch(EventType::ToolCallStart, "s1", "tool call", "c", "the parent agent"),
+        owner_mismatch(
+            EventType::ToolCallStart,
+            "s1",
+            "tool call",
+            "c",
+            "the parent agent",
+        ),
     );
 }
 
 #[test]
 fn rule11_encrypted_values_and_activity_deltas_are_ownership_checked() {
-    let enc = |subtype, id: &str| -> Event { ReasoningEncryptedValue::new(subtype, id, "xyz").into() };
+    let enc =
+        |subtype, id: &str| -> Event { ReasoningEncryptedValue::new(subtype, id, "xyz").into() };
     accept(&[
         started(),
         tagged(tool_start("c"), "s1"),
         tagged(enc(ReasoningEncryptedValueSubtype::ToolCall, "c"), "s1"),
         // Unknown entities are not checked.
-        tagged(enc(ReasoningEncryptedValueSubtype::Message, "unknown"), "s9"),
+        tagged(
+            enc(ReasoningEncryptedValueSubtype::Message, "unknown"),
+            "s9",
+        ),
     ]);
     reject(
         &[started(), tagged(tool_start("c"), "s1")],
         tagged(enc(ReasoningEncryptedValueSubtype::ToolCall, "c"), "s2"),
-        owner_mismatch(EventType::ReasoningEncryptedValue, "s2", "tool call", "c", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ReasoningEncryptedValue,
+            "s2",
+            "tool call",
+            "c",
+            "subagent 's1'",
+        ),
     );
     reject(
-        &[started(), tagged(ReasoningMessageStart::new("r").into(), "s1")],
+        &[
+            started(),
+            tagged(ReasoningMessageStart::new("r").into(), "s1"),
+        ],
         tagged(enc(ReasoningEncryptedValueSubtype::Message, "r"), "s2"),
-        owner_mismatch(EventType::ReasoningEncryptedValue, "s2", "message", "r", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ReasoningEncryptedValue,
+            "s2",
+            "message",
+            "r",
+            "subagent 's1'",
+        ),
     );
     let snapshot: Event = ActivitySnapshot::new("a", "plan", serde_json::Map::new()).into();
     let delta: Event = ActivityDelta::new("a", "plan", vec![]).into();
-    accept(&[started(), tagged(snapshot.clone(), "s1"), tagged(delta.clone(), "s1")]);
+    accept(&[
+        started(),
+        tagged(snapshot.clone(), "s1"),
+        tagged(delta.clone(), "s1"),
+    ]);
     reject(
         &[started(), tagged(snapshot, "s1")],
         tagged(delta, "s2"),
-        owner_mismatch(EventType::ActivityDelta, "s2", "activity", "a", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ActivityDelta,
+            "s2",
+            "activity",
+            "a",
+            "subagent 's1'",
+        ),
     );
 }
 
@@ -625,36 +802,74 @@ fn rule11_owners_are_seeded_from_input_and_snapshots() {
         vec![Message::User(user), Message::Assistant(assistant.clone())],
     )));
     let run: Event = run.into();
-    accept(&[run.clone(), tagged(text_start("u1"), "s1"), tagged(tool_start("c1"), "s1")]);
+    accept(&[
+        run.clone(),
+        tagged(text_start("u1"), "s1"),
+        tagged(tool_start("c1"), "s1"),
+    ]);
     reject(
-        &[run.clone()],
+        std::slice::from_ref(&run),
         tagged(text_start("u1"), "s2"),
-        owner_mismatch(EventType::TextMessageStart, "s2", "message", "u1", "subagent 's1'"),
+        owner_mismatch(
+            EventType::TextMessageStart,
+            "s2",
+            "message",
+            "u1",
+            "subagent 's1'",
+        ),
     );
     reject(
         &[run],
         tagged(tool_start("c1"), "s2"),
-        owner_mismatch(EventType::ToolCallStart, "s2", "tool call", "c1", "subagent 's1'"),
+        owner_mismatch(
+            EventType::ToolCallStart,
+            "s2",
+            "tool call",
+            "c1",
+            "subagent 's1'",
+        ),
     );
     // A snapshot is authoritative: it re-assigns ownership.
     assistant.subagent_run_id = Some("s2".into());
     let snapshot: Event = MessagesSnapshot::new(vec![Message::Assistant(assistant)]).into();
-    accept(&[started(), tagged(text_start("a1"), "s1"), text_end("a1"), snapshot.clone(), tagged(text_start("a1"), "s2")]);
+    accept(&[
+        started(),
+        tagged(text_start("a1"), "s1"),
+        text_end("a1"),
+        snapshot.clone(),
+        tagged(text_start("a1"), "s2"),
+    ]);
     reject(
         &[started(), snapshot],
         tagged(text_start("a1"), "s1"),
-        owner_mismatch(EventType::TextMessageStart, "s1", "message", "a1", "subagent 's2'"),
+        owner_mismatch(
+            EventType::TextMessageStart,
+            "s1",
+            "message",
+            "a1",
+            "subagent 's2'",
+        ),
     );
 }
 
 #[test]
 fn rule11_tool_call_result_mints_an_owned_message() {
     let result: Event = ToolCallResult::new("tm", "c", "r").into();
-    accept(&[started(), tagged(result.clone(), "s1"), tagged(text_start("tm"), "s1")]);
+    accept(&[
+        started(),
+        tagged(result.clone(), "s1"),
+        tagged(text_start("tm"), "s1"),
+    ]);
     reject(
         &[started(), tagged(result, "s1")],
         tagged(text_start("tm"), "s2"),
-        owner_mismatch(EventType::TextMessageStart, "s2", "message", "tm", "subagent 's1'"),
+        owner_mismatch(
+            EventType::TextMessageStart,
+            "s2",
+            "message",
+            "tm",
+            "subagent 's1'",
+        ),
     );
 }
 
@@ -663,10 +878,23 @@ fn rule11_tool_call_result_mints_an_owned_message() {
 #[test]
 fn rule12_run_finished_carries_the_runs_ids() {
     accept(&[started(), finished()]);
-    reject(&[started()], RunFinished::new("t", "other").into(), Violation::RunIdsMismatch);
-    reject(&[started()], RunFinished::new("other", "r").into(), Violation::RunIdsMismatch);
+    reject(
+        &[started()],
+        RunFinished::new("t", "other").into(),
+        Violation::RunIdsMismatch,
+    );
+    reject(
+        &[started()],
+        RunFinished::new("other", "r").into(),
+        Violation::RunIdsMismatch,
+    );
     // Each run is compared with its own RUN_STARTED.
-    accept(&[started(), finished(), RunStarted::new("t", "r2").into(), RunFinished::new("t", "r2").into()]);
+    accept(&[
+        started(),
+        finished(),
+        RunStarted::new("t", "r2").into(),
+        RunFinished::new("t", "r2").into(),
+    ]);
     reject(
         &[started(), finished(), RunStarted::new("t", "r2").into()],
         finished(),
@@ -747,7 +975,12 @@ fn chunks_need_their_ids() {
 
 #[test]
 fn chunks_do_not_mix_with_open_explicit_items() {
-    accept(&[started(), text_start("m"), text_end("m"), text_chunk(Some("m"), None)]);
+    accept(&[
+        started(),
+        text_start("m"),
+        text_end("m"),
+        text_chunk(Some("m"), None),
+    ]);
     reject(
         &[started(), text_start("m")],
         text_chunk(Some("m"), None),
@@ -777,7 +1010,11 @@ fn chunk_continuations_keep_their_openers_fields() {
         text_chunk(Some("n"), Some(TextRole::User)),
     ]);
     reject(
-        &[started(), text_chunk(Some("m"), Some(TextRole::Assistant)), text_chunk(Some("m"), None)],
+        &[
+            started(),
+            text_chunk(Some("m"), Some(TextRole::Assistant)),
+            text_chunk(Some("m"), None),
+        ],
         text_chunk(Some("m"), Some(TextRole::User)),
         Violation::ChunkConflict {
             event: EventType::TextMessageChunk,
@@ -798,11 +1035,21 @@ fn chunk_continuations_keep_their_openers_fields() {
 
 #[test]
 fn chunks_follow_the_owner_rule() {
-    accept(&[started(), tagged(text_chunk(Some("m"), None), "s1"), tagged(text_chunk(Some("m"), None), "s1")]);
+    accept(&[
+        started(),
+        tagged(text_chunk(Some("m"), None), "s1"),
+        tagged(text_chunk(Some("m"), None), "s1"),
+    ]);
     reject(
         &[started(), tagged(text_start("m"), "s1"), text_end("m")],
         tagged(text_chunk(Some("m"), None), "s2"),
-        owner_mismatch(EventType::TextMessageChunk, "s2", "message", "m", "subagent 's1'"),
+        owner_mismatch(
+            EventType::TextMessageChunk,
+            "s2",
+            "message",
+            "m",
+            "subagent 's1'",
+        ),
     );
 }
 
@@ -815,5 +1062,8 @@ fn violations_name_their_rule() {
         ids: "c1, c2".into(),
     };
     assert_eq!(v.rule(), 9);
-    assert_eq!(v.to_string(), "rule 9: cannot send RUN_FINISHED while tool calls are still active: c1, c2");
+    assert_eq!(
+        v.to_string(),
+        "rule 9: cannot send RUN_FINISHED while tool calls are still active: c1, c2"
+    );
 }
