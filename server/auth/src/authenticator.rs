@@ -30,7 +30,9 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("issuers", &self.inner.order).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("issuers", &self.inner.order)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,10 +72,26 @@ impl AuthStats {
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
         let families: [(&str, &str, &str); 4] = [
-            ("agui_auth_jwks_fetches_total", "counter", "JWKS fetches by issuer and outcome."),
-            ("agui_auth_discovery_total", "counter", "OIDC discovery fetches by issuer and outcome."),
-            ("agui_auth_jwks_keys", "gauge", "Usable keys in the issuer's current key set."),
-            ("agui_auth_issuer_usable", "gauge", "1 when the issuer has a usable key set."),
+            (
+                "agui_auth_jwks_fetches_total",
+                "counter",
+                "JWKS fetches by issuer and outcome.",
+            ),
+            (
+                "agui_auth_discovery_total",
+                "counter",
+                "OIDC discovery fetches by issuer and outcome.",
+            ),
+            (
+                "agui_auth_jwks_keys",
+                "gauge",
+                "Usable keys in the issuer's current key set.",
+            ),
+            (
+                "agui_auth_issuer_usable",
+                "gauge",
+                "1 when the issuer has a usable key set.",
+            ),
         ];
         for (name, kind, help) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -81,19 +99,35 @@ impl AuthStats {
                 let issuer = escape_label(&s.issuer);
                 match name {
                     "agui_auth_jwks_fetches_total" => {
-                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"ok\"}} {}", s.jwks_fetches_ok);
-                        let _ =
-                            writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"failed\"}} {}", s.jwks_fetches_failed);
+                        let _ = writeln!(
+                            out,
+                            "{name}{{issuer=\"{issuer}\",outcome=\"ok\"}} {}",
+                            s.jwks_fetches_ok
+                        );
+                        let _ = writeln!(
+                            out,
+                            "{name}{{issuer=\"{issuer}\",outcome=\"failed\"}} {}",
+                            s.jwks_fetches_failed
+                        );
                     }
                     "agui_auth_discovery_total" => {
-                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"ok\"}} {}", s.discovery_ok);
-                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\",outcome=\"failed\"}} {}", s.discovery_failed);
+                        let _ = writeln!(
+                            out,
+                            "{name}{{issuer=\"{issuer}\",outcome=\"ok\"}} {}",
+                            s.discovery_ok
+                        );
+                        let _ = writeln!(
+                            out,
+                            "{name}{{issuer=\"{issuer}\",outcome=\"failed\"}} {}",
+                            s.discovery_failed
+                        );
                     }
                     "agui_auth_jwks_keys" => {
                         let _ = writeln!(out, "{name}{{issuer=\"{issuer}\"}} {}", s.keys);
                     }
                     _ => {
-                        let _ = writeln!(out, "{name}{{issuer=\"{issuer}\"}} {}", u8::from(s.usable));
+                        let _ =
+                            writeln!(out, "{name}{{issuer=\"{issuer}\"}} {}", u8::from(s.usable));
                     }
                 }
             }
@@ -103,7 +137,9 @@ impl AuthStats {
 }
 
 fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Authenticator {
@@ -125,35 +161,59 @@ impl Authenticator {
     ///
     /// # Errors
     /// As [`Authenticator::start`].
-    pub async fn start_with_clock(config: AuthConfig, clock: Arc<dyn Clock>) -> Result<Authenticator, ConfigError> {
+    pub async fn start_with_clock(
+        config: AuthConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Authenticator, ConfigError> {
         config.validate()?;
         let client = fetch::build_client(config.ca_file.as_deref())?;
         let mut issuers = HashMap::new();
         let mut order = Vec::new();
         for issuer in &config.issuers {
-            let allowed = issuer.parsed_algorithms().map_err(|message| ConfigError::Issuer {
-                issuer: issuer.issuer.clone(),
-                message,
-            })?;
+            let allowed = issuer
+                .parsed_algorithms()
+                .map_err(|message| ConfigError::Issuer {
+                    issuer: issuer.issuer.clone(),
+                    message,
+                })?;
             let spec = ValidationSpec {
                 issuer: issuer.issuer.clone(),
                 audiences: issuer.audiences.clone(),
                 leeway: config.leeway_secs,
                 allowed: allowed.clone(),
             };
-            let cache = Arc::new(IssuerCache::new(issuer, spec, client.clone(), clock.clone()));
+            let cache = Arc::new(IssuerCache::new(
+                issuer,
+                spec,
+                client.clone(),
+                clock.clone(),
+            ));
             order.push(issuer.issuer.clone());
-            issuers.insert(issuer.issuer.clone(), Issuer { config: issuer.clone(), allowed, cache });
+            issuers.insert(
+                issuer.issuer.clone(),
+                Issuer {
+                    config: issuer.clone(),
+                    allowed,
+                    cache,
+                },
+            );
         }
-        let first = futures::future::join_all(order.iter().map(|name| issuers[name].cache.refresh())).await;
+        let first =
+            futures::future::join_all(order.iter().map(|name| issuers[name].cache.refresh())).await;
         for (name, result) in order.iter().zip(first) {
             match result {
                 Ok(()) => tracing::info!(issuer = %name, "issuer ready"),
                 Err(FetchError::IssuerMismatch { discovered }) => {
-                    return Err(ConfigError::IssuerMismatch { configured: name.clone(), discovered });
+                    return Err(ConfigError::IssuerMismatch {
+                        configured: name.clone(),
+                        discovered,
+                    });
                 }
                 Err(FetchError::BadJwksUri(message)) => {
-                    return Err(ConfigError::Issuer { issuer: name.clone(), message: format!("discovered {message}") });
+                    return Err(ConfigError::Issuer {
+                        issuer: name.clone(),
+                        message: format!("discovered {message}"),
+                    });
                 }
                 Err(error) => tracing::warn!(
                     issuer = %name, %error,
@@ -163,7 +223,12 @@ impl Authenticator {
         }
         let cancel = CancellationToken::new();
         for name in &order {
-            tokio::spawn(issuers[name].cache.clone().run_background(cancel.child_token()));
+            tokio::spawn(
+                issuers[name]
+                    .cache
+                    .clone()
+                    .run_background(cancel.child_token()),
+            );
         }
         let inner = Inner {
             issuers,
@@ -174,7 +239,9 @@ impl Authenticator {
             clock,
             cancel,
         };
-        Ok(Authenticator { inner: Arc::new(inner) })
+        Ok(Authenticator {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Verifies a token and builds the [`Principal`].
@@ -183,7 +250,11 @@ impl Authenticator {
     /// [`AuthError::InvalidToken`] for any token defect, [`AuthError::IssuerUnavailable`] when
     /// its issuer has no usable keys, [`AuthError::AccessDenied`] for allow/deny refusals,
     /// [`AuthError::InsufficientScope`] when a required scope is missing.
-    pub async fn authenticate(&self, token: &str, source: CredentialSource) -> Result<Principal, AuthError> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        source: CredentialSource,
+    ) -> Result<Principal, AuthError> {
         let fingerprint = token_fingerprint(token);
         let result = self.inner.verify(token, source, &fingerprint).await;
         match &result {
@@ -205,7 +276,14 @@ impl Authenticator {
 
     /// JWKS and discovery counters per issuer.
     pub fn stats(&self) -> AuthStats {
-        AuthStats { issuers: self.inner.order.iter().map(|n| self.inner.issuers[n].cache.stats()).collect() }
+        AuthStats {
+            issuers: self
+                .inner
+                .order
+                .iter()
+                .map(|n| self.inner.issuers[n].cache.stats())
+                .collect(),
+        }
     }
 
     /// Fetches one issuer's keys now (operators and tests), sharing the single flight.
@@ -224,7 +302,12 @@ impl Authenticator {
 }
 
 impl Inner {
-    async fn verify(&self, token: &str, source: CredentialSource, fingerprint: &str) -> Result<Principal, AuthError> {
+    async fn verify(
+        &self,
+        token: &str,
+        source: CredentialSource,
+        fingerprint: &str,
+    ) -> Result<Principal, AuthError> {
         // Shape first: no base64 or JSON work on oversized or non-JWS input.
         if token.len() > self.max_token_bytes {
             return Err(R::TooLarge.into());
@@ -289,7 +372,9 @@ impl Inner {
             KeyLookup::Found(key) => Ok(key),
             KeyLookup::WrongAlg => Err(R::AlgMismatch.into()),
             KeyLookup::Ambiguous | KeyLookup::Missing => Err(R::UnknownKid.into()),
-            KeyLookup::Unavailable { retry_after_secs } => Err(AuthError::IssuerUnavailable { retry_after_secs }),
+            KeyLookup::Unavailable { retry_after_secs } => {
+                Err(AuthError::IssuerUnavailable { retry_after_secs })
+            }
         }
     }
 
@@ -302,7 +387,11 @@ impl Inner {
         expires_at: i64,
     ) -> Result<Principal, AuthError> {
         let mapped = principal::map_claims(&claims, &issuer.config.claims);
-        let subject = claims.get("sub").and_then(Value::as_str).ok_or(R::MissingSubject)?.to_owned();
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or(R::MissingSubject)?
+            .to_owned();
         let principal = Principal {
             issuer: issuer.config.issuer.clone(),
             subject,
@@ -317,11 +406,19 @@ impl Inner {
             expires_at,
         };
         let config = &issuer.config;
-        if principal::matches(&config.deny, &principal) || (!config.allow.is_empty() && !principal::matches(&config.allow, &principal)) {
+        if principal::matches(&config.deny, &principal)
+            || (!config.allow.is_empty() && !principal::matches(&config.allow, &principal))
+        {
             return Err(AuthError::AccessDenied);
         }
-        if !config.required_scopes.iter().all(|s| principal.has_scope(s)) {
-            return Err(AuthError::InsufficientScope { scope: config.required_scopes.join(" ") });
+        if !config
+            .required_scopes
+            .iter()
+            .all(|s| principal.has_scope(s))
+        {
+            return Err(AuthError::InsufficientScope {
+                scope: config.required_scopes.join(" "),
+            });
         }
         Ok(principal)
     }

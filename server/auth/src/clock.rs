@@ -19,7 +19,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn unix_now(&self) -> i64 {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
     }
 
@@ -45,11 +47,17 @@ impl ManualClock {
     /// Moves time forward.
     pub fn advance(&self, by: Duration) {
         // A std Mutex: held for an addition, never across an await.
-        *self.offset.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+        *self
+            .offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += by;
     }
 
     fn offset(&self) -> Duration {
-        *self.offset.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

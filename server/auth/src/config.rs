@@ -93,13 +93,23 @@ impl Default for IssuerConfig {
 
 impl IssuerConfig {
     /// An issuer with the defaults and these audiences.
-    pub fn new(issuer: impl Into<String>, audiences: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self { issuer: issuer.into(), audiences: audiences.into_iter().map(Into::into).collect(), ..Self::default() }
+    pub fn new(
+        issuer: impl Into<String>,
+        audiences: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audiences: audiences.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
     }
 }
 
 fn default_algorithms() -> Vec<String> {
-    ["RS256", "PS256", "ES256", "ES384", "EdDSA"].into_iter().map(String::from).collect()
+    ["RS256", "PS256", "ES256", "ES384", "EdDSA"]
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 
 /// Which JWT `typ` header values are accepted (compared case-insensitively).
@@ -233,9 +243,17 @@ impl AuthConfig {
     ///
     /// # Errors
     /// The resulting config does not pass [`AuthConfig::validate`].
-    pub fn from_env_single_issuer(issuer: &str, audiences: &str, required_scopes: &str) -> Result<Self, ConfigError> {
+    pub fn from_env_single_issuer(
+        issuer: &str,
+        audiences: &str,
+        required_scopes: &str,
+    ) -> Result<Self, ConfigError> {
         let split = |s: &str| -> Vec<String> {
-            s.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+            s.split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
         };
         let issuer_config = IssuerConfig {
             issuer: issuer.trim().to_owned(),
@@ -243,7 +261,10 @@ impl AuthConfig {
             required_scopes: split(required_scopes),
             ..IssuerConfig::default()
         };
-        let config = Self { issuers: vec![issuer_config], ..Self::default() };
+        let config = Self {
+            issuers: vec![issuer_config],
+            ..Self::default()
+        };
         config.validate()?;
         Ok(config)
     }
@@ -282,9 +303,12 @@ impl AuthConfig {
 impl IssuerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: &str| issuer_error(self, m);
-        let url = check_url(&self.issuer, self.allow_http).map_err(|m| err(&format!("issuer URL {m}")))?;
+        let url = check_url(&self.issuer, self.allow_http)
+            .map_err(|m| err(&format!("issuer URL {m}")))?;
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(err("issuer URL must not have a query or fragment (OIDC Discovery §2)"));
+            return Err(err(
+                "issuer URL must not have a query or fragment (OIDC Discovery §2)",
+            ));
         }
         if let Some(jwks) = &self.jwks_uri {
             check_url(jwks, self.allow_http).map_err(|m| err(&format!("jwks_uri {m}")))?;
@@ -304,11 +328,19 @@ impl IssuerConfig {
         }
         for scope in &self.required_scopes {
             if !is_scope_token(scope) {
-                return Err(err(&format!("required scope {scope:?} is not a valid scope token (RFC 6749 §3.3)")));
+                return Err(err(&format!(
+                    "required scope {scope:?} is not a valid scope token (RFC 6749 §3.3)"
+                )));
             }
         }
         for list in [&self.allow, &self.deny] {
-            if list.subjects.iter().chain(&list.groups).chain(&list.email_domains).any(|s| s.trim().is_empty()) {
+            if list
+                .subjects
+                .iter()
+                .chain(&list.groups)
+                .chain(&list.email_domains)
+                .any(|s| s.trim().is_empty())
+            {
                 return Err(err("allow/deny lists must not contain empty entries"));
             }
         }
@@ -320,7 +352,10 @@ impl IssuerConfig {
         if self.algorithms.is_empty() {
             return Err("algorithms must not be empty".into());
         }
-        self.algorithms.iter().map(|name| parse_algorithm(name)).collect()
+        self.algorithms
+            .iter()
+            .map(|name| parse_algorithm(name))
+            .collect()
     }
 }
 
@@ -338,9 +373,13 @@ pub(crate) fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
         "ES384" => Algorithm::ES384,
         "EdDSA" => Algorithm::EdDSA,
         "HS256" | "HS384" | "HS512" => {
-            return Err(format!("algorithm {name} is refused: HMAC algorithms are never accepted from an OIDC issuer"));
+            return Err(format!(
+                "algorithm {name} is refused: HMAC algorithms are never accepted from an OIDC issuer"
+            ));
         }
-        n if n.eq_ignore_ascii_case("none") => return Err("algorithm \"none\" is never accepted".into()),
+        n if n.eq_ignore_ascii_case("none") => {
+            return Err("algorithm \"none\" is never accepted".into());
+        }
         other => {
             return Err(format!(
                 "unknown algorithm {other:?} (supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
@@ -360,7 +399,11 @@ pub(crate) fn check_url(raw: &str, allow_http: bool) -> Result<url::Url, String>
                 "{raw:?} uses plain http; use https, or set allow_http = true for this issuer (loopback is always allowed)"
             ));
         }
-        other => return Err(format!("{raw:?} has scheme {other:?}; only https is supported")),
+        other => {
+            return Err(format!(
+                "{raw:?} has scheme {other:?}; only https is supported"
+            ));
+        }
     }
     if url.host().is_none() {
         return Err(format!("{raw:?} has no host"));
@@ -383,20 +426,31 @@ pub(crate) fn is_valid_pointer(p: &str) -> bool {
         return false;
     }
     let bytes = p.as_bytes();
-    bytes.iter().enumerate().all(|(i, &b)| b != b'~' || matches!(bytes.get(i + 1), Some(b'0' | b'1')))
+    bytes
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b != b'~' || matches!(bytes.get(i + 1), Some(b'0' | b'1')))
 }
 
 /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`: safe inside a quoted challenge.
 pub(crate) fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 fn issuer_error(issuer: &IssuerConfig, message: &str) -> ConfigError {
-    ConfigError::Issuer { issuer: issuer.issuer.clone(), message: message.to_owned() }
+    ConfigError::Issuer {
+        issuer: issuer.issuer.clone(),
+        message: message.to_owned(),
+    }
 }
 
 fn setting(setting: &'static str, message: &str) -> ConfigError {
-    ConfigError::Setting { setting, message: message.to_owned() }
+    ConfigError::Setting {
+        setting,
+        message: message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -404,7 +458,10 @@ mod tests {
     use super::*;
 
     fn one(issuer: IssuerConfig) -> AuthConfig {
-        AuthConfig { issuers: vec![issuer], ..AuthConfig::default() }
+        AuthConfig {
+            issuers: vec![issuer],
+            ..AuthConfig::default()
+        }
     }
 
     fn message(config: &AuthConfig) -> String {
@@ -413,7 +470,10 @@ mod tests {
 
     #[test]
     fn a_good_config_passes() {
-        let config = one(IssuerConfig::new("https://idp.example.com/realms/demo", ["agui"]));
+        let config = one(IssuerConfig::new(
+            "https://idp.example.com/realms/demo",
+            ["agui"],
+        ));
         assert_eq!(config.validate(), Ok(()));
         let local = one(IssuerConfig::new("http://127.0.0.1:8080", ["agui"]));
         assert_eq!(local.validate(), Ok(()), "loopback http is allowed");
@@ -421,7 +481,10 @@ mod tests {
 
     #[test]
     fn no_issuer_fails_closed() {
-        assert_eq!(AuthConfig::default().validate(), Err(ConfigError::NoIssuers));
+        assert_eq!(
+            AuthConfig::default().validate(),
+            Err(ConfigError::NoIssuers)
+        );
     }
 
     #[test]
@@ -460,15 +523,26 @@ mod tests {
     #[test]
     fn duplicate_issuers_and_bad_numbers_are_refused() {
         let issuer = IssuerConfig::new("https://idp.example.com", ["agui"]);
-        let config = AuthConfig { issuers: vec![issuer.clone(), issuer.clone()], ..AuthConfig::default() };
+        let config = AuthConfig {
+            issuers: vec![issuer.clone(), issuer.clone()],
+            ..AuthConfig::default()
+        };
         assert!(message(&config).contains("twice"));
-        let config = AuthConfig { leeway_secs: 3_600, ..one(issuer) };
+        let config = AuthConfig {
+            leeway_secs: 3_600,
+            ..one(issuer)
+        };
         assert!(message(&config).contains("leeway"));
     }
 
     #[test]
     fn single_issuer_from_env_values() {
-        let config = AuthConfig::from_env_single_issuer("https://idp.example.com/", "api://chat, agui", "chat").unwrap();
+        let config = AuthConfig::from_env_single_issuer(
+            "https://idp.example.com/",
+            "api://chat, agui",
+            "chat",
+        )
+        .unwrap();
         let issuer = &config.issuers[0];
         assert_eq!(issuer.issuer, "https://idp.example.com/");
         assert_eq!(issuer.audiences, vec!["api://chat", "agui"]);

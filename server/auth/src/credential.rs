@@ -50,7 +50,9 @@ impl CredentialSource {
 ///
 /// # Errors
 /// As listed above.
-pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<(String, CredentialSource)>, AuthError> {
+pub fn credential_from_headers(
+    headers: &HeaderMap,
+) -> Result<Option<(String, CredentialSource)>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -63,7 +65,8 @@ pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<(String, Cr
     if bytes.iter().any(|b| b.is_ascii_control() || !b.is_ascii()) {
         return Err(InvalidRequestReason::MalformedCredentials.into());
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| AuthError::from(InvalidRequestReason::MalformedCredentials))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| AuthError::from(InvalidRequestReason::MalformedCredentials))?;
     let text = text.trim_matches(' ');
     if text.is_empty() {
         return Err(InvalidRequestReason::EmptyToken.into());
@@ -96,7 +99,9 @@ pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<(String, Cr
 ///
 /// # Errors
 /// A non-string value, an empty token, or a token that is not `token68`.
-pub fn take_body_credential(forwarded_props: &mut serde_json::Value) -> Result<Option<String>, AuthError> {
+pub fn take_body_credential(
+    forwarded_props: &mut serde_json::Value,
+) -> Result<Option<String>, AuthError> {
     let Some(object) = forwarded_props.as_object_mut() else {
         return Ok(None);
     };
@@ -114,7 +119,9 @@ pub fn take_body_credential(forwarded_props: &mut serde_json::Value) -> Result<O
 fn normalise_body_token(raw: &str) -> Result<String, AuthError> {
     let trimmed = raw.trim_matches(' ');
     let token = match trimmed.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim_start_matches(' '),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+            rest.trim_start_matches(' ')
+        }
         _ if trimmed.eq_ignore_ascii_case("bearer") => "",
         _ => trimmed,
     };
@@ -150,7 +157,9 @@ pub fn resolve_credential(
 pub(crate) fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// Three non-empty base64url segments separated by dots (RFC 7515 §7.1 compact serialization).
@@ -197,21 +206,33 @@ mod tests {
     fn bearer_in_any_case_is_accepted() {
         for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
             let value = format!("{scheme} {JWS}");
-            assert_eq!(read(&[value.as_bytes()]), Ok(Some((JWS.to_owned(), CredentialSource::Header))));
+            assert_eq!(
+                read(&[value.as_bytes()]),
+                Ok(Some((JWS.to_owned(), CredentialSource::Header)))
+            );
         }
         // Several spaces are allowed by RFC 7235 (`1*SP`).
         let value = format!("Bearer   {JWS}");
-        assert_eq!(read(&[value.as_bytes()]), Ok(Some((JWS.to_owned(), CredentialSource::Header))));
+        assert_eq!(
+            read(&[value.as_bytes()]),
+            Ok(Some((JWS.to_owned(), CredentialSource::Header)))
+        );
     }
 
     #[test]
     fn a_raw_compact_jws_is_accepted_as_header_raw() {
-        assert_eq!(read(&[JWS.as_bytes()]), Ok(Some((JWS.to_owned(), CredentialSource::HeaderRaw))));
+        assert_eq!(
+            read(&[JWS.as_bytes()]),
+            Ok(Some((JWS.to_owned(), CredentialSource::HeaderRaw)))
+        );
     }
 
     #[test]
     fn another_scheme_or_an_opaque_word_is_missing_credentials() {
-        assert_eq!(read(&[b"Basic dXNlcjpwYXNz"]), Err(AuthError::MissingCredentials));
+        assert_eq!(
+            read(&[b"Basic dXNlcjpwYXNz"]),
+            Err(AuthError::MissingCredentials)
+        );
         assert_eq!(read(&[b"opaque-token"]), Err(AuthError::MissingCredentials));
         assert_eq!(read(&[b"a.b"]), Err(AuthError::MissingCredentials));
         assert_eq!(read(&[b"a.b.c.d.e"]), Err(AuthError::MissingCredentials));
@@ -226,13 +247,30 @@ mod tests {
         assert_eq!(bad(b"Bearer"), InvalidRequestReason::EmptyToken);
         assert_eq!(bad(b"Bearer    "), InvalidRequestReason::EmptyToken);
         assert_eq!(bad(b"   "), InvalidRequestReason::EmptyToken);
-        assert_eq!(bad(b"Bearer a b"), InvalidRequestReason::MalformedCredentials);
-        assert_eq!(bad(b"Bearer a\tb"), InvalidRequestReason::MalformedCredentials);
-        assert_eq!(bad(b"Bearer a\x7fb"), InvalidRequestReason::MalformedCredentials);
-        assert_eq!(bad(b"Bearer \xc3\xa9t\xc3\xa9"), InvalidRequestReason::MalformedCredentials);
-        assert_eq!(bad(b"Bearer a,b"), InvalidRequestReason::MalformedCredentials);
-        let two = read(&[format!("Bearer {JWS}").as_bytes(), format!("Bearer {JWS}").as_bytes()]);
-        assert_eq!(two, Err(InvalidRequestReason::MultipleAuthorizationHeaders.into()));
+        assert_eq!(
+            bad(b"Bearer a b"),
+            InvalidRequestReason::MalformedCredentials
+        );
+        assert_eq!(
+            bad(b"Bearer a\tb"),
+            InvalidRequestReason::MalformedCredentials
+        );
+        assert_eq!(
+            bad(b"Bearer \xc3\xa9t\xc3\xa9"),
+            InvalidRequestReason::MalformedCredentials
+        );
+        assert_eq!(
+            bad(b"Bearer a,b"),
+            InvalidRequestReason::MalformedCredentials
+        );
+        let two = read(&[
+            format!("Bearer {JWS}").as_bytes(),
+            format!("Bearer {JWS}").as_bytes(),
+        ]);
+        assert_eq!(
+            two,
+            Err(InvalidRequestReason::MultipleAuthorizationHeaders.into())
+        );
     }
 
     #[test]
@@ -257,12 +295,21 @@ mod tests {
     #[test]
     fn non_string_body_credential_is_invalid_request_and_still_removed() {
         let mut props = serde_json::json!({"authorization": {"token": JWS}});
-        assert_eq!(take_body_credential(&mut props), Err(InvalidRequestReason::BodyCredentialNotString.into()));
+        assert_eq!(
+            take_body_credential(&mut props),
+            Err(InvalidRequestReason::BodyCredentialNotString.into())
+        );
         assert_eq!(props, serde_json::json!({}));
         let mut props = serde_json::json!({"authorization": ""});
-        assert_eq!(take_body_credential(&mut props), Err(InvalidRequestReason::EmptyToken.into()));
+        assert_eq!(
+            take_body_credential(&mut props),
+            Err(InvalidRequestReason::EmptyToken.into())
+        );
         let mut props = serde_json::json!({"authorization": "Bearer "});
-        assert_eq!(take_body_credential(&mut props), Err(InvalidRequestReason::EmptyToken.into()));
+        assert_eq!(
+            take_body_credential(&mut props),
+            Err(InvalidRequestReason::EmptyToken.into())
+        );
     }
 
     #[test]
@@ -271,9 +318,16 @@ mod tests {
         let err = resolve_credential(header.clone(), Some("other.token.x".into()), true);
         assert_eq!(err, Err(conflict()));
         let err = resolve_credential(header.clone(), Some("other.token.x".into()), false);
-        assert_eq!(err, Err(conflict()), "a conflict is refused even when the body source is off");
+        assert_eq!(
+            err,
+            Err(conflict()),
+            "a conflict is refused even when the body source is off"
+        );
         // Positive control: the same token in both places is fine and the header wins.
-        assert_eq!(resolve_credential(header.clone(), Some(JWS.into()), true), Ok(header));
+        assert_eq!(
+            resolve_credential(header.clone(), Some(JWS.into()), true),
+            Ok(header)
+        );
     }
 
     #[test]

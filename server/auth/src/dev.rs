@@ -20,7 +20,10 @@ pub struct DevIssuer {
 
 impl std::fmt::Debug for DevIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevIssuer").field("issuer", &self.issuer_url()).field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("DevIssuer")
+            .field("issuer", &self.issuer_url())
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +117,10 @@ impl TokenSpec {
         };
         c.insert("aud".into(), aud);
         c.insert("iat".into(), json!(now));
-        c.insert("exp".into(), json!(now + i64::try_from(self.ttl.as_secs()).unwrap_or(3_600)));
+        c.insert(
+            "exp".into(),
+            json!(now + i64::try_from(self.ttl.as_secs()).unwrap_or(3_600)),
+        );
         c.insert("jti".into(), json!(random_id()));
         if let Some(name) = &self.name {
             c.insert("name".into(), json!(name));
@@ -137,7 +143,10 @@ impl TokenSpec {
 }
 
 pub(crate) fn unix_now() -> i64 {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
@@ -181,7 +190,10 @@ impl DevIssuer {
 
     /// An auth config that trusts only this issuer, audience [`DevIssuer::AUDIENCE`].
     pub fn auth_config(&self) -> AuthConfig {
-        AuthConfig { issuers: vec![IssuerConfig::new(self.issuer_url(), [Self::AUDIENCE])], ..AuthConfig::default() }
+        AuthConfig {
+            issuers: vec![IssuerConfig::new(self.issuer_url(), [Self::AUDIENCE])],
+            ..AuthConfig::default()
+        }
     }
 
     /// Mints an ES256 access token (`typ: at+jwt`).
@@ -191,6 +203,7 @@ impl DevIssuer {
     pub fn mint(&self, spec: TokenSpec) -> String {
         let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid});
         let claims = spec.to_claims(&self.issuer_url(), unix_now());
-        jws::sign_compact(&header, &claims, &self.key).expect("signing with a freshly generated P-256 key")
+        jws::sign_compact(&header, &claims, &self.key)
+            .expect("signing with a freshly generated P-256 key")
     }
 }

@@ -261,7 +261,9 @@ impl AuthError {
             Self::InvalidToken { .. } => INVALID_TOKEN_DESCRIPTION,
             Self::InsufficientScope { .. } => "The access token lacks a required scope.",
             Self::AccessDenied => "Access denied.",
-            Self::IssuerUnavailable { .. } => "The identity provider cannot be reached; retry later.",
+            Self::IssuerUnavailable { .. } => {
+                "The identity provider cannot be reached; retry later."
+            }
         }
     }
 
@@ -290,8 +292,14 @@ impl AuthError {
 
 impl AuthError {
     /// Every value [`AuthError::code`] can return, for the server's error catalogue test.
-    pub const ALL_CODES: [&'static str; 6] =
-        ["unauthorized", "invalid_request", "invalid_token", "insufficient_scope", "access_denied", "issuer_unavailable"];
+    pub const ALL_CODES: [&'static str; 6] = [
+        "unauthorized",
+        "invalid_request",
+        "invalid_token",
+        "insufficient_scope",
+        "access_denied",
+        "issuer_unavailable",
+    ];
 }
 
 #[cfg(test)]
@@ -317,7 +325,9 @@ mod tests {
         assert_eq!(header(&a), header(&b));
         assert_eq!(
             header(&a).as_deref(),
-            Some(r#"Bearer realm="agui", error="invalid_token", error_description="The access token is invalid""#)
+            Some(
+                r#"Bearer realm="agui", error="invalid_token", error_description="The access token is invalid""#
+            )
         );
         assert_eq!(a.reason(), "expired");
         assert_eq!(b.reason(), "bad_signature");
@@ -329,13 +339,17 @@ mod tests {
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             header(&e).as_deref(),
-            Some(r#"Bearer realm="agui", error="invalid_request", error_description="The header and body credentials differ""#)
+            Some(
+                r#"Bearer realm="agui", error="invalid_request", error_description="The header and body credentials differ""#
+            )
         );
     }
 
     #[test]
     fn scope_and_policy_refusals_are_403() {
-        let e = AuthError::InsufficientScope { scope: "chat tools".into() };
+        let e = AuthError::InsufficientScope {
+            scope: "chat tools".into(),
+        };
         assert_eq!(e.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             header(&e).as_deref(),
@@ -347,7 +361,9 @@ mod tests {
 
     #[test]
     fn issuer_unavailable_is_503_with_retry_after_and_no_challenge() {
-        let e = AuthError::IssuerUnavailable { retry_after_secs: 7 };
+        let e = AuthError::IssuerUnavailable {
+            retry_after_secs: 7,
+        };
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.retry_after(), Some(7));
         assert_eq!(header(&e), None);

@@ -42,11 +42,20 @@ pub(crate) struct Fetched {
 }
 
 /// Builds the one HTTP client used for every issuer.
-pub(crate) fn build_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, ConfigError> {
+pub(crate) fn build_client(
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, ConfigError> {
     let https_only_redirects = reqwest::redirect::Policy::custom(|attempt| {
-        let downgrade = attempt.previous().last().is_some_and(|prev| prev.scheme() == "https")
+        let downgrade = attempt
+            .previous()
+            .last()
+            .is_some_and(|prev| prev.scheme() == "https")
             && attempt.url().scheme() != "https";
-        if attempt.previous().len() >= 3 || downgrade { attempt.stop() } else { attempt.follow() }
+        if attempt.previous().len() >= 3 || downgrade {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
     });
     let mut builder = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
@@ -58,10 +67,11 @@ pub(crate) fn build_client(ca_file: Option<&std::path::Path>) -> Result<reqwest:
             setting: "ca_file",
             message: format!("cannot read {}: {e}", path.display()),
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Setting {
-            setting: "ca_file",
-            message: format!("{} is not a PEM certificate bundle: {e}", path.display()),
-        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Setting {
+                setting: "ca_file",
+                message: format!("{} is not a PEM certificate bundle: {e}", path.display()),
+            })?;
         if certs.is_empty() {
             return Err(ConfigError::Setting {
                 setting: "ca_file",
@@ -70,9 +80,10 @@ pub(crate) fn build_client(ca_file: Option<&std::path::Path>) -> Result<reqwest:
         }
         builder = builder.tls_certs_merge(certs);
     }
-    builder
-        .build()
-        .map_err(|e| ConfigError::Setting { setting: "ca_file", message: format!("cannot build the HTTP client: {e}") })
+    builder.build().map_err(|e| ConfigError::Setting {
+        setting: "ca_file",
+        message: format!("cannot build the HTTP client: {e}"),
+    })
 }
 
 /// GETs a URL and reads at most [`BODY_CAP`] bytes.
@@ -87,7 +98,10 @@ pub(crate) async fn get_capped(client: &reqwest::Client, url: &str) -> Result<Fe
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));
     }
-    if response.content_length().is_some_and(|n| n > BODY_CAP as u64) {
+    if response
+        .content_length()
+        .is_some_and(|n| n > BODY_CAP as u64)
+    {
         return Err(FetchError::TooLarge);
     }
     let max_age = response
@@ -96,7 +110,11 @@ pub(crate) async fn get_capped(client: &reqwest::Client, url: &str) -> Result<Fe
         .and_then(|v| v.to_str().ok())
         .and_then(parse_max_age);
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Transport(without_url(&e)))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Transport(without_url(&e)))?
+    {
         if body.len() + chunk.len() > BODY_CAP {
             return Err(FetchError::TooLarge);
         }
@@ -130,7 +148,11 @@ pub(crate) fn parse_max_age(value: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if let Some(n) = lower.strip_prefix("max-age=") {
-            max_age = n.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            max_age = n
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age
@@ -138,21 +160,35 @@ pub(crate) fn parse_max_age(value: &str) -> Option<Duration> {
 
 /// OIDC Discovery §4: the document lives at `<issuer without trailing slash>/.well-known/openid-configuration`.
 pub(crate) fn discovery_url(issuer: &str) -> String {
-    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
 }
 
 /// Fetches the discovery document, checks its `issuer` is exactly ours (OIDC Discovery §4.3)
 /// and returns its `jwks_uri`, checked like the issuer URL.
-pub(crate) async fn discover(client: &reqwest::Client, issuer: &str, allow_http: bool) -> Result<String, FetchError> {
+pub(crate) async fn discover(
+    client: &reqwest::Client,
+    issuer: &str,
+    allow_http: bool,
+) -> Result<String, FetchError> {
     let fetched = get_capped(client, &discovery_url(issuer)).await?;
-    let doc: serde_json::Value =
-        serde_json::from_slice(&fetched.body).map_err(|e| FetchError::BadDocument(format!("not JSON: {e}")))?;
-    let discovered = doc.get("issuer").and_then(|v| v.as_str()).ok_or(FetchError::BadDocument("no issuer".into()))?;
+    let doc: serde_json::Value = serde_json::from_slice(&fetched.body)
+        .map_err(|e| FetchError::BadDocument(format!("not JSON: {e}")))?;
+    let discovered = doc
+        .get("issuer")
+        .and_then(|v| v.as_str())
+        .ok_or(FetchError::BadDocument("no issuer".into()))?;
     if discovered != issuer {
-        return Err(FetchError::IssuerMismatch { discovered: discovered.to_owned() });
+        return Err(FetchError::IssuerMismatch {
+            discovered: discovered.to_owned(),
+        });
     }
-    let jwks_uri =
-        doc.get("jwks_uri").and_then(|v| v.as_str()).ok_or(FetchError::BadDocument("no jwks_uri".into()))?;
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(|v| v.as_str())
+        .ok_or(FetchError::BadDocument("no jwks_uri".into()))?;
     crate::config::check_url(jwks_uri, allow_http).map_err(FetchError::BadJwksUri)?;
     Ok(jwks_uri.to_owned())
 }
@@ -163,7 +199,10 @@ mod tests {
 
     #[test]
     fn max_age_parsing() {
-        assert_eq!(parse_max_age("public, max-age=120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_max_age("public, max-age=120"),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(parse_max_age("public"), None);
         assert_eq!(parse_max_age("max-age=abc"), None);
@@ -171,7 +210,10 @@ mod tests {
 
     #[test]
     fn discovery_url_drops_a_trailing_slash() {
-        assert_eq!(discovery_url("https://t.auth0.com/"), "https://t.auth0.com/.well-known/openid-configuration");
+        assert_eq!(
+            discovery_url("https://t.auth0.com/"),
+            "https://t.auth0.com/.well-known/openid-configuration"
+        );
         assert_eq!(
             discovery_url("https://kc/realms/demo"),
             "https://kc/realms/demo/.well-known/openid-configuration"

@@ -40,6 +40,7 @@ pub(crate) struct IdpState {
     /// Published JWKS entries. A std Mutex: never held across an await.
     pub published: Mutex<Vec<Value>>,
     pub faults: Mutex<Faults>,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     refuse: Arc<AtomicBool>,
     pub discovery_hits: AtomicU64,
     pub jwks_hits: AtomicU64,
@@ -47,13 +48,18 @@ pub(crate) struct IdpState {
 
 impl IdpState {
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn published(&self) -> std::sync::MutexGuard<'_, Vec<Value>> {
-        self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    #[cfg(feature = "testing")]
     pub fn set_down(&self, down: bool) {
         self.faults().down = down;
         self.refuse.store(down, Ordering::SeqCst);
@@ -69,9 +75,16 @@ pub(crate) struct IdpServer {
 
 /// Binds `bind` (loopback only) and serves the issuer under `issuer_path` (e.g. `""`,
 /// `"/realms/demo"`, `"/"` for an Auth0-style trailing slash).
-pub(crate) async fn start(bind: SocketAddr, issuer_path: &str, keys: Vec<Value>) -> std::io::Result<IdpServer> {
+pub(crate) async fn start(
+    bind: SocketAddr,
+    issuer_path: &str,
+    keys: Vec<Value>,
+) -> std::io::Result<IdpServer> {
     if !bind.ip().is_loopback() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the local issuer binds loopback only"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the local issuer binds loopback only",
+        ));
     }
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
@@ -90,14 +103,25 @@ pub(crate) async fn start(bind: SocketAddr, issuer_path: &str, keys: Vec<Value>)
         discovery_hits: AtomicU64::new(0),
         jwks_hits: AtomicU64::new(0),
     });
-    let router = axum::Router::new().fallback(handle).with_state(state.clone());
+    let router = axum::Router::new()
+        .fallback(handle)
+        .with_state(state.clone());
     let stop = CancellationToken::new();
-    let listener = RefusingListener { inner: listener, refuse };
+    let listener = RefusingListener {
+        inner: listener,
+        refuse,
+    };
     let shutdown = stop.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
     });
-    Ok(IdpServer { state, addr, _stop: stop.drop_guard() })
+    Ok(IdpServer {
+        state,
+        addr,
+        _stop: stop.drop_guard(),
+    })
 }
 
 async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
@@ -107,17 +131,28 @@ async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
     if !is_discovery && !is_jwks {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let counter = if is_discovery { &state.discovery_hits } else { &state.jwks_hits };
+    let counter = if is_discovery {
+        &state.discovery_hits
+    } else {
+        &state.jwks_hits
+    };
     counter.fetch_add(1, Ordering::SeqCst);
     let faults = state.faults().clone();
     if let Some(delay) = faults.delay {
         tokio::time::sleep(delay).await;
     }
     if faults.down {
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONNECTION, "close")], "down").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONNECTION, "close")],
+            "down",
+        )
+            .into_response();
     }
     if is_discovery {
-        let issuer = faults.discovery_issuer.unwrap_or_else(|| state.issuer.clone());
+        let issuer = faults
+            .discovery_issuer
+            .unwrap_or_else(|| state.issuer.clone());
         return axum::Json(json!({
             "issuer": issuer,
             "jwks_uri": state.jwks_url,
@@ -130,10 +165,17 @@ async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
         .into_response();
     }
     if let Some(status) = faults.jwks_status {
-        return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+        return StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
     }
     let mut response = if faults.garbage {
-        (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "<html>maintenance</html>").into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html>maintenance</html>",
+        )
+            .into_response()
     } else if faults.empty {
         axum::Json(json!({"keys": []})).into_response()
     } else {

@@ -43,7 +43,9 @@ pub(crate) enum KeyLookup {
     Ambiguous,
     Missing,
     /// No usable set at all (cold start, or stale beyond [`MAX_STALE`]).
-    Unavailable { retry_after_secs: u64 },
+    Unavailable {
+        retry_after_secs: u64,
+    },
 }
 
 /// One issuer's cache.
@@ -132,11 +134,15 @@ impl IssuerCache {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn usable_set(state: &State, now: Instant) -> Option<Arc<KeySet>> {
@@ -156,8 +162,16 @@ impl IssuerCache {
         let now = self.clock.instant_now();
         let (set, due, retry_after_secs) = {
             let state = self.read();
-            let retry = state.next_attempt.saturating_duration_since(now).as_secs().clamp(1, 60);
-            (Self::usable_set(&state, now), now >= state.next_attempt, retry)
+            let retry = state
+                .next_attempt
+                .saturating_duration_since(now)
+                .as_secs()
+                .clamp(1, 60);
+            (
+                Self::usable_set(&state, now),
+                now >= state.next_attempt,
+                retry,
+            )
         };
         if due {
             // Refresh before expiry, in the background: this request goes on with what we have.
@@ -186,7 +200,10 @@ impl IssuerCache {
         let now = self.clock.instant_now();
         {
             let mut state = self.write();
-            if state.last_on_demand.is_some_and(|at| now < at + REFETCH_COOLDOWN) {
+            if state
+                .last_on_demand
+                .is_some_and(|at| now < at + REFETCH_COOLDOWN)
+            {
                 return;
             }
             state.last_on_demand = Some(now);
@@ -218,7 +235,9 @@ impl IssuerCache {
             }
             Err(error) => {
                 state.failures = state.failures.saturating_add(1);
-                let backoff = BACKOFF_MIN.saturating_mul(1 << state.failures.min(7).saturating_sub(1)).min(BACKOFF_MAX);
+                let backoff = BACKOFF_MIN
+                    .saturating_mul(1 << state.failures.min(7).saturating_sub(1))
+                    .min(BACKOFF_MAX);
                 state.next_attempt = now + backoff;
                 let keeping = Self::usable_set(&state, now).is_some();
                 tracing::warn!(
@@ -241,7 +260,9 @@ impl IssuerCache {
                     uri
                 }
                 Err(error) => {
-                    self.counters.discovery_failed.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .discovery_failed
+                        .fetch_add(1, Ordering::Relaxed);
                     if let FetchError::IssuerMismatch { discovered } = &error {
                         tracing::error!(issuer = %self.issuer, discovered, "OIDC discovery names another issuer");
                     }
@@ -250,7 +271,11 @@ impl IssuerCache {
             },
         };
         let outcome = self.fetch_jwks(&jwks_uri).await;
-        let counter = if outcome.is_ok() { &self.counters.jwks_ok } else { &self.counters.jwks_failed };
+        let counter = if outcome.is_ok() {
+            &self.counters.jwks_ok
+        } else {
+            &self.counters.jwks_failed
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         if matches!(outcome, Err(FetchError::Status(404))) && self.jwks_override.is_none() {
             // The IdP moved its keys: discover again next time.
@@ -272,7 +297,10 @@ impl IssuerCache {
     /// then fetches. Ends when `cancel` fires.
     pub(crate) async fn run_background(self: Arc<Self>, cancel: CancellationToken) {
         loop {
-            let wait = self.read().next_attempt.saturating_duration_since(self.clock.instant_now());
+            let wait = self
+                .read()
+                .next_attempt
+                .saturating_duration_since(self.clock.instant_now());
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}

@@ -47,7 +47,9 @@ impl SigningKey {
     /// # Errors
     /// Key generation failed.
     pub fn generate_rsa() -> Result<Self, CryptoError> {
-        RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map(|k| Self::Rsa(Arc::new(k))).map_err(|_| CryptoError)
+        RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map(|k| Self::Rsa(Arc::new(k)))
+            .map_err(|_| CryptoError)
     }
 
     /// A new P-256 key.
@@ -75,7 +77,9 @@ impl SigningKey {
     /// # Errors
     /// Key generation failed.
     pub fn generate_ed25519() -> Result<Self, CryptoError> {
-        Ed25519KeyPair::generate().map(|k| Self::Ed25519(Arc::new(k))).map_err(|_| CryptoError)
+        Ed25519KeyPair::generate()
+            .map(|k| Self::Ed25519(Arc::new(k)))
+            .map_err(|_| CryptoError)
     }
 
     /// The algorithm this key signs with by default.
@@ -104,10 +108,16 @@ impl SigningKey {
                 // Uncompressed SEC1 point: 0x04 || x || y.
                 let point = k.public_key().as_ref();
                 let half = (point.len() - 1) / 2;
-                let crv = if matches!(self, Self::P256(_)) { "P-256" } else { "P-384" };
+                let crv = if matches!(self, Self::P256(_)) {
+                    "P-256"
+                } else {
+                    "P-384"
+                };
                 json!({"kty": "EC", "crv": crv, "x": b64(&point[1..=half]), "y": b64(&point[1 + half..])})
             }
-            Self::Ed25519(k) => json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())}),
+            Self::Ed25519(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
+            }
         };
         match value {
             Value::Object(map) => map,
@@ -122,8 +132,15 @@ impl SigningKey {
         let Self::Rsa(k) = self else { return None };
         let der = k.public_key().as_der().ok()?;
         let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        let lines: Vec<&str> = b64.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
-        Some(format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n")))
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .filter_map(|c| std::str::from_utf8(c).ok())
+            .collect();
+        Some(format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        ))
     }
 
     /// Signs `input` with `alg` (which must fit the key).
@@ -144,11 +161,20 @@ impl SigningKey {
                     _ => return Err(CryptoError),
                 };
                 let mut sig = vec![0; k.public_modulus_len()];
-                k.sign(padding, &rng, input, &mut sig).map_err(|_| CryptoError)?;
+                k.sign(padding, &rng, input, &mut sig)
+                    .map_err(|_| CryptoError)?;
                 Ok(sig)
             }
-            Self::P256(k) if alg == "ES256" => Ok(k.sign(&rng, input).map_err(|_| CryptoError)?.as_ref().to_vec()),
-            Self::P384(k) if alg == "ES384" => Ok(k.sign(&rng, input).map_err(|_| CryptoError)?.as_ref().to_vec()),
+            Self::P256(k) if alg == "ES256" => Ok(k
+                .sign(&rng, input)
+                .map_err(|_| CryptoError)?
+                .as_ref()
+                .to_vec()),
+            Self::P384(k) if alg == "ES384" => Ok(k
+                .sign(&rng, input)
+                .map_err(|_| CryptoError)?
+                .as_ref()
+                .to_vec()),
             Self::Ed25519(k) if alg == "EdDSA" => Ok(k.sign(input).as_ref().to_vec()),
             _ => Err(CryptoError),
         }
@@ -157,15 +183,26 @@ impl SigningKey {
 
 /// `base64url(header) . base64url(claims)`: the JWS signing input (RFC 7515 §5.1).
 pub fn signing_input(header: &Value, claims: &Value) -> String {
-    format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()))
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
 }
 
 /// Signs `header.claims` with `key` using the header's `alg`.
 ///
 /// # Errors
 /// The header has no `alg` that fits the key, or signing failed.
-pub fn sign_compact(header: &Value, claims: &Value, key: &SigningKey) -> Result<String, CryptoError> {
-    let alg = header.get("alg").and_then(Value::as_str).ok_or(CryptoError)?;
+pub fn sign_compact(
+    header: &Value,
+    claims: &Value,
+    key: &SigningKey,
+) -> Result<String, CryptoError> {
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(CryptoError)?;
     let input = signing_input(header, claims);
     let signature = key.sign(alg, input.as_bytes())?;
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))

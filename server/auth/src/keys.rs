@@ -26,7 +26,10 @@ pub(crate) struct VerifyKey {
 
 impl std::fmt::Debug for VerifyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,6 +85,7 @@ impl KeySet {
         }
     }
 
+    #[cfg(test)]
     pub fn kids(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().filter_map(|k| k.kid.as_deref())
     }
@@ -102,7 +106,10 @@ pub(crate) enum Lookup {
 /// signing key we can use. Returns an error only when the document itself is not a JWKS.
 pub(crate) fn parse_jwks(body: &[u8], spec: &ValidationSpec) -> Result<KeySet, String> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let entries = doc.get("keys").and_then(Value::as_array).ok_or("no \"keys\" array")?;
+    let entries = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("no \"keys\" array")?;
     let several = entries.len() > 1;
     let mut set = KeySet::default();
     let mut seen = HashSet::new();
@@ -123,7 +130,11 @@ pub(crate) fn parse_jwks(body: &[u8], spec: &ValidationSpec) -> Result<KeySet, S
     Ok(set)
 }
 
-fn parse_entry(entry: &Value, several: bool, spec: &ValidationSpec) -> Result<VerifyKey, &'static str> {
+fn parse_entry(
+    entry: &Value,
+    several: bool,
+    spec: &ValidationSpec,
+) -> Result<VerifyKey, &'static str> {
     let obj = entry.as_object().ok_or("not an object")?;
     let str_field = |name: &str| obj.get(name).and_then(Value::as_str);
     if let Some(usage) = obj.get("use")
@@ -132,7 +143,9 @@ fn parse_entry(entry: &Value, several: bool, spec: &ValidationSpec) -> Result<Ve
         return Err("\"use\" is not \"sig\"");
     }
     if let Some(ops) = obj.get("key_ops")
-        && !ops.as_array().is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some("verify")))
+        && !ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some("verify")))
     {
         return Err("\"key_ops\" lacks \"verify\"");
     }
@@ -189,7 +202,12 @@ fn parse_entry(entry: &Value, several: bool, spec: &ValidationSpec) -> Result<Ve
     }
     let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|_| "malformed JWK")?;
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| "unusable key material")?;
-    Ok(VerifyKey { kid, alg, key, validation: spec.validation(alg) })
+    Ok(VerifyKey {
+        kid,
+        alg,
+        key,
+        validation: spec.validation(alg),
+    })
 }
 
 /// Bit length of a base64url big-endian modulus.
@@ -210,7 +228,13 @@ mod tests {
             issuer: "https://idp".into(),
             audiences: vec!["agui".into()],
             leeway: 60,
-            allowed: vec![Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA],
+            allowed: vec![
+                Algorithm::RS256,
+                Algorithm::PS256,
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+            ],
         }
     }
 
@@ -268,12 +292,30 @@ mod tests {
             with(rsa(2048), json!({"kid": "ps", "alg": "PS256"})),
             with(p256(), json!({"kid": "ec"})),
         ]);
-        assert!(matches!(set.find(Some("entra"), Algorithm::RS256), Lookup::Found(_)));
-        assert!(matches!(set.find(Some("entra"), Algorithm::PS256), Lookup::WrongAlg));
-        assert!(matches!(set.find(Some("ps"), Algorithm::PS256), Lookup::Found(_)));
-        assert!(matches!(set.find(Some("ps"), Algorithm::RS256), Lookup::WrongAlg));
-        assert!(matches!(set.find(Some("ec"), Algorithm::ES256), Lookup::Found(_)));
-        assert!(matches!(set.find(Some("nope"), Algorithm::ES256), Lookup::Missing));
+        assert!(matches!(
+            set.find(Some("entra"), Algorithm::RS256),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            set.find(Some("entra"), Algorithm::PS256),
+            Lookup::WrongAlg
+        ));
+        assert!(matches!(
+            set.find(Some("ps"), Algorithm::PS256),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            set.find(Some("ps"), Algorithm::RS256),
+            Lookup::WrongAlg
+        ));
+        assert!(matches!(
+            set.find(Some("ec"), Algorithm::ES256),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            set.find(Some("nope"), Algorithm::ES256),
+            Lookup::Missing
+        ));
     }
 
     #[test]
@@ -283,15 +325,25 @@ mod tests {
             with(rsa(2048), json!({"kid": "b", "alg": "HS256"})),
             with(rsa(2048), json!({"kid": "c", "alg": "RS512"})),
         ]);
-        assert_eq!(set.kids().count(), 0, "RS512 is not in the default allowlist");
+        assert_eq!(
+            set.kids().count(),
+            0,
+            "RS512 is not in the default allowlist"
+        );
     }
 
     #[test]
     fn a_single_key_may_omit_kid() {
         let set = parse(vec![p256()]);
         assert!(matches!(set.find(None, Algorithm::ES256), Lookup::Found(_)));
-        let two = parse(vec![with(p256(), json!({"kid": "1"})), with(p256(), json!({"kid": "2"}))]);
-        assert!(matches!(two.find(None, Algorithm::ES256), Lookup::Ambiguous));
+        let two = parse(vec![
+            with(p256(), json!({"kid": "1"})),
+            with(p256(), json!({"kid": "2"})),
+        ]);
+        assert!(matches!(
+            two.find(None, Algorithm::ES256),
+            Lookup::Ambiguous
+        ));
     }
 
     #[test]

@@ -50,9 +50,12 @@ mod validate;
 pub use authenticator::{AuthStats, Authenticator};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AccessList, AuthConfig, ClaimMapping, ConfigError, IssuerConfig, TypPolicy};
-pub use credential::{CredentialSource, credential_from_headers, resolve_credential, take_body_credential};
+pub use credential::{
+    CredentialSource, credential_from_headers, resolve_credential, take_body_credential,
+};
 pub use error::{
-    AuthError, INVALID_TOKEN_DESCRIPTION, InvalidRequestReason, InvalidTokenReason, REALM, conflicting_credentials,
+    AuthError, INVALID_TOKEN_DESCRIPTION, InvalidRequestReason, InvalidTokenReason, REALM,
+    conflicting_credentials,
 };
 pub use jwks::IssuerStats;
 pub use principal::{Principal, token_fingerprint};

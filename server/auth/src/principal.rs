@@ -39,7 +39,10 @@ pub struct Principal {
 impl Principal {
     /// The name to greet: `name`, else `email`, else `subject`.
     pub fn display_name(&self) -> &str {
-        self.name.as_deref().or(self.email.as_deref()).unwrap_or(&self.subject)
+        self.name
+            .as_deref()
+            .or(self.email.as_deref())
+            .unwrap_or(&self.subject)
     }
 
     /// Whether the principal has this role (exact match).
@@ -91,21 +94,34 @@ fn pointer<'a>(claims: &'a Map<String, Value>, pointer: &str) -> Option<&'a Valu
     let (first, tail) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
     // Unescape in this order (RFC 6901 §4): `~1` first, then `~0`.
     let value = claims.get(&first.replace("~1", "/").replace("~0", "~"))?;
-    if tail.is_empty() { Some(value) } else { value.pointer(tail) }
+    if tail.is_empty() {
+        Some(value)
+    } else {
+        value.pointer(tail)
+    }
 }
 
 pub(crate) fn map_claims(claims: &Map<String, Value>, mapping: &ClaimMapping) -> Mapped {
     let claims = Claims(claims);
     let first_string = |pointers: &[String]| {
-        pointers.iter().find_map(|p| claims.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from))
+        pointers.iter().find_map(|p| {
+            claims
+                .pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
     };
-    let email_verified = mapping.email_verified.iter().find_map(|p| match claims.pointer(p) {
-        Some(Value::Bool(b)) => Some(*b),
-        // Cognito sends the string "true".
-        Some(Value::String(s)) if s == "true" => Some(true),
-        Some(Value::String(s)) if s == "false" => Some(false),
-        _ => None,
-    });
+    let email_verified = mapping
+        .email_verified
+        .iter()
+        .find_map(|p| match claims.pointer(p) {
+            Some(Value::Bool(b)) => Some(*b),
+            // Cognito sends the string "true".
+            Some(Value::String(s)) if s == "true" => Some(true),
+            Some(Value::String(s)) if s == "false" => Some(false),
+            _ => None,
+        });
     let mut roles = Vec::new();
     for pointer in &mapping.roles {
         push_strings(claims.pointer(pointer), false, &mut roles);
@@ -114,7 +130,13 @@ pub(crate) fn map_claims(claims: &Map<String, Value>, mapping: &ClaimMapping) ->
     for pointer in ["/scope", "/scp"] {
         push_strings(claims.pointer(pointer), true, &mut scopes);
     }
-    Mapped { name: first_string(&mapping.name), email: first_string(&mapping.email), email_verified, roles, scopes }
+    Mapped {
+        name: first_string(&mapping.name),
+        email: first_string(&mapping.email),
+        email_verified,
+        roles,
+        scopes,
+    }
 }
 
 /// Lets `map_claims` read like `Value::pointer`.
@@ -143,7 +165,7 @@ fn push_strings(value: Option<&Value>, split: bool, out: &mut Vec<String>) {
 
 /// Whether the principal matches any entry of the list.
 pub(crate) fn matches(list: &AccessList, p: &Principal) -> bool {
-    if list.subjects.iter().any(|s| *s == p.subject) {
+    if list.subjects.contains(&p.subject) {
         return true;
     }
     if list.groups.iter().any(|g| p.has_role(g)) {
@@ -153,7 +175,10 @@ pub(crate) fn matches(list: &AccessList, p: &Principal) -> bool {
     if p.email_verified == Some(true)
         && let Some((_, domain)) = p.email.as_deref().and_then(|e| e.rsplit_once('@'))
     {
-        return list.email_domains.iter().any(|d| d.trim_start_matches('@').eq_ignore_ascii_case(domain));
+        return list
+            .email_domains
+            .iter()
+            .any(|d| d.trim_start_matches('@').eq_ignore_ascii_case(domain));
     }
     false
 }
@@ -182,7 +207,10 @@ mod tests {
 
     #[test]
     fn scopes_come_from_scope_string_and_scp_array() {
-        let p = principal(json!({"sub": "u", "scope": "chat  read", "scp": ["read", "write"]}), &ClaimMapping::default());
+        let p = principal(
+            json!({"sub": "u", "scope": "chat  read", "scp": ["read", "write"]}),
+            &ClaimMapping::default(),
+        );
         assert_eq!(p.scopes, vec!["chat", "read", "write"]);
         assert!(p.has_scope("write") && !p.has_scope("admin"));
     }
@@ -190,7 +218,11 @@ mod tests {
     #[test]
     fn namespaced_and_nested_role_pointers() {
         let mapping = ClaimMapping {
-            roles: vec!["/realm_access/roles".into(), "/https:~1~1example.com~1roles".into(), "/cognito:groups".into()],
+            roles: vec![
+                "/realm_access/roles".into(),
+                "/https:~1~1example.com~1roles".into(),
+                "/cognito:groups".into(),
+            ],
             ..ClaimMapping::default()
         };
         let claims = json!({
@@ -206,19 +238,43 @@ mod tests {
     #[test]
     fn display_name_falls_back_to_email_then_subject() {
         let mapping = ClaimMapping::default();
-        assert_eq!(principal(json!({"sub": "u", "name": "Ada"}), &mapping).display_name(), "Ada");
-        assert_eq!(principal(json!({"sub": "u", "preferred_username": "ada"}), &mapping).display_name(), "ada");
-        assert_eq!(principal(json!({"sub": "u", "email": "a@x.org"}), &mapping).display_name(), "a@x.org");
-        assert_eq!(principal(json!({"sub": "u", "name": ""}), &mapping).display_name(), "u");
+        assert_eq!(
+            principal(json!({"sub": "u", "name": "Ada"}), &mapping).display_name(),
+            "Ada"
+        );
+        assert_eq!(
+            principal(json!({"sub": "u", "preferred_username": "ada"}), &mapping).display_name(),
+            "ada"
+        );
+        assert_eq!(
+            principal(json!({"sub": "u", "email": "a@x.org"}), &mapping).display_name(),
+            "a@x.org"
+        );
+        assert_eq!(
+            principal(json!({"sub": "u", "name": ""}), &mapping).display_name(),
+            "u"
+        );
     }
 
     #[test]
     fn email_domain_needs_a_verified_email() {
-        let list = AccessList { email_domains: vec!["example.com".into()], ..AccessList::default() };
+        let list = AccessList {
+            email_domains: vec!["example.com".into()],
+            ..AccessList::default()
+        };
         let mapping = ClaimMapping::default();
-        let verified = principal(json!({"sub": "u", "email": "a@EXAMPLE.com", "email_verified": true}), &mapping);
-        let unverified = principal(json!({"sub": "u", "email": "a@example.com", "email_verified": false}), &mapping);
-        let cognito = principal(json!({"sub": "u", "email": "a@example.com", "email_verified": "true"}), &mapping);
+        let verified = principal(
+            json!({"sub": "u", "email": "a@EXAMPLE.com", "email_verified": true}),
+            &mapping,
+        );
+        let unverified = principal(
+            json!({"sub": "u", "email": "a@example.com", "email_verified": false}),
+            &mapping,
+        );
+        let cognito = principal(
+            json!({"sub": "u", "email": "a@example.com", "email_verified": "true"}),
+            &mapping,
+        );
         assert!(matches(&list, &verified));
         assert!(!matches(&list, &unverified));
         assert!(matches(&list, &cognito));
@@ -226,7 +282,10 @@ mod tests {
 
     #[test]
     fn public_json_has_exactly_the_public_fields() {
-        let p = principal(json!({"sub": "u", "name": "Ada", "secret": "x"}), &ClaimMapping::default());
+        let p = principal(
+            json!({"sub": "u", "name": "Ada", "secret": "x"}),
+            &ClaimMapping::default(),
+        );
         let json = p.public_json();
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys.len(), 6);

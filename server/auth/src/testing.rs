@@ -27,7 +27,10 @@ pub struct TestIdpBuilder {
 
 impl Default for TestIdpBuilder {
     fn default() -> Self {
-        Self { issuer_path: String::new(), jwk_alg: true }
+        Self {
+            issuer_path: String::new(),
+            jwk_alg: true,
+        }
     }
 }
 
@@ -51,14 +54,36 @@ impl TestIdpBuilder {
     /// If loopback cannot be bound or key generation fails (a broken test machine).
     pub async fn start(self) -> TestIdp {
         let mut keys = HashMap::new();
-        keys.insert("rsa-1".to_owned(), (SigningKey::generate_rsa().expect("RSA key"), "RS256".to_owned()));
-        keys.insert("ec-1".to_owned(), (SigningKey::generate_p256().expect("P-256 key"), "ES256".to_owned()));
-        let published =
-            ["rsa-1", "ec-1"].iter().map(|kid| jwk_entry(&keys[*kid].0, kid, &keys[*kid].1, self.jwk_alg)).collect();
-        let server = crate::idp::start("127.0.0.1:0".parse().expect("address"), &self.issuer_path, published)
-            .await
-            .expect("bind 127.0.0.1:0");
-        TestIdp { server, keys: Mutex::new(keys), jwk_alg: self.jwk_alg }
+        keys.insert(
+            "rsa-1".to_owned(),
+            (
+                SigningKey::generate_rsa().expect("RSA key"),
+                "RS256".to_owned(),
+            ),
+        );
+        keys.insert(
+            "ec-1".to_owned(),
+            (
+                SigningKey::generate_p256().expect("P-256 key"),
+                "ES256".to_owned(),
+            ),
+        );
+        let published = ["rsa-1", "ec-1"]
+            .iter()
+            .map(|kid| jwk_entry(&keys[*kid].0, kid, &keys[*kid].1, self.jwk_alg))
+            .collect();
+        let server = crate::idp::start(
+            "127.0.0.1:0".parse().expect("address"),
+            &self.issuer_path,
+            published,
+        )
+        .await
+        .expect("bind 127.0.0.1:0");
+        TestIdp {
+            server,
+            keys: Mutex::new(keys),
+            jwk_alg: self.jwk_alg,
+        }
     }
 }
 
@@ -82,7 +107,9 @@ pub struct TestIdp {
 
 impl std::fmt::Debug for TestIdp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestIdp").field("issuer", &self.issuer_url()).finish_non_exhaustive()
+        f.debug_struct("TestIdp")
+            .field("issuer", &self.issuer_url())
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +141,10 @@ impl TestIdp {
 
     /// An auth config trusting only this provider.
     pub fn auth_config(&self) -> AuthConfig {
-        AuthConfig { issuers: vec![self.issuer_config()], ..AuthConfig::default() }
+        AuthConfig {
+            issuers: vec![self.issuer_config()],
+            ..AuthConfig::default()
+        }
     }
 
     /// Discovery documents served so far.
@@ -175,7 +205,10 @@ impl TestIdp {
     /// Publishes `key` under a new kid and returns the kid.
     pub fn add_key(&self, key: SigningKey, alg: &str) -> String {
         let kid = format!("key-{}", crate::dev::random_id());
-        self.server.state.published().push(jwk_entry(&key, &kid, alg, self.jwk_alg));
+        self.server
+            .state
+            .published()
+            .push(jwk_entry(&key, &kid, alg, self.jwk_alg));
         self.keys().insert(kid.clone(), (key, alg.to_owned()));
         kid
     }
@@ -187,7 +220,10 @@ impl TestIdp {
 
     /// Stops publishing `kid` (rotation step 2). The private key stays available for signing.
     pub fn unpublish(&self, kid: &str) {
-        self.server.state.published().retain(|k| k.get("kid").and_then(Value::as_str) != Some(kid));
+        self.server
+            .state
+            .published()
+            .retain(|k| k.get("kid").and_then(Value::as_str) != Some(kid));
     }
 
     /// The private key behind `kid`.
@@ -195,11 +231,16 @@ impl TestIdp {
     /// # Panics
     /// Unknown kid.
     pub fn key(&self, kid: &str) -> SigningKey {
-        self.keys().get(kid).map(|(k, _)| k.clone()).expect("known kid")
+        self.keys()
+            .get(kid)
+            .map(|(k, _)| k.clone())
+            .expect("known kid")
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SigningKey, String)>> {
-        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Good claims for `sub` at the real time: `iss`, `sub`, `aud: "agui"`, `iat`, `exp` (+5 min), `scope`.
@@ -222,7 +263,11 @@ impl TestIdp {
 
     /// The default header for `kid`: `{"alg": <the key's alg>, "typ": "at+jwt", "kid": kid}`.
     pub fn header(&self, kid: &str) -> Value {
-        let alg = self.keys().get(kid).map(|(_, a)| a.clone()).expect("known kid");
+        let alg = self
+            .keys()
+            .get(kid)
+            .map(|(_, a)| a.clone())
+            .expect("known kid");
         json!({"alg": alg, "typ": "at+jwt", "kid": kid})
     }
 
@@ -258,7 +303,13 @@ impl TestIdp {
     ///
     /// # Panics
     /// If the config is refused.
-    pub async fn authenticator(&self, config: AuthConfig, clock: Arc<ManualClock>) -> crate::Authenticator {
-        crate::Authenticator::start_with_clock(config, clock).await.expect("authenticator starts")
+    pub async fn authenticator(
+        &self,
+        config: AuthConfig,
+        clock: Arc<ManualClock>,
+    ) -> crate::Authenticator {
+        crate::Authenticator::start_with_clock(config, clock)
+            .await
+            .expect("authenticator starts")
     }
 }

@@ -36,7 +36,10 @@ pub(crate) fn decode_object(segment: &str) -> Result<Map<String, Value>, R> {
 /// `alg` known and asymmetric, no `crit`, a sane `kid`. `jku`, `x5u`, `jwk` and `x5c` are
 /// ignored on purpose: keys come only from the issuer's JWKS (RFC 8725 §3.10, CVE-2018-0114).
 pub(crate) fn check_header(header: &Map<String, Value>) -> Result<HeaderInfo, R> {
-    let alg = header.get("alg").and_then(Value::as_str).ok_or(R::AlgNotAllowed)?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(R::AlgNotAllowed)?;
     let alg = crate::config::parse_algorithm(alg).map_err(|_| R::AlgNotAllowed)?;
     // RFC 7515 §4.1.11: a recipient that does not understand a listed extension MUST reject; we
     // understand none, so any `crit` is refused.
@@ -46,18 +49,25 @@ pub(crate) fn check_header(header: &Map<String, Value>) -> Result<HeaderInfo, R>
     let kid = match header.get("kid") {
         None => None,
         Some(Value::String(kid))
-            if !kid.is_empty() && kid.len() <= MAX_KID_BYTES && kid.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+            if !kid.is_empty()
+                && kid.len() <= MAX_KID_BYTES
+                && kid.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
         {
             Some(kid.clone())
         }
         Some(_) => return Err(R::BadKid),
     };
-    Ok(HeaderInfo { alg, kid, typ: header.get("typ").cloned() })
+    Ok(HeaderInfo {
+        alg,
+        kid,
+        typ: header.get("typ").cloned(),
+    })
 }
 
 /// `typ` per policy (RFC 9068 §4; lenient also allows absent and `JWT`), case-insensitively.
 pub(crate) fn check_typ(typ: Option<&Value>, policy: TypPolicy) -> Result<(), R> {
-    let at_jwt = |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
+    let at_jwt =
+        |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
     let ok = match (typ, policy) {
         (None, TypPolicy::Lenient) => true,
         (Some(Value::String(t)), TypPolicy::Lenient) => at_jwt(t) || t.eq_ignore_ascii_case("JWT"),
@@ -115,7 +125,10 @@ fn numeric(value: Option<&Value>) -> Result<Option<i64>, R> {
     let Some(value) = value else { return Ok(None) };
     let n = if let Some(i) = value.as_i64() {
         i
-    } else if let Some(f) = value.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e15) {
+    } else if let Some(f) = value
+        .as_f64()
+        .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e15)
+    {
         f.round() as i64
     } else {
         return Err(R::BadClaim);
@@ -154,7 +167,12 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn rules(audiences: &[String]) -> ClaimRules<'_> {
-        ClaimRules { audiences, leeway: 60, max_lifetime: 86_400, now: NOW }
+        ClaimRules {
+            audiences,
+            leeway: 60,
+            max_lifetime: 86_400,
+            now: NOW,
+        }
     }
 
     fn check(claims: Value) -> Result<i64, R> {
@@ -183,15 +201,24 @@ mod tests {
         assert_eq!(check(good()), Ok(NOW + 300));
         assert_eq!(check(with("exp", json!(NOW - 61))), Err(R::Expired));
         assert_eq!(check(with("exp", json!(NOW - 59))), Ok(NOW - 59));
-        assert_eq!(check(with("exp", json!((NOW + 300).to_string()))), Err(R::BadClaim));
+        assert_eq!(
+            check(with("exp", json!((NOW + 300).to_string()))),
+            Err(R::BadClaim)
+        );
         assert_eq!(check(with("exp", json!(-5))), Err(R::BadClaim));
         assert_eq!(check(with("exp", json!(f64::MAX))), Err(R::BadClaim));
-        assert_eq!(check(with("exp", json!((NOW + 300) as f64 + 0.4))), Ok(NOW + 300));
+        assert_eq!(
+            check(with("exp", json!((NOW + 300) as f64 + 0.4))),
+            Ok(NOW + 300)
+        );
         assert_eq!(check(without("exp")), Err(R::MissingExp));
         assert_eq!(check(with("nbf", json!(NOW + 61))), Err(R::NotYetValid));
         assert_eq!(check(with("nbf", json!(NOW + 59))), Ok(NOW + 300));
         assert_eq!(check(with("iat", json!(NOW + 61))), Err(R::IssuedInFuture));
-        assert_eq!(check(with("iat", json!(NOW - 90_000))), Err(R::LifetimeTooLong));
+        assert_eq!(
+            check(with("iat", json!(NOW - 90_000))),
+            Err(R::LifetimeTooLong)
+        );
         assert_eq!(check(with("aud", json!(["x", "agui"]))), Ok(NOW + 300));
         assert_eq!(check(with("aud", json!(["x"]))), Err(R::BadAudience));
         assert_eq!(check(with("aud", json!([]))), Err(R::BadAudience));
@@ -205,17 +232,29 @@ mod tests {
     #[test]
     fn header_rules() {
         let h = |v: Value| check_header(v.as_object().unwrap()).map(|i| (i.alg, i.kid));
-        assert_eq!(h(json!({"alg": "RS256", "kid": "k"})), Ok((Algorithm::RS256, Some("k".into()))));
+        assert_eq!(
+            h(json!({"alg": "RS256", "kid": "k"})),
+            Ok((Algorithm::RS256, Some("k".into())))
+        );
         for alg in ["none", "None", "HS256", "ES512", "rs256"] {
             assert_eq!(h(json!({"alg": alg})), Err(R::AlgNotAllowed), "{alg}");
         }
         assert_eq!(h(json!({})), Err(R::AlgNotAllowed));
-        assert_eq!(h(json!({"alg": "RS256", "crit": ["exp"]})), Err(R::CritHeader));
-        assert_eq!(h(json!({"alg": "RS256", "kid": "x".repeat(257)})), Err(R::BadKid));
+        assert_eq!(
+            h(json!({"alg": "RS256", "crit": ["exp"]})),
+            Err(R::CritHeader)
+        );
+        assert_eq!(
+            h(json!({"alg": "RS256", "kid": "x".repeat(257)})),
+            Err(R::BadKid)
+        );
         assert_eq!(h(json!({"alg": "RS256", "kid": "a\nb"})), Err(R::BadKid));
         assert_eq!(h(json!({"alg": "RS256", "kid": 5})), Err(R::BadKid));
         // Embedded keys are ignored, not used and not refused.
-        assert!(h(json!({"alg": "RS256", "kid": "k", "jku": "https://evil", "jwk": {"kty": "RSA"}})).is_ok());
+        assert!(
+            h(json!({"alg": "RS256", "kid": "k", "jku": "https://evil", "jwk": {"kty": "RSA"}}))
+                .is_ok()
+        );
     }
 
     #[test]
