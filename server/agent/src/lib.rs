@@ -10,6 +10,7 @@
 //! # Layout
 //!
 //! - [`model`]: the `ModelProvider` trait, the request a provider sees and the deltas it yields.
+//! - [`openai`]: the OpenAI-compatible provider (OpenAI, Azure, Ollama, vLLM, llama.cpp, ...).
 //! - [`scripted`]: the offline, deterministic `scripted` model (DESIGN "Interfaces").
 //! - [`tools`]: the `Tool` trait, per-tool policy, the registry and the built-in tools.
 //! - [`sink`]: the guarded, dialect-aware, encoding event sink feeding the response body.
@@ -20,6 +21,7 @@
 pub mod audit;
 pub mod error;
 pub mod model;
+pub mod openai;
 pub mod run;
 pub mod scripted;
 pub mod sink;
@@ -28,6 +30,7 @@ pub mod tools;
 pub use audit::{AuditEvent, AuditSink, LogAuditSink};
 pub use error::RunErrorCode;
 pub use model::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream};
+pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use run::{RunOutcome, RunParams, RunSettings, run_to_completion};
 pub use scripted::ScriptedModel;
 pub use sink::{EventSink, SinkError};

@@ -73,12 +73,45 @@ pub enum ModelDelta {
     Event(Box<Event>),
 }
 
-/// Why a provider failed.
+/// Why a provider failed. Every detail string is for the log only; clients see [`Self::code`]
+/// and a fixed message.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// The provider failed; the message is for the log only.
+    /// The provider failed in a way none of the other variants describes (a 400 for an unknown
+    /// model, a bad configuration, an in-band error object).
     #[error("model provider failed: {0}")]
     Failed(String),
+    /// The provider rejected our credentials (HTTP 401 or 403).
+    #[error("model provider rejected the credentials: {0}")]
+    Unauthorized(String),
+    /// The provider kept rate-limiting us (HTTP 429, after the allowed retries).
+    #[error("model provider rate-limited the request: {0}")]
+    RateLimited(String),
+    /// The provider is down or unreachable (HTTP 5xx, connection errors, after the allowed
+    /// retries).
+    #[error("model provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider broke the streaming protocol (a malformed chunk, a stream that ended
+    /// without `[DONE]`, a tool call that never got a name).
+    #[error("model provider broke the stream protocol: {0}")]
+    Protocol(String),
+    /// The provider was too slow: connecting, sending its first byte, or between two chunks.
+    #[error("model provider timed out: {0}")]
+    Timeout(String),
+}
+
+impl ModelError {
+    /// The stable code for `RUN_ERROR.code` (catalogued in `proto-schemas/api/`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ModelError::Failed(_) => "model_error",
+            ModelError::Unauthorized(_) => "model_unauthorized",
+            ModelError::RateLimited(_) => "model_rate_limited",
+            ModelError::Unavailable(_) => "model_unavailable",
+            ModelError::Protocol(_) => "model_protocol_error",
+            ModelError::Timeout(_) => "model_timeout",
+        }
+    }
 }
 
 /// The stream a provider returns for one turn.
