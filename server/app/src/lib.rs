@@ -22,6 +22,8 @@
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
 //! - [`dev`]: `agui-server dev`, a self-contained local server with its own issuer.
 //! - [`telemetry`]: log setup.
+//! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log (not yet wired into `/chat`).
+//! - [`limits`]: per-principal run rate and stream caps, local or via Redis (not yet wired into `/chat`).
 
 pub mod agents;
 pub mod body;
@@ -29,11 +31,13 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod reference;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 
 use std::future::Future;

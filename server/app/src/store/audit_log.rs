@@ -1,0 +1,526 @@
+//! [`AuditLog`]: the group-commit writer in front of a [`Store`].
+//!
+//! Callers push [`WriteOp`]s onto a bounded channel and go on (microseconds); ONE writer task
+//! drains whatever is waiting and applies it in one transaction ([`Store::write_batch`]), so
+//! under load many runs share one commit instead of paying a transaction (and an fsync) each.
+//! Records that must be durable before the server answers (a run's start) use
+//! [`AuditLog::record_durable`], which waits for the commit that carries them.
+//!
+//! When writes fail the log reports itself unhealthy ([`AuditLog::healthy`]) and, with
+//! `fail_closed` (the default), [`AuditLog::refuse_requests`] tells the handler to answer 503
+//! `audit_unavailable`, so nothing happens unrecorded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use agui_agent::{AuditEvent, AuditSink};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AuditKind, AuditRecord, PrincipalKey, RunEnd, RunOutcome, RunStart, Store, StoreError, WriteOp,
+    now_ms,
+};
+
+/// A caller waiting for its records (by position in the batch) to be committed.
+type DurableWaiter = (
+    std::ops::Range<usize>,
+    oneshot::Sender<Result<(), StoreError>>,
+);
+
+/// Where committed audit records are mirrored as JSON lines (besides the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mirror {
+    /// Standard output.
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
+}
+
+/// Settings of an [`AuditLog`].
+#[derive(Debug, Clone)]
+pub struct AuditLogOptions {
+    /// Operations that may wait for the writer; beyond it [`AuditLog::record`] drops and the log
+    /// turns unhealthy until the queue drains.
+    pub queue_capacity: usize,
+    /// Most operations in one transaction.
+    pub max_batch: usize,
+    /// Optional JSON-lines mirror of every committed audit record.
+    pub mirror: Option<Mirror>,
+    /// Refuse new requests (503 `audit_unavailable`) while writes fail.
+    pub fail_closed: bool,
+}
+
+impl Default for AuditLogOptions {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 16_384,
+            max_batch: 1_024,
+            mirror: None,
+            fail_closed: true,
+        }
+    }
+}
+
+/// Counters of an [`AuditLog`] (also useful as metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Operations written.
+    pub written: u64,
+    /// Operations dropped (queue full, or rejected by the database one by one).
+    pub dropped: u64,
+    /// Failed transactions.
+    pub failures: u64,
+}
+
+enum Msg {
+    Op(WriteOp),
+    Durable(Vec<WriteOp>, oneshot::Sender<Result<(), StoreError>>),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Default)]
+struct Counters {
+    healthy: AtomicBool,
+    overflowed: AtomicBool,
+    commits: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// The group-commit audit writer; cheap to clone. It is the server's [`AuditSink`].
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+    tx: mpsc::Sender<Msg>,
+    counters: Arc<Counters>,
+    fail_closed: bool,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("backend", &self.store.backend())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer task for `store` (call inside a Tokio runtime).
+    pub fn start(store: Arc<dyn Store>, options: AuditLogOptions) -> Self {
+        let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        counters.healthy.store(true, Ordering::Relaxed);
+        let writer = Writer {
+            store: store.clone(),
+            counters: counters.clone(),
+            max_batch: options.max_batch.max(1),
+            capacity: options.queue_capacity.max(1),
+            mirror: options.mirror,
+            mirror_file: None,
+        };
+        tokio::spawn(writer.run(rx));
+        Self {
+            store,
+            tx,
+            counters,
+            fail_closed: options.fail_closed,
+        }
+    }
+
+    /// The store behind the log (for reads: threads, runs, queries).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Queues one audit record; never blocks. See [`AuditLog::submit`].
+    pub fn record(&self, record: AuditRecord) {
+        self.submit(WriteOp::Audit(record));
+    }
+
+    /// Queues one operation; never blocks. If the queue is full the operation is dropped,
+    /// counted, and the log is unhealthy until the writer catches up.
+    pub fn submit(&self, op: WriteOp) {
+        if self.tx.try_send(Msg::Op(op)).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.overflowed.store(true, Ordering::Relaxed);
+            tracing::error!(target: "agui::audit", "audit queue full or closed; record dropped");
+        }
+    }
+
+    /// Queues `ops` and waits until the transaction carrying them has committed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AuditUnavailable`] when the queue is full, the writer is gone or the
+    /// transaction failed (the ops are then NOT written).
+    pub async fn record_durable(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .try_send(Msg::Durable(ops, done))
+            .map_err(|_| StoreError::AuditUnavailable("audit queue full"))?;
+        wait.await
+            .map_err(|_| StoreError::AuditUnavailable("audit writer stopped"))?
+    }
+
+    /// Records a run's start (the `runs` row and a `run_started` audit record) durably: call
+    /// it after the ownership check and before the 200 response, and answer 503
+    /// `audit_unavailable` if it fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`AuditLog::record_durable`].
+    pub async fn run_started(
+        &self,
+        principal: &agui_auth::Principal,
+        thread_id: &str,
+        run_id: &str,
+        agent: &str,
+    ) -> Result<(), StoreError> {
+        let at = now_ms();
+        let key = PrincipalKey::of(principal);
+        let start = RunStart {
+            principal: key.clone(),
+            thread_id: thread_id.to_owned(),
+            run_id: run_id.to_owned(),
+            agent: agent.to_owned(),
+            credential_source: principal.credential_source.as_str().to_owned(),
+            started_at: at,
+        };
+        let record = AuditRecord {
+            at,
+            ..AuditRecord::now(AuditKind::RunStarted)
+        }
+        .principal(&key)
+        .thread(thread_id)
+        .run(run_id)
+        .detail(json!({
+            "agent": agent,
+            "credential_source": principal.credential_source.as_str(),
+            "token_fingerprint": principal.token_fingerprint,
+        }));
+        self.record_durable(vec![WriteOp::RunStarted(start), WriteOp::Audit(record)])
+            .await
+    }
+
+    /// Waits until everything queued before this call has been written (or failed).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Whether the last transaction committed and no operation was dropped since.
+    pub fn healthy(&self) -> bool {
+        self.counters.healthy.load(Ordering::Relaxed)
+            && !self.counters.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the handler should refuse new runs with 503 `audit_unavailable`: the log is
+    /// unhealthy and configured to fail closed.
+    pub fn refuse_requests(&self) -> bool {
+        self.fail_closed && !self.healthy()
+    }
+
+    /// Transactions committed so far (group commit makes this far fewer than operations).
+    pub fn commits(&self) -> u64 {
+        self.counters.commits.load(Ordering::Relaxed)
+    }
+
+    /// All counters.
+    pub fn stats(&self) -> AuditStats {
+        AuditStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            written: self.counters.written.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            failures: self.counters.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn record(&self, event: AuditEvent) {
+        for op in ops_for_event(event, now_ms()) {
+            self.submit(op);
+        }
+    }
+}
+
+/// The store operations for one [`AuditEvent`] of the run loop: the audit record plus the
+/// matching `runs` change (start, end, tool-call count).
+pub fn ops_for_event(event: AuditEvent, at: i64) -> Vec<WriteOp> {
+    match event {
+        AuditEvent::RunStarted {
+            issuer,
+            subject,
+            thread_id,
+            run_id,
+            agent,
+            credential_source,
+        } => {
+            let key = PrincipalKey::new(issuer, subject);
+            let record = AuditRecord {
+                at,
+                ..AuditRecord::now(AuditKind::RunStarted)
+            }
+            .principal(&key)
+            .thread(&thread_id)
+            .run(&run_id)
+            .detail(json!({ "agent": agent, "credential_source": credential_source }));
+            vec![
+                WriteOp::RunStarted(RunStart {
+                    principal: key,
+                    thread_id,
+                    run_id,
+                    agent,
+                    credential_source: credential_source.to_owned(),
+                    started_at: at,
+                }),
+                WriteOp::Audit(record),
+            ]
+        }
+        AuditEvent::RunEnded {
+            issuer,
+            subject,
+            thread_id,
+            run_id,
+            outcome,
+            code,
+        } => {
+            let key = PrincipalKey::new(issuer, subject);
+            let parsed = RunOutcome::parse(outcome).unwrap_or(RunOutcome::Error);
+            let record = AuditRecord {
+                at,
+                ..AuditRecord::now(AuditKind::RunEnded)
+            }
+            .principal(&key)
+            .thread(&thread_id)
+            .run(&run_id)
+            .detail(match code {
+                Some(code) => json!({ "outcome": parsed.as_str(), "code": code }),
+                None => json!({ "outcome": parsed.as_str() }),
+            });
+            vec![
+                WriteOp::RunEnded(RunEnd {
+                    thread_id,
+                    run_id,
+                    ended_at: at,
+                    outcome: parsed,
+                    error_code: code.map(str::to_owned),
+                    usage: None,
+                }),
+                WriteOp::Audit(record),
+            ]
+        }
+        AuditEvent::ToolCall {
+            subject,
+            run_id,
+            tool,
+            decision,
+            outcome,
+        } => {
+            let mut record = AuditRecord {
+                at,
+                ..AuditRecord::now(AuditKind::ToolCall)
+            }
+            .run(&run_id)
+            .detail(json!({ "tool": tool, "decision": decision, "outcome": outcome }));
+            record.subject = Some(subject);
+            vec![WriteOp::ToolCall { run_id }, WriteOp::Audit(record)]
+        }
+    }
+}
+
+/// One drained batch: the operations, which of them belong to durable callers, and flushes.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<WriteOp>,
+    durable: Vec<DurableWaiter>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn push(&mut self, msg: Msg) {
+        match msg {
+            Msg::Op(op) => self.ops.push(op),
+            Msg::Durable(ops, done) => {
+                let start = self.ops.len();
+                self.ops.extend(ops);
+                self.durable.push((start..self.ops.len(), done));
+            }
+            Msg::Flush(done) => self.flushes.push(done),
+        }
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+    max_batch: usize,
+    capacity: usize,
+    mirror: Option<Mirror>,
+    mirror_file: Option<tokio::fs::File>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        // Operations of failed transactions, retried first (durable callers were told).
+        let mut retained: Vec<WriteOp> = Vec::new();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut batch = Batch {
+                ops: std::mem::take(&mut retained),
+                ..Batch::default()
+            };
+            if batch.ops.is_empty() {
+                match rx.recv().await {
+                    Some(msg) => batch.push(msg),
+                    None => return,
+                }
+            }
+            // Group commit: take everything already waiting, up to one batch.
+            while batch.ops.len() < self.max_batch && batch.flushes.is_empty() {
+                match rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            if batch.ops.is_empty() {
+                for done in batch.flushes {
+                    let _ = done.send(());
+                }
+                continue;
+            }
+            match self.store.write_batch(&batch.ops).await {
+                Ok(()) => {
+                    self.committed(&batch.ops).await;
+                    backoff = Duration::from_millis(50);
+                    for (_, done) in batch.durable {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                Err(error) => {
+                    retained = self.failed(batch.ops, &mut batch.durable, error).await;
+                    if !retained.is_empty() {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            for done in batch.flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn committed(&mut self, ops: &[WriteOp]) {
+        let counters = &self.counters;
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters
+            .written
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        counters.healthy.store(true, Ordering::Relaxed);
+        counters.overflowed.store(false, Ordering::Relaxed);
+        self.mirror(ops).await;
+    }
+
+    /// A transaction failed: tell durable callers (their ops are not retried: they were
+    /// refused), and keep the rest for a retry, unless the database is up and the batch itself
+    /// is at fault, in which case write the ops one by one and drop the ones it rejects.
+    async fn failed(
+        &mut self,
+        ops: Vec<WriteOp>,
+        durable: &mut Vec<DurableWaiter>,
+        error: StoreError,
+    ) -> Vec<WriteOp> {
+        tracing::error!(target: "agui::audit", %error, ops = ops.len(), "audit write failed");
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        self.counters.healthy.store(false, Ordering::Relaxed);
+        let mut refused = vec![false; ops.len()];
+        for (range, done) in durable.drain(..) {
+            range.clone().for_each(|i| refused[i] = true);
+            let _ = done.send(Err(StoreError::AuditUnavailable("audit write failed")));
+        }
+        let mut kept: Vec<WriteOp> = ops
+            .into_iter()
+            .zip(refused)
+            .filter_map(|(op, refused)| (!refused).then_some(op))
+            .collect();
+        if self.store.ping().await.is_ok() {
+            for op in kept.drain(..) {
+                match self.store.write_batch(std::slice::from_ref(&op)).await {
+                    Ok(()) => self.committed(std::slice::from_ref(&op)).await,
+                    Err(error) => {
+                        tracing::error!(target: "agui::audit", %error, "audit op rejected; dropped");
+                        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        } else if kept.len() > self.capacity {
+            let excess = kept.len() - self.capacity;
+            kept.drain(..excess);
+            self.counters
+                .dropped
+                .fetch_add(excess as u64, Ordering::Relaxed);
+        }
+        kept
+    }
+
+    /// Appends the committed audit records to the mirror as JSON lines. Mirror errors are
+    /// logged; the store is the record of truth.
+    async fn mirror(&mut self, ops: &[WriteOp]) {
+        let Some(mirror) = &self.mirror else { return };
+        let mut lines = String::new();
+        for op in ops {
+            if let WriteOp::Audit(record) = op
+                && let Ok(line) = serde_json::to_string(record)
+            {
+                lines.push_str(&line);
+                lines.push('\n');
+            }
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let result = match mirror {
+            Mirror::Stdout => {
+                let mut out = tokio::io::stdout();
+                match out.write_all(lines.as_bytes()).await {
+                    Ok(()) => out.flush().await,
+                    Err(error) => Err(error),
+                }
+            }
+            Mirror::File(path) => {
+                if self.mirror_file.is_none() {
+                    self.mirror_file = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .await
+                        .map_err(|error| {
+                            tracing::error!(target: "agui::audit", %error, "cannot open audit mirror")
+                        })
+                        .ok();
+                }
+                match &mut self.mirror_file {
+                    Some(file) => match file.write_all(lines.as_bytes()).await {
+                        Ok(()) => file.flush().await,
+                        Err(error) => Err(error),
+                    },
+                    None => Ok(()),
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(target: "agui::audit", %error, "audit mirror write failed");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The migrations, embedded in the binary at compile time (`include_str!`), so start-up needs no
+//! files and the build needs no database. sqlx's `migrate!` macro would do the same but needs the
+//! `macros` feature; a [`MigrationSource`] over static text is the documented alternative.
+
+use std::borrow::Cow;
+
+use futures::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+/// `(version, description, sql)` of one migration file.
+type Embedded = (i64, &'static str, &'static str);
+
+const SQLITE: &[Embedded] = &[(
+    1,
+    "store",
+    include_str!("../../migrations/sqlite/0001_store.sql"),
+)];
+
+const POSTGRES: &[Embedded] = &[(
+    1,
+    "store",
+    include_str!("../../migrations/postgres/0001_store.sql"),
+)];
+
+/// A migration source over embedded text.
+#[derive(Debug)]
+struct Source(&'static [Embedded]);
+
+impl MigrationSource<'static> for Source {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(*sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+/// The SQLite migrator.
+pub(crate) async fn sqlite() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Source(SQLITE)).await
+}
+
+/// The PostgreSQL migrator. It takes an advisory lock, so replicas starting together migrate
+/// once.
+pub(crate) async fn postgres() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Source(POSTGRES)).await
+}

@@ -1,0 +1,737 @@
+//! The store conformance suite: ONE set of test functions run against every backend.
+//!
+//! SQLite always (a temporary file, so the pool really has several connections). PostgreSQL
+//! when `AGUI_TEST_DATABASE_URL` is set (each test in a fresh schema, dropped at the end);
+//! unset, the PostgreSQL tests print `SKIP` and pass, unless `AGUI_REQUIRE_PG=1`, where a
+//! missing or unreachable database fails them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use agui_agent::{AuditEvent, AuditSink};
+use agui_server::store::{
+    self, AuditFilter, AuditKind, AuditLog, AuditLogOptions, AuditRecord, PgStore, PrincipalKey,
+    RunEnd, RunOutcome, RunStart, SqliteStore, Store, ThreadAccess, WriteOp, maintenance,
+};
+use serde_json::json;
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One isolated database for one test.
+struct Fixture {
+    store: Arc<dyn Store>,
+    target: Target,
+}
+
+enum Target {
+    Sqlite {
+        path: std::path::PathBuf,
+        pool: sqlx::SqlitePool,
+    },
+    Postgres {
+        url: String,
+        schema: String,
+        pool: sqlx::PgPool,
+    },
+}
+
+fn pg_url() -> Option<String> {
+    let url = std::env::var("AGUI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var("AGUI_REQUIRE_PG").as_deref() != Ok("1"),
+            "AGUI_REQUIRE_PG=1 but AGUI_TEST_DATABASE_URL is not set"
+        );
+        eprintln!("SKIP: PostgreSQL store tests (set AGUI_TEST_DATABASE_URL)");
+    }
+    url
+}
+
+impl Fixture {
+    async fn open(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir()
+                    .join(format!("agui-store-{}", uuid::Uuid::new_v4().simple()))
+                    .join("agui.db");
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let store = SqliteStore::connect(&url).await.expect("open sqlite");
+                let pool = store.pool().clone();
+                Some(Self {
+                    store: Arc::new(store),
+                    target: Target::Sqlite { path, pool },
+                })
+            }
+            Backend::Postgres => {
+                let url = pg_url()?;
+                let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+                // With AGUI_TEST_DATABASE_URL set, an unreachable database is a failure.
+                let store = PgStore::connect_in_schema(&url, &schema)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at AGUI_TEST_DATABASE_URL: {e}"));
+                let pool = store.pool().clone();
+                Some(Self {
+                    store: Arc::new(store),
+                    target: Target::Postgres { url, schema, pool },
+                })
+            }
+        }
+    }
+
+    /// A second store on the same database: another process / replica.
+    async fn second(&self) -> Arc<dyn Store> {
+        match &self.target {
+            Target::Sqlite { path, .. } => Arc::new(
+                SqliteStore::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap(),
+            ),
+            Target::Postgres { url, schema, .. } => {
+                Arc::new(PgStore::connect_in_schema(url, schema).await.unwrap())
+            }
+        }
+    }
+
+    /// Runs raw SQL on the test database (fault injection, inspection).
+    async fn exec(&self, sql: &str) {
+        match &self.target {
+            Target::Sqlite { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            Target::Postgres { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+        }
+    }
+
+    /// Makes every insert into `audit` fail (a trigger raising an error) while the database
+    /// stays reachable, or lifts that again.
+    async fn break_audit_writes(&self, broken: bool) {
+        let sql: &[&str] = match (&self.target, broken) {
+            (Target::Sqlite { .. }, true) => &[
+                "CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END",
+            ],
+            (Target::Sqlite { .. }, false) => &["DROP TRIGGER audit_fail"],
+            (Target::Postgres { .. }, true) => &[
+                "CREATE FUNCTION audit_fail() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'injected'; END $$",
+                "CREATE TRIGGER audit_fail BEFORE INSERT ON audit \
+                 FOR EACH ROW EXECUTE FUNCTION audit_fail()",
+            ],
+            (Target::Postgres { .. }, false) => &[
+                "DROP TRIGGER audit_fail ON audit",
+                "DROP FUNCTION audit_fail()",
+            ],
+        };
+        for statement in sql {
+            self.exec(statement).await;
+        }
+    }
+
+    /// Counts rows of `table`.
+    async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match &self.target {
+            Target::Sqlite { pool, .. } => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+            Target::Postgres { pool, .. } => {
+                sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap()
+            }
+        }
+    }
+
+    async fn close(self) {
+        match self.target {
+            Target::Sqlite { path, pool } => {
+                pool.close().await;
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            Target::Postgres { url, schema, pool } => {
+                pool.close().await;
+                let admin = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+            }
+        }
+    }
+}
+
+/// Generates `sqlite::<test>` and `postgres::<test>` for each test function.
+macro_rules! conformance {
+    ($flavor:literal; $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = $flavor)]
+                async fn sqlite() {
+                    let fixture = super::Fixture::open(super::Backend::Sqlite).await.unwrap();
+                    super::$name(&fixture).await;
+                    fixture.close().await;
+                }
+
+                #[tokio::test(flavor = $flavor)]
+                async fn postgres() {
+                    let Some(fixture) = super::Fixture::open(super::Backend::Postgres).await else {
+                        return;
+                    };
+                    super::$name(&fixture).await;
+                    fixture.close().await;
+                }
+            }
+        )*
+    };
+}
+
+conformance!("multi_thread";
+    threads_and_runs,
+    ownership_race_has_exactly_one_owner,
+    crash_marking_abandons_only_dead_instances_runs,
+    audit_append_and_filters,
+    retention_deletes_only_old_records,
+    forget_removes_one_subject_and_is_audited,
+    migrations_from_empty_and_rerun_are_a_no_op,
+    durable_write_fails_closed_and_recovers,
+);
+conformance!("current_thread";
+    group_commit_writes_many_records_per_transaction,
+);
+
+fn alice() -> PrincipalKey {
+    PrincipalKey::new("https://idp.test", "alice")
+}
+
+fn bob() -> PrincipalKey {
+    PrincipalKey::new("https://idp.test", "bob")
+}
+
+fn start(owner: &PrincipalKey, thread: &str, run: &str, at: i64) -> RunStart {
+    RunStart {
+        principal: owner.clone(),
+        thread_id: thread.to_owned(),
+        run_id: run.to_owned(),
+        agent: "default".to_owned(),
+        credential_source: "header".to_owned(),
+        started_at: at,
+    }
+}
+
+async fn threads_and_runs(fx: &Fixture) {
+    let store = &fx.store;
+    assert_eq!(
+        store.claim_thread(&alice(), "t1", 1_000).await.unwrap(),
+        ThreadAccess::Owner { created: true }
+    );
+    assert_eq!(
+        store.claim_thread(&alice(), "t1", 2_000).await.unwrap(),
+        ThreadAccess::Owner { created: false }
+    );
+    // Another principal, and the same subject at another issuer, do not own it.
+    assert_eq!(
+        store.claim_thread(&bob(), "t1", 3_000).await.unwrap(),
+        ThreadAccess::NotOwner { owner: alice() }
+    );
+    let other_issuer = PrincipalKey::new("https://other.test", "alice");
+    assert!(matches!(
+        store
+            .claim_thread(&other_issuer, "t1", 3_000)
+            .await
+            .unwrap(),
+        ThreadAccess::NotOwner { .. }
+    ));
+    store.claim_thread(&alice(), "t2", 1_500).await.unwrap();
+
+    store
+        .write_batch(&[
+            WriteOp::RunStarted(start(&alice(), "t1", "r1", 5_000)),
+            WriteOp::ToolCall {
+                run_id: "r1".to_owned(),
+            },
+            WriteOp::ToolCall {
+                run_id: "r1".to_owned(),
+            },
+            WriteOp::RunEnded(RunEnd {
+                thread_id: "t1".to_owned(),
+                run_id: "r1".to_owned(),
+                ended_at: 6_000,
+                outcome: RunOutcome::Error,
+                error_code: Some("model_error".to_owned()),
+                usage: Some(json!({"input_tokens": 12, "output_tokens": 34})),
+            }),
+            // A second end of the same run changes nothing (the first end wins).
+            WriteOp::RunEnded(RunEnd {
+                thread_id: "t1".to_owned(),
+                run_id: "r1".to_owned(),
+                ended_at: 7_000,
+                outcome: RunOutcome::Success,
+                error_code: None,
+                usage: None,
+            }),
+        ])
+        .await
+        .unwrap();
+    let run = store.get_run("t1", "r1").await.unwrap().expect("run r1");
+    assert_eq!(
+        (run.issuer.as_str(), run.subject.as_str()),
+        ("https://idp.test", "alice")
+    );
+    assert_eq!(run.agent, "default");
+    assert_eq!(run.credential_source, "header");
+    assert_eq!(run.instance, store.instance_id());
+    assert_eq!((run.started_at, run.ended_at), (5_000, Some(6_000)));
+    assert_eq!(run.outcome, Some(RunOutcome::Error));
+    assert_eq!(run.error_code.as_deref(), Some("model_error"));
+    assert_eq!(
+        run.usage,
+        Some(json!({"input_tokens": 12, "output_tokens": 34}))
+    );
+    assert_eq!(run.tool_calls, 2);
+    assert!(store.get_run("t1", "missing").await.unwrap().is_none());
+
+    // Most recently used first: t1 had a run at 5000, t2 was only created at 1500.
+    let threads = store.list_threads(&alice()).await.unwrap();
+    let ids: Vec<_> = threads.iter().map(|t| t.thread_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2"]);
+    assert_eq!(threads[0].last_run_at, Some(5_000));
+    assert_eq!(threads[0].created_at, 1_000);
+    assert!(store.list_threads(&bob()).await.unwrap().is_empty());
+    assert!(store.list_threads(&other_issuer).await.unwrap().is_empty());
+}
+
+async fn ownership_race_has_exactly_one_owner(fx: &Fixture) {
+    // Two stores on one database: two processes (or replicas on one PostgreSQL).
+    let stores = [fx.store.clone(), fx.second().await];
+    for round in 0..3 {
+        let thread = format!("race-{round}");
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = stores[i % 2].clone();
+            let thread = thread.clone();
+            tasks.push(tokio::spawn(async move {
+                let me = PrincipalKey::new("https://idp.test", format!("user-{i}"));
+                let access = store.claim_thread(&me, &thread, 1).await.unwrap();
+                (me, access)
+            }));
+        }
+        let mut owners = Vec::new();
+        let mut reported = HashSet::new();
+        for task in tasks {
+            let (me, access) = task.await.unwrap();
+            match access {
+                ThreadAccess::Owner { created } => {
+                    assert!(created, "only the creator can own a brand-new thread");
+                    owners.push(me);
+                }
+                ThreadAccess::NotOwner { owner } => {
+                    reported.insert(owner);
+                }
+            }
+        }
+        assert_eq!(owners.len(), 1, "exactly one owner, got {owners:?}");
+        // Every loser was told the same owner: the winner.
+        assert_eq!(reported, HashSet::from([owners[0].clone()]));
+    }
+}
+
+async fn crash_marking_abandons_only_dead_instances_runs(fx: &Fixture) {
+    let dead = fx.store.clone();
+    let alive = fx.second().await;
+    let now = store::now_ms();
+    dead.heartbeat(now).await.unwrap();
+    dead.claim_thread(&alice(), "t", 0).await.unwrap();
+    dead.write_batch(&[
+        WriteOp::RunStarted(start(&alice(), "t", "open", 10)),
+        WriteOp::RunStarted(start(&alice(), "t", "done", 10)),
+        WriteOp::RunEnded(RunEnd {
+            thread_id: "t".into(),
+            run_id: "done".into(),
+            ended_at: 20,
+            outcome: RunOutcome::Success,
+            error_code: None,
+            usage: None,
+        }),
+    ])
+    .await
+    .unwrap();
+    alive
+        .write_batch(&[WriteOp::RunStarted(start(&alice(), "t", "mine", 10))])
+        .await
+        .unwrap();
+
+    // The first instance's heartbeat is fresh: it is alive and its run is left alone.
+    assert_eq!(
+        alive.mark_abandoned_runs(now - 60_000, now).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        alive.get_run("t", "open").await.unwrap().unwrap().outcome,
+        None
+    );
+
+    // Once its heartbeat is stale its open run (only) is abandoned; our own run is not.
+    assert_eq!(
+        alive.mark_abandoned_runs(now + 1, now + 5).await.unwrap(),
+        1
+    );
+    let open = alive.get_run("t", "open").await.unwrap().unwrap();
+    assert_eq!(
+        (open.outcome, open.ended_at),
+        (Some(RunOutcome::Abandoned), Some(now + 5))
+    );
+    assert_eq!(
+        alive.get_run("t", "done").await.unwrap().unwrap().outcome,
+        Some(RunOutcome::Success)
+    );
+    assert_eq!(
+        alive.get_run("t", "mine").await.unwrap().unwrap().outcome,
+        None
+    );
+    // Idempotent.
+    assert_eq!(
+        alive.mark_abandoned_runs(now + 1, now + 6).await.unwrap(),
+        0
+    );
+
+    // The abandonment is in the audit log as the run's end.
+    let ends = alive
+        .query_audit(&AuditFilter {
+            kinds: vec![AuditKind::RunEnded],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].run_id.as_deref(), Some("open"));
+    assert_eq!(ends[0].subject.as_deref(), Some("alice"));
+    assert_eq!(ends[0].detail["outcome"], "abandoned");
+
+    // Start-up maintenance on a restarted process abandons the open runs of instances without
+    // a fresh heartbeat (on SQLite, one process per file, of every other instance).
+    let restarted = fx.second().await;
+    let report = maintenance::startup(restarted.as_ref(), &Default::default())
+        .await
+        .unwrap();
+    // (`alive` never wrote a heartbeat, so on PostgreSQL too it counts as dead.)
+    assert_eq!(report.abandoned_runs, 1);
+    let mine = restarted
+        .get_run("t", "mine")
+        .await
+        .unwrap()
+        .unwrap()
+        .outcome;
+    assert_eq!(mine, Some(RunOutcome::Abandoned));
+}
+
+fn record(kind: AuditKind, at: i64, who: &PrincipalKey, thread: &str) -> AuditRecord {
+    AuditRecord {
+        at,
+        ..AuditRecord::now(kind)
+    }
+    .principal(who)
+    .thread(thread)
+    .run(format!("run-{at}"))
+    .detail(json!({ "n": at, "nested": { "ok": true } }))
+}
+
+async fn audit_append_and_filters(fx: &Fixture) {
+    let store = &fx.store;
+    let ops: Vec<WriteOp> = vec![
+        record(AuditKind::RunStarted, 100, &alice(), "ta"),
+        record(AuditKind::ToolCall, 200, &alice(), "ta"),
+        record(AuditKind::RunEnded, 300, &alice(), "ta"),
+        record(AuditKind::RunStarted, 400, &bob(), "tb"),
+        record(AuditKind::AccessDenied, 500, &bob(), "ta"),
+    ]
+    .into_iter()
+    .map(WriteOp::Audit)
+    .collect();
+    store.write_batch(&ops).await.unwrap();
+
+    let all = store.query_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [100, 200, 300, 400, 500]
+    );
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    let first = &all[0];
+    assert_eq!(first.kind, AuditKind::RunStarted);
+    assert_eq!(first.issuer.as_deref(), Some("https://idp.test"));
+    assert_eq!(first.run_id.as_deref(), Some("run-100"));
+    assert_eq!(first.detail, json!({ "n": 100, "nested": { "ok": true } }));
+
+    let ats = |records: Vec<AuditRecord>| records.iter().map(|r| r.at).collect::<Vec<_>>();
+    let by_subject = AuditFilter {
+        subject: Some("bob".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ats(store.query_audit(&by_subject).await.unwrap()),
+        [400, 500]
+    );
+    let by_thread = AuditFilter {
+        thread_id: Some("ta".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ats(store.query_audit(&by_thread).await.unwrap()),
+        [100, 200, 300, 500]
+    );
+    let by_kinds = AuditFilter {
+        kinds: vec![AuditKind::RunStarted, AuditKind::AccessDenied],
+        ..Default::default()
+    };
+    assert_eq!(
+        ats(store.query_audit(&by_kinds).await.unwrap()),
+        [100, 400, 500]
+    );
+    let by_time = AuditFilter {
+        since: Some(200),
+        until: Some(400),
+        ..Default::default()
+    };
+    assert_eq!(ats(store.query_audit(&by_time).await.unwrap()), [200, 300]);
+    let combined = AuditFilter {
+        subject: Some("alice".into()),
+        issuer: Some("https://idp.test".into()),
+        since: Some(150),
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(ats(store.query_audit(&combined).await.unwrap()), [200]);
+    let other_issuer = AuditFilter {
+        issuer: Some("https://nope.test".into()),
+        ..Default::default()
+    };
+    assert!(store.query_audit(&other_issuer).await.unwrap().is_empty());
+
+    // The CLI prints the same records as JSON lines that parse back.
+    let mut out = Vec::new();
+    let printed = store::cli::audit(store.as_ref(), &by_subject, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(printed, 2);
+    let lines: Vec<AuditRecord> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, store.query_audit(&by_subject).await.unwrap());
+}
+
+async fn retention_deletes_only_old_records(fx: &Fixture) {
+    let store = &fx.store;
+    let day = 86_400_000;
+    let now = 100 * day;
+    let ops: Vec<WriteOp> = [now - 40 * day, now - 31 * day, now - 29 * day, now - 1]
+        .into_iter()
+        .map(|at| WriteOp::Audit(record(AuditKind::RunStarted, at, &alice(), "t")))
+        .collect();
+    store.write_batch(&ops).await.unwrap();
+    assert_eq!(
+        maintenance::apply_retention(store.as_ref(), 30, now)
+            .await
+            .unwrap(),
+        2
+    );
+    let left: Vec<i64> = store
+        .query_audit(&AuditFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(left, [now - 29 * day, now - 1]);
+    assert_eq!(
+        maintenance::apply_retention(store.as_ref(), 30, now)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn forget_removes_one_subject_and_is_audited(fx: &Fixture) {
+    let store = &fx.store;
+    let alice_elsewhere = PrincipalKey::new("https://other.test", "alice");
+    for (who, thread) in [
+        (alice(), "a1"),
+        (alice(), "a2"),
+        (bob(), "b1"),
+        (alice_elsewhere.clone(), "x1"),
+    ] {
+        store.claim_thread(&who, thread, 1).await.unwrap();
+        store
+            .write_batch(&[
+                WriteOp::RunStarted(start(&who, thread, "r", 2)),
+                WriteOp::Audit(record(AuditKind::RunStarted, 2, &who, thread)),
+            ])
+            .await
+            .unwrap();
+    }
+    let counts = store::cli::forget(store.as_ref(), Some("https://idp.test"), "alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.threads, counts.runs, counts.audit_records),
+        (2, 2, 2)
+    );
+    assert!(store.list_threads(&alice()).await.unwrap().is_empty());
+    assert!(store.get_run("a1", "r").await.unwrap().is_none());
+    // Bob and the other issuer's alice are untouched.
+    assert_eq!(store.list_threads(&bob()).await.unwrap().len(), 1);
+    assert_eq!(store.list_threads(&alice_elsewhere).await.unwrap().len(), 1);
+    assert!(store.get_run("x1", "r").await.unwrap().is_some());
+
+    let forgets = store
+        .query_audit(&AuditFilter {
+            kinds: vec![AuditKind::Forget],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(forgets.len(), 1);
+    assert_eq!(
+        forgets[0].subject, None,
+        "the forget record does not keep the subject"
+    );
+    assert_eq!(forgets[0].issuer.as_deref(), Some("https://idp.test"));
+    assert_eq!(forgets[0].detail["threads"], 2);
+    assert_eq!(
+        forgets[0].detail["subject_sha256"].as_str().unwrap().len(),
+        64
+    );
+    let by_alice = AuditFilter {
+        subject: Some("alice".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.query_audit(&by_alice).await.unwrap().len(),
+        1,
+        "other issuer's alice"
+    );
+
+    // Without --issuer, every issuer's records of the subject go; the forgotten thread id can
+    // then be claimed afresh by someone else.
+    let counts = store::cli::forget(store.as_ref(), None, "alice")
+        .await
+        .unwrap();
+    assert_eq!(counts.threads, 1);
+    assert!(store.query_audit(&by_alice).await.unwrap().is_empty());
+    assert_eq!(
+        store.claim_thread(&bob(), "a1", 3).await.unwrap(),
+        ThreadAccess::Owner { created: true }
+    );
+    assert!(store::cli::forget(store.as_ref(), None, "").await.is_err());
+}
+
+async fn migrations_from_empty_and_rerun_are_a_no_op(fx: &Fixture) {
+    // The fixture migrated an empty database; every table exists and is empty.
+    for table in ["threads", "runs", "audit", "instances"] {
+        assert_eq!(fx.count(table).await, 0, "{table}");
+    }
+    assert_eq!(fx.count("_sqlx_migrations").await, 1);
+    fx.store.claim_thread(&alice(), "kept", 1).await.unwrap();
+    // Connecting again runs the migrator again: nothing is applied twice, nothing is lost.
+    let again = fx.second().await;
+    assert_eq!(fx.count("_sqlx_migrations").await, 1);
+    assert_eq!(again.list_threads(&alice()).await.unwrap().len(), 1);
+}
+
+async fn durable_write_fails_closed_and_recovers(fx: &Fixture) {
+    let log = AuditLog::start(fx.store.clone(), AuditLogOptions::default());
+    let op = || WriteOp::Audit(record(AuditKind::RunStarted, 1, &alice(), "t"));
+    log.record_durable(vec![op()]).await.unwrap();
+    // Durable means committed on return: visible without a flush.
+    assert_eq!(fx.count("audit").await, 1);
+    assert!(log.healthy() && !log.refuse_requests());
+
+    // Break writes, keep the database reachable.
+    fx.break_audit_writes(true).await;
+    let error = log.record_durable(vec![op()]).await.unwrap_err();
+    assert!(
+        matches!(error, store::StoreError::AuditUnavailable(_)),
+        "{error}"
+    );
+    assert!(!log.healthy());
+    assert!(log.refuse_requests(), "fail closed by default");
+    assert!(log.stats().failures >= 1);
+
+    fx.break_audit_writes(false).await;
+    log.record_durable(vec![op()]).await.unwrap();
+    assert!(log.healthy() && !log.refuse_requests());
+    // The refused durable record was not written behind its caller's back.
+    assert_eq!(fx.count("audit").await, 2);
+
+    let open = AuditLog::start(
+        fx.store.clone(),
+        AuditLogOptions {
+            fail_closed: false,
+            ..Default::default()
+        },
+    );
+    fx.break_audit_writes(true).await;
+    assert!(open.record_durable(vec![op()]).await.is_err());
+    assert!(
+        !open.healthy() && !open.refuse_requests(),
+        "fail open when configured"
+    );
+    fx.break_audit_writes(false).await;
+}
+
+async fn group_commit_writes_many_records_per_transaction(fx: &Fixture) {
+    let log = AuditLog::start(
+        fx.store.clone(),
+        AuditLogOptions {
+            max_batch: 500,
+            ..Default::default()
+        },
+    );
+    // On this current-thread runtime the writer cannot run until we await, so all 2,000
+    // records are waiting when it wakes: it must write them in ceil(2000 / 500) = 4 commits.
+    for i in 0..2_000 {
+        log.record(record(AuditKind::ToolCall, i, &alice(), "t"));
+    }
+    log.flush().await;
+    let stats = log.stats();
+    assert_eq!(stats.written, 2_000);
+    assert_eq!(stats.commits, 4, "{stats:?}");
+    assert_eq!(fx.count("audit").await, 2_000);
+
+    // The run loop's events go through the same path (AuditSink), runs table included.
+    fx.store.claim_thread(&alice(), "t", 1).await.unwrap();
+    let sink: &dyn AuditSink = &log;
+    sink.record(AuditEvent::RunStarted {
+        issuer: "https://idp.test".into(),
+        subject: "alice".into(),
+        thread_id: "t".into(),
+        run_id: "r".into(),
+        agent: "default".into(),
+        credential_source: "body",
+    });
+    sink.record(AuditEvent::ToolCall {
+        subject: "alice".into(),
+        run_id: "r".into(),
+        tool: "search".into(),
+        decision: "allowed",
+        outcome: "ok",
+    });
+    sink.record(AuditEvent::RunEnded {
+        issuer: "https://idp.test".into(),
+        subject: "alice".into(),
+        thread_id: "t".into(),
+        run_id: "r".into(),
+        outcome: "cancelled",
+        code: None,
+    });
+    log.flush().await;
+    assert_eq!(log.stats().commits, 5, "three events, one commit");
+    let run = fx.store.get_run("t", "r").await.unwrap().unwrap();
+    assert_eq!(run.credential_source, "body");
+    assert_eq!(run.tool_calls, 1);
+    assert_eq!(run.outcome, Some(RunOutcome::Cancelled));
+    assert_eq!(fx.count("audit").await, 2_003);
+}
