@@ -332,13 +332,13 @@ async fn model_turn(
         .await
         .map_err(|error| {
             tracing::warn!(model = params.model.name(), %error, "model turn failed to start");
-            Stop::Code(RunErrorCode::ModelError)
+            Stop::Code(RunErrorCode::for_model_code(error.code()))
         })?;
     let mut turn = Turn::default();
     while let Some(delta) = stream.next().await {
         let delta = delta.map_err(|error| {
             tracing::warn!(model = params.model.name(), %error, "model stream failed");
-            Stop::Code(RunErrorCode::ModelError)
+            Stop::Code(RunErrorCode::for_model_code(error.code()))
         })?;
         match delta {
             ModelDelta::Text(text) => {
@@ -407,7 +407,7 @@ async fn model_turn(
                         index,
                         "model sent arguments for a tool call it never started"
                     );
-                    return Err(Stop::Code(RunErrorCode::ModelError));
+                    return Err(Stop::Code(RunErrorCode::ModelProtocolError));
                 };
                 call.arguments.push_str(&delta);
                 let id = call.id.clone();

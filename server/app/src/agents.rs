@@ -94,7 +94,7 @@ pub fn build(
                 })?,
             None => builtins.clone(),
         };
-        let mut model = model_for(config, agent.model.unwrap_or(config.model.kind))?;
+        let mut model = model_for(config, &agent, agent.model.unwrap_or(config.model.kind))?;
         if id == "default" {
             if let Some(m) = &model_override {
                 model = m.clone();
@@ -117,15 +117,30 @@ pub fn build(
     Ok(agents)
 }
 
-fn model_for(config: &Config, kind: ModelKind) -> Result<Arc<dyn ModelProvider>, ConfigError> {
+fn model_for(
+    config: &Config,
+    agent: &AgentConfig,
+    kind: ModelKind,
+) -> Result<Arc<dyn ModelProvider>, ConfigError> {
     match kind {
         ModelKind::Scripted => Ok(Arc::new(ScriptedModel::new(Duration::from_millis(
             config.model.scripted_delay_ms,
         )))),
-        ModelKind::Openai => Err(ConfigError::Invalid {
-            setting: "model.kind",
-            message: "the `openai` provider is not available in this build yet; use `scripted`"
-                .into(),
-        }),
+        ModelKind::Openai => {
+            let mut openai = config.openai.clone().ok_or_else(|| ConfigError::Invalid {
+                setting: "openai",
+                message: "the openai model needs OPENAI_API_KEY (or an [openai] table)".into(),
+            })?;
+            if agent.system_prompt.is_some() {
+                openai.system_prompt.clone_from(&agent.system_prompt);
+            }
+            openai.allow_client_system_messages |= agent.allow_client_system_messages;
+            let provider =
+                agui_agent::OpenAiProvider::new(openai).map_err(|error| ConfigError::Invalid {
+                    setting: "openai",
+                    message: error.to_string(),
+                })?;
+            Ok(Arc::new(provider))
+        }
     }
 }

@@ -140,6 +140,20 @@ impl ServeArgs {
             None => Config::default(),
         };
         self.overrides.apply(&mut config)?;
+        let wants_openai = config.model.kind == ModelKind::Openai
+            || config
+                .agents
+                .values()
+                .any(|a| a.model == Some(ModelKind::Openai));
+        if wants_openai && config.openai.is_none() {
+            // The one place the provider's environment is read: at start-up, never in a handler.
+            let openai = agui_agent::OpenAiConfig::from_env_like(|name| std::env::var(name).ok())
+                .map_err(|error| ConfigError::Invalid {
+                setting: "openai",
+                message: error.to_string(),
+            })?;
+            config.openai = Some(openai);
+        }
         Ok(config)
     }
 }

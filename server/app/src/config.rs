@@ -122,6 +122,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Named agents (`[agents.<id>]`); `default` serves `POST /chat`.
     pub agents: BTreeMap<String, AgentConfig>,
+    /// The OpenAI-compatible provider (`[openai]`), used by agents whose model is `openai`. When
+    /// absent, it is read from `OPENAI_API_KEY` / `AGUI_OPENAI_API_KEY_FILE`, `OPENAI_BASE_URL`
+    /// and `AGUI_OPENAI_MODEL` at start-up.
+    pub openai: Option<agui_agent::OpenAiConfig>,
 }
 
 impl Default for Config {
@@ -138,6 +142,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             agents: BTreeMap::new(),
+            openai: None,
         }
     }
 }
@@ -244,18 +249,27 @@ impl Config {
                     &format!("agent id `{id}`: use 1-64 letters, digits, `-` or `_`"),
                 );
             }
-            if agent.model.unwrap_or(self.model.kind) == ModelKind::Openai {
+            let uses_openai = agent.model.unwrap_or(self.model.kind) == ModelKind::Openai;
+            if uses_openai && self.openai.is_none() {
                 return invalid(
-                    "model.kind",
-                    "the `openai` provider is not available in this build yet; use `scripted`",
+                    "openai",
+                    &format!(
+                        "agent `{id}` uses the openai model: set OPENAI_API_KEY (or [openai])"
+                    ),
                 );
             }
         }
-        if self.model.kind == ModelKind::Openai {
+        if self.model.kind == ModelKind::Openai && self.openai.is_none() {
             return invalid(
-                "model.kind",
-                "the `openai` provider is not available in this build yet; use `scripted`",
+                "openai",
+                "the openai model needs OPENAI_API_KEY (or an [openai] table)",
             );
+        }
+        if let Some(openai) = &self.openai {
+            openai.validate().map_err(|error| ConfigError::Invalid {
+                setting: "openai",
+                message: error.to_string(),
+            })?;
         }
         self.auth
             .validate()

@@ -37,7 +37,7 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "model.kind",
-        "`scripted` (offline, deterministic) or `openai` (any OpenAI-compatible endpoint; arrives with the agent issue).",
+        "`scripted` (offline, deterministic) or `openai` (any OpenAI-compatible endpoint: OpenAI, Azure OpenAI, Ollama, vLLM, llama.cpp).",
     ),
     (
         "model.scripted_delay_ms",
@@ -99,6 +99,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "auth.issuers",
         "The trusted issuers (`[[auth.issuers]]` tables; one issuer may come from `AGUI_OIDC_ISSUER`).",
+    ),
+    (
+        "openai",
+        "`[openai]`: `base_url`, `api_key` (or `OPENAI_API_KEY` / `AGUI_OPENAI_API_KEY_FILE`, with `OPENAI_BASE_URL`, `AGUI_OPENAI_MODEL`), `model`, `temperature`, `max_tokens`, `connect_timeout_secs`, `first_byte_timeout_secs`, `idle_timeout_secs`, `max_retries`. Used by agents whose model is `openai`; `check-config` masks the key.",
     ),
     (
         "agents",
