@@ -1,7 +1,7 @@
 //! The run loop and its supervisor.
 //!
 //! [`run_to_completion`] owns one run from `RUN_STARTED` to its single terminal event. The work
-//! itself ([`drive`]) alternates model turns and backend tool calls; the supervisor races it
+//! itself (`drive`) alternates model turns and backend tool calls; the supervisor races it
 //! against the client going away, server shutdown and the maximum run duration, and catches
 //! panics, so that whatever happens the client sees exactly one `RUN_FINISHED` or `RUN_ERROR`
 //! (DESIGN "Streams are trustworthy"). Dropping the work future aborts the in-flight model
