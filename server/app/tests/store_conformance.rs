@@ -102,8 +102,27 @@ impl Fixture {
     /// Runs raw SQL on the test database (fault injection, inspection).
     async fn exec(&self, sql: &str) {
         match &self.target {
-            Target::Sqlite { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
-            Target::Postgres { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            // A fresh connection per statement: a pooled connection may hold a prepared copy
+            // of an earlier DDL statement and a schema read before the last change, which made
+            // CREATE TRIGGER after DROP TRIGGER fail once with "already exists".
+            Target::Sqlite { path, .. } => {
+                use sqlx::Connection as _;
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(sql)
+                    .persistent(false)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+            }
+            Target::Postgres { pool, .. } => drop(
+                sqlx::query(sql)
+                    .persistent(false)
+                    .execute(pool)
+                    .await
+                    .unwrap(),
+            ),
         }
     }
 
