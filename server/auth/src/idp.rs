@@ -30,6 +30,8 @@ pub(crate) struct Faults {
     pub jwks_status: Option<u16>,
     /// Put this `issuer` in the discovery document instead of the real one.
     pub discovery_issuer: Option<String>,
+    /// Put this `jwks_uri` in the discovery document instead of the real one.
+    pub discovery_jwks_uri: Option<String>,
 }
 
 pub(crate) struct IdpState {
@@ -155,7 +157,7 @@ async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
             .unwrap_or_else(|| state.issuer.clone());
         return axum::Json(json!({
             "issuer": issuer,
-            "jwks_uri": state.jwks_url,
+            "jwks_uri": faults.discovery_jwks_uri.unwrap_or_else(|| state.jwks_url.clone()),
             "authorization_endpoint": format!("{}/authorize", state.issuer.trim_end_matches('/')),
             "token_endpoint": format!("{}/token", state.issuer.trim_end_matches('/')),
             "response_types_supported": ["code"],

@@ -100,6 +100,9 @@ pub struct IssuerStats {
     pub keys: usize,
     /// Whether the issuer has a usable key set.
     pub usable: bool,
+    /// How long the current set is fresh: 10 min, or the JWKS response's `Cache-Control:
+    /// max-age` clamped to 5 min–1 h.
+    pub ttl_secs: u64,
 }
 
 impl IssuerCache {
@@ -342,6 +345,7 @@ impl IssuerCache {
             discovery_failed: self.counters.discovery_failed.load(Ordering::Relaxed),
             keys: set.as_ref().map_or(0, |s| s.keys.len()),
             usable: set.is_some(),
+            ttl_secs: self.read().ttl.as_secs(),
         }
     }
 }

@@ -192,6 +192,11 @@ impl TestIdp {
         self.server.state.faults().discovery_issuer = issuer;
     }
 
+    /// Put another `jwks_uri` in the discovery document.
+    pub fn set_discovery_jwks_uri(&self, uri: Option<String>) {
+        self.server.state.faults().discovery_jwks_uri = uri;
+    }
+
     /// Replaces the published JWKS entries verbatim.
     pub fn publish_raw(&self, entries: Vec<Value>) {
         *self.server.state.published() = entries;

@@ -65,3 +65,138 @@ async fn a_removed_kid_is_refused_after_the_next_refresh() {
     assert_accepted(check(&auth, &idp.sign(&new_kid, &idp.claims("alice"))).await);
     assert_invalid(check(&auth, &old).await, R::UnknownKid);
 }
+
+/// The fetched set's freshness follows `Cache-Control: max-age`, clamped to 5 min–1 h, and is
+/// 10 min without it.
+#[tokio::test]
+async fn cache_control_max_age_is_honoured_within_five_minutes_and_an_hour() {
+    let (idp, auth, _clock) = setup().await;
+    let issuer = idp.issuer_url();
+    let ttl = || auth.stats().issuers[0].ttl_secs;
+    assert_eq!(ttl(), 600, "no Cache-Control: the 10 min default");
+    for (max_age, expected) in [(900, 900), (1, 300), (86_400, 3_600), (300, 300)] {
+        idp.set_max_age(Some(max_age));
+        assert!(auth.refresh_now(&issuer).await);
+        assert_eq!(ttl(), expected, "max-age={max_age}");
+    }
+    idp.set_max_age(None);
+    assert!(auth.refresh_now(&issuer).await);
+    assert_eq!(ttl(), 600);
+}
+
+/// A fetched set that is unparseable, empty, has no usable key, is too large or comes with an
+/// error status never replaces the good one: the cached keys keep verifying.
+#[tokio::test]
+async fn a_bad_fetched_set_never_replaces_a_good_one() {
+    let (idp, auth, _clock) = setup().await;
+    let issuer = idp.issuer_url();
+    let token = idp.mint("alice");
+    assert_accepted(check(&auth, &token).await);
+    let good = idp.jwks_hits();
+
+    let rsa = idp.key("rsa-1").public_jwk();
+    let mut as_enc = rsa.clone();
+    as_enc.insert("kid".into(), "rsa-1".into());
+    as_enc.insert("use".into(), "enc".into());
+    let oct = serde_json::json!({"kty": "oct", "kid": "rsa-1", "k": "c2VjcmV0"});
+    // A valid entry padded with a 300 KiB member: more than the 256 KiB body cap.
+    let mut huge = rsa.clone();
+    huge.insert("kid".into(), "rsa-1".into());
+    huge.insert("x-padding".into(), "a".repeat(300 * 1024).into());
+
+    type Fault<'a> = (
+        &'a str,
+        Box<dyn Fn(&agui_auth::testing::TestIdp, bool) + 'a>,
+    );
+    let faults: Vec<Fault<'_>> = vec![
+        ("garbage", Box::new(|idp, on| idp.set_garbage(on))),
+        ("empty set", Box::new(|idp, on| idp.set_empty(on))),
+        (
+            "HTTP 500",
+            Box::new(|idp, on| idp.set_jwks_status(on.then_some(500))),
+        ),
+    ];
+    let raw_sets: Vec<(&str, Vec<serde_json::Value>)> = vec![
+        ("only an encryption key", vec![as_enc.into()]),
+        ("only a symmetric key", vec![oct]),
+        ("a body over 256 KiB", vec![huge.into()]),
+    ];
+    let failed_before = auth.stats().issuers[0].jwks_fetches_failed;
+    let mut attempts = 0;
+    for (name, set) in &faults {
+        set(&idp, true);
+        assert!(
+            !auth.refresh_now(&issuer).await,
+            "{name}: refresh must fail"
+        );
+        assert_accepted(check(&auth, &token).await);
+        set(&idp, false);
+        attempts += 1;
+    }
+    for (name, entries) in raw_sets {
+        idp.publish_raw(entries);
+        assert!(
+            !auth.refresh_now(&issuer).await,
+            "{name}: refresh must fail"
+        );
+        assert_accepted(check(&auth, &token).await);
+        attempts += 1;
+    }
+    let stats = &auth.stats().issuers[0];
+    assert_eq!(stats.jwks_fetches_failed, failed_before + attempts);
+    assert!(stats.usable && stats.keys == 2, "{stats:?}");
+    assert_eq!(
+        idp.jwks_hits(),
+        good + attempts,
+        "every bad set was fetched"
+    );
+
+    // Control: a good set is taken again.
+    let mut entry = idp.key("rsa-1").public_jwk();
+    entry.insert("kid".into(), "rsa-1".into());
+    entry.insert("alg".into(), "RS256".into());
+    idp.publish_raw(vec![entry.into()]);
+    assert!(auth.refresh_now(&issuer).await);
+    assert_eq!(auth.stats().issuers[0].keys, 1);
+    assert_accepted(check(&auth, &token).await);
+}
+
+/// A JWKS endpoint that never answers does not hold up verification with cached keys, and its
+/// fetch is abandoned after the 5 s timeout instead of hanging the refresher.
+#[tokio::test]
+async fn a_hanging_issuer_never_delays_verification_and_its_fetch_times_out() {
+    let (idp, auth, _clock) = setup().await;
+    let issuer = idp.issuer_url();
+    let token = idp.mint("alice");
+    assert_accepted(check(&auth, &token).await);
+    let before = idp.jwks_hits();
+    let failed_before = auth.stats().issuers[0].jwks_fetches_failed;
+
+    idp.set_delay(Some(Duration::from_secs(3_600)));
+    let refresh = tokio::spawn({
+        let auth = auth.clone();
+        async move { auth.refresh_now(&issuer).await }
+    });
+    // Wait (bounded) until the provider holds the fetch.
+    for _ in 0..1_000 {
+        if idp.jwks_hits() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        idp.jwks_hits(),
+        before + 1,
+        "the fetch reached the provider"
+    );
+    // The fetch is in flight and stuck; verification with the cached key goes on.
+    assert_accepted(check(&auth, &token).await);
+    assert!(!refresh.is_finished(), "the fetch is still waiting");
+    assert!(!refresh.await.unwrap(), "the fetch ends in a timeout");
+    assert_eq!(
+        auth.stats().issuers[0].jwks_fetches_failed,
+        failed_before + 1
+    );
+    idp.set_delay(None);
+    assert_accepted(check(&auth, &token).await);
+}
