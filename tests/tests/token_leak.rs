@@ -63,7 +63,7 @@ async fn no_token_segment_appears_in_trace_logs() {
         http.post(format!("{url}/chat")).bearer_auth(&good).json(&body("who am i")).send().await.unwrap().status(),
         http.post(format!("{url}/chat")).bearer_auth(&wrong_audience).json(&body("hi")).send().await.unwrap().status(),
         http.post(format!("{url}/chat"))
-            .json(&json!({"threadId": "t", "runId": "r2", "messages": [], "forwardedProps": {"authorization": format!("Bearer {in_body}")}}))
+            .json(&json!({"threadId": "t-carol", "runId": "r2", "messages": [], "forwardedProps": {"authorization": format!("Bearer {in_body}")}}))
             .send()
             .await
             .unwrap()

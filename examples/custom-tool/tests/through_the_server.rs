@@ -38,7 +38,10 @@ fn token(idp: &TestIdp, sub: &str, team: &str, scope: &str) -> String {
 }
 
 async fn tool_result(url: &str, token: &str) -> Value {
-    let body = json!({"threadId": "t", "runId": "r", "protocolVersion": "1.0",
+    // A thread belongs to the user whose run created it: each call gets a new one.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = json!({"threadId": format!("t{n}"), "runId": format!("r{n}"), "protocolVersion": "1.0",
         "messages": [{"id": "m", "role": "user", "content": "/tool team_directory {\"prefix\": \"A\"}"}]});
     let text = reqwest::Client::new()
         .post(format!("{url}/chat"))

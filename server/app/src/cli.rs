@@ -31,6 +31,54 @@ pub enum Command {
     CheckConfig(ServeArgs),
     /// Print the configuration reference (Markdown) that the README embeds.
     ConfigReference,
+    /// Print audit records as JSON lines, oldest first, filtered by subject, thread, kind and time.
+    Audit(AuditArgs),
+    /// Delete one subject's threads, runs and audit records (itself recorded in the audit log).
+    Forget(ForgetArgs),
+}
+
+/// Settings for `audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// The store and its settings (as for `serve`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Only records of this subject (`sub`).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only records of this issuer.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Only records of this thread.
+    #[arg(long)]
+    pub thread: Option<String>,
+    /// Only these kinds (repeat or comma separate): auth_failure, access_denied, admin_access,
+    /// run_started, run_ended, tool_call, forget.
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// From this time: epoch milliseconds or an age such as 30m, 24h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many records.
+    #[arg(long)]
+    pub limit: Option<i64>,
+}
+
+/// Settings for `forget`.
+#[derive(Debug, Clone, Args)]
+pub struct ForgetArgs {
+    /// The store and its settings (as for `serve`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The subject (`sub`) whose data is deleted.
+    #[arg(long)]
+    pub subject: String,
+    /// Only that subject at this issuer (default: at every issuer).
+    #[arg(long)]
+    pub issuer: Option<String>,
 }
 
 /// Settings for `serve` and `check-config`.
@@ -86,6 +134,39 @@ pub struct Overrides {
     /// Maximum open streams on this server.
     #[arg(long, env = "AGUI_MAX_OPEN_STREAMS")]
     pub max_open_streams: Option<usize>,
+    /// New runs per minute per principal (0 = no rate limit).
+    #[arg(long, env = "AGUI_RUNS_PER_MINUTE")]
+    pub runs_per_minute: Option<u32>,
+    /// Runs one principal may start back to back.
+    #[arg(long = "run-burst", env = "AGUI_RUN_BURST")]
+    pub burst: Option<u32>,
+    /// Streams one principal may have open at once (0 = no cap).
+    #[arg(long = "max-streams-per-user", env = "AGUI_MAX_STREAMS_PER_USER")]
+    pub max_concurrent_streams: Option<u32>,
+    /// Redis URL for cluster-wide per-principal limits.
+    #[arg(long, env = "AGUI_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Seconds a stream slot's Redis lease lives without renewal.
+    #[arg(long, env = "AGUI_REDIS_LEASE_SECS")]
+    pub redis_lease_secs: Option<u64>,
+    /// Store URL: sqlite://path or postgres://… (serve default: ./data/agui.db).
+    #[arg(long, env = "AGUI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A role that may run on any principal's thread (audited).
+    #[arg(long, env = "AGUI_THREAD_ADMIN_ROLE")]
+    pub thread_admin_role: Option<String>,
+    /// Refuse runs with 503 while audit writes fail.
+    #[arg(long, env = "AGUI_AUDIT_FAIL_CLOSED")]
+    pub audit_fail_closed: Option<bool>,
+    /// Mirror audit records as JSON lines: `stdout` or a file path.
+    #[arg(long, env = "AGUI_AUDIT_MIRROR")]
+    pub audit_mirror: Option<String>,
+    /// Delete audit records older than this many days (0 = keep).
+    #[arg(long, env = "AGUI_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Proxies (IPs/CIDRs, comma separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "AGUI_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
     /// The one issuer (URL exactly as in the tokens' `iss`). Several issuers: TOML only.
     #[arg(long, env = "AGUI_OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
@@ -140,6 +221,9 @@ impl ServeArgs {
             None => Config::default(),
         };
         self.overrides.apply(&mut config)?;
+        if config.store.database_url.is_none() {
+            config.store.database_url = Some(crate::store::DEFAULT_SQLITE_URL.to_owned());
+        }
         let wants_openai = config.model.kind == ModelKind::Openai
             || config
                 .agents
@@ -189,6 +273,31 @@ impl Overrides {
         );
         set(&mut config.limits.max_run_secs, o.max_run_secs);
         set(&mut config.limits.max_open_streams, o.max_open_streams);
+        set(&mut config.limits.runs_per_minute, o.runs_per_minute);
+        set(&mut config.limits.burst, o.burst);
+        set(
+            &mut config.limits.max_concurrent_streams,
+            o.max_concurrent_streams,
+        );
+        set(&mut config.limits.redis_url, o.redis_url.map(Some));
+        set(&mut config.limits.redis_lease_secs, o.redis_lease_secs);
+        set(&mut config.store.database_url, o.database_url.map(Some));
+        set(
+            &mut config.store.thread_admin_role,
+            o.thread_admin_role.map(Some),
+        );
+        set(&mut config.audit.fail_closed, o.audit_fail_closed);
+        set(&mut config.audit.mirror, o.audit_mirror.map(Some));
+        set(&mut config.audit.retention_days, o.audit_retention_days);
+        set(
+            &mut config.trusted_proxies,
+            o.trusted_proxies.map(|v| {
+                v.into_iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
+        );
         set(&mut config.auth.accept_body_token, o.accept_body_token);
         set(&mut config.auth.leeway_secs, o.leeway_secs);
         set(&mut config.auth.ca_file, o.ca_file.map(Some));

@@ -78,6 +78,19 @@ pub struct LimitsConfig {
     pub tool_timeout_secs: u64,
     /// Model turns (each possibly calling tools) allowed in one run.
     pub max_turns: u32,
+    /// New runs per minute per principal (token-bucket refill); 0 = no rate limit.
+    pub runs_per_minute: u32,
+    /// Runs one principal may start back to back (the bucket size); 0 = `runs_per_minute`.
+    pub burst: u32,
+    /// Streams one principal may have open at once; 0 = no cap.
+    pub max_concurrent_streams: u32,
+    /// Per-role overrides of the three per-principal limits (`[limits.roles.<role>]`).
+    pub roles: BTreeMap<String, crate::limits::RoleLimits>,
+    /// Redis for cluster-wide per-principal limits; absent = per replica.
+    pub redis_url: Option<String>,
+    /// Lifetime of a stream slot's lease in Redis, renewed while the stream lives: how long a
+    /// killed replica's slots stay taken.
+    pub redis_lease_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -92,6 +105,61 @@ impl Default for LimitsConfig {
             max_messages: 10_000,
             tool_timeout_secs: 30,
             max_turns: 8,
+            runs_per_minute: 60,
+            burst: 20,
+            max_concurrent_streams: 8,
+            roles: BTreeMap::new(),
+            redis_url: None,
+            redis_lease_secs: 30,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The per-principal limits as the limiter takes them.
+    pub fn policy(&self) -> crate::limits::LimitsPolicy {
+        crate::limits::LimitsPolicy {
+            runs_per_minute: self.runs_per_minute,
+            burst: self.burst,
+            max_concurrent_streams: self.max_concurrent_streams,
+            roles: self.roles.clone(),
+        }
+    }
+}
+
+/// Thread ownership and runs (`[store]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://…`. Absent: `serve` uses `./data/agui.db`, `dev` and the
+    /// library an in-memory database.
+    pub database_url: Option<String>,
+    /// A role that may run on any principal's thread (every such access is audited).
+    pub thread_admin_role: Option<String>,
+}
+
+/// The audit log (`[audit]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Refuse new runs with 503 `audit_unavailable` while audit writes fail.
+    pub fail_closed: bool,
+    /// Mirror every committed record as a JSON line: `stdout` or a file path.
+    pub mirror: Option<String>,
+    /// Delete audit records older than this many days (0 = keep them).
+    pub retention_days: u32,
+    /// Authentication failures are counted per source, reason and issuer over this window and
+    /// written as one record each.
+    pub auth_failure_window_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            fail_closed: true,
+            mirror: None,
+            retention_days: 0,
+            auth_failure_window_secs: 60,
         }
     }
 }
@@ -120,6 +188,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Token verification: issuers, leeway, token sources.
     pub auth: AuthConfig,
+    /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed for the client address.
+    pub trusted_proxies: Vec<String>,
+    /// Thread ownership and runs.
+    pub store: StoreConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
     /// Named agents (`[agents.<id>]`); `default` serves `POST /chat`.
     pub agents: BTreeMap<String, AgentConfig>,
     /// The OpenAI-compatible provider (`[openai]`), used by agents whose model is `openai`. When
@@ -141,6 +215,9 @@ impl Default for Config {
             model: ModelConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            trusted_proxies: Vec::new(),
+            store: StoreConfig::default(),
+            audit: AuditConfig::default(),
             agents: BTreeMap::new(),
             openai: None,
         }
@@ -221,6 +298,30 @@ impl Config {
         if self.limits.max_turns == 0 {
             return invalid("limits.max_turns", "must be at least 1");
         }
+        if let Err(message) = crate::store::parse_trusted_proxies(&self.trusted_proxies) {
+            return invalid("trusted_proxies", &message);
+        }
+        if let Some(url) = &self.store.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "store.database_url",
+                "use sqlite://<path> (or sqlite::memory:) or postgres://user@host/db",
+            );
+        }
+        if let Some(url) = &self.limits.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return invalid("limits.redis_url", "use redis://host:port or rediss://…");
+        }
+        if self.limits.redis_lease_secs < 3 {
+            return invalid("limits.redis_lease_secs", "must be at least 3");
+        }
+        if self.audit.auth_failure_window_secs == 0 {
+            return invalid("audit.auth_failure_window_secs", "must be at least 1");
+        }
         for origin in &self.cors_origins {
             if origin == "*" {
                 return invalid(
@@ -283,9 +384,21 @@ impl Config {
 
     /// The effective configuration as TOML, with secrets masked, for `check-config`.
     pub fn to_masked_toml(&self) -> String {
-        // No secret settings exist yet besides what the auth config masks itself; keep one place
-        // where masking happens when they arrive (model API keys, database passwords).
-        toml::to_string_pretty(self)
+        let mut masked = self.clone();
+        masked.store.database_url = masked.store.database_url.as_deref().map(mask_password);
+        masked.limits.redis_url = masked.limits.redis_url.as_deref().map(mask_password);
+        toml::to_string_pretty(&masked)
             .unwrap_or_else(|error| format!("# cannot render config: {error}\n"))
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`; other URLs unchanged.
+fn mask_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }

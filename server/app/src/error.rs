@@ -58,6 +58,21 @@ pub enum ApiError {
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The thread belongs to another principal (its existence is not revealed).
+    #[error("thread not found")]
+    ThreadNotFound,
+    /// A per-principal limit (run rate or concurrent streams).
+    #[error(transparent)]
+    Limited(crate::limits::LimitExceeded),
+    /// The limiter (Redis) cannot be asked; runs are refused rather than unlimited.
+    #[error("limits unavailable")]
+    LimitsUnavailable,
+    /// The store cannot be reached; runs are refused rather than unrecorded.
+    #[error("store unavailable")]
+    StoreUnavailable,
+    /// The audit log cannot write; runs are refused (`audit.fail_closed`).
+    #[error("audit unavailable")]
+    AuditUnavailable,
 }
 
 /// The JSON error body: `{"error": <code>, "message": <text>, "field"?: <pointer>}`.
@@ -88,6 +103,12 @@ pub const HTTP_ERROR_CODES: &[&str] = &[
     "body_unreadable",
     "method_not_allowed",
     "not_ready",
+    "thread_not_found",
+    "rate_limited",
+    "too_many_streams",
+    "limits_unavailable",
+    "store_unavailable",
+    "audit_unavailable",
 ];
 
 impl ApiError {
@@ -102,8 +123,13 @@ impl ApiError {
             | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Auth(error) => error.status(),
-            Self::ServerBusy | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Self::NotFound | Self::AgentNotFound => StatusCode::NOT_FOUND,
+            Self::ServerBusy
+            | Self::ShuttingDown
+            | Self::LimitsUnavailable
+            | Self::StoreUnavailable
+            | Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound | Self::AgentNotFound | Self::ThreadNotFound => StatusCode::NOT_FOUND,
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -124,6 +150,11 @@ impl ApiError {
             Self::AgentNotFound => "agent_not_found",
             Self::BodyUnreadable => "body_unreadable",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::ThreadNotFound => "thread_not_found",
+            Self::Limited(exceeded) => exceeded.kind.code(),
+            Self::LimitsUnavailable => "limits_unavailable",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::AuditUnavailable => "audit_unavailable",
         }
     }
 
@@ -149,6 +180,20 @@ impl ApiError {
             Self::AgentNotFound => "No agent by that name.",
             Self::BodyUnreadable => "The request body could not be read completely.",
             Self::MethodNotAllowed => "This endpoint does not accept that method.",
+            Self::ThreadNotFound => "No such thread.",
+            Self::Limited(exceeded) => match exceeded.kind {
+                crate::limits::LimitKind::RunRate => {
+                    "Too many runs started in a short time; retry after the Retry-After delay."
+                }
+                crate::limits::LimitKind::ConcurrentStreams => {
+                    "Too many of your streams are open at once; close one or retry later."
+                }
+            },
+            Self::LimitsUnavailable => "Usage limits cannot be checked right now; retry shortly.",
+            Self::StoreUnavailable => "The server's store is unavailable; retry shortly.",
+            Self::AuditUnavailable => {
+                "The audit log cannot record this run right now; retry shortly."
+            }
         }
     }
 
@@ -156,7 +201,11 @@ impl ApiError {
         match self {
             Self::Auth(error) => error.retry_after(),
             Self::ServerBusy => Some(1),
-            Self::ShuttingDown => Some(5),
+            Self::ShuttingDown
+            | Self::LimitsUnavailable
+            | Self::StoreUnavailable
+            | Self::AuditUnavailable => Some(5),
+            Self::Limited(exceeded) => Some(exceeded.retry_after_secs.max(1)),
             _ => None,
         }
     }

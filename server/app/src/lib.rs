@@ -25,6 +25,7 @@
 //! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log (not yet wired into `/chat`).
 //! - [`limits`]: per-principal run rate and stream caps, local or via Redis (not yet wired into `/chat`).
 
+pub mod accountability;
 pub mod agents;
 pub mod body;
 pub mod cli;
@@ -102,6 +103,93 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
         cli::Command::ConfigReference => {
             print!("{}", reference::markdown());
             ExitCode::SUCCESS
+        }
+        cli::Command::Audit(args) => audit_command(args).await,
+        cli::Command::Forget(args) => forget_command(args).await,
+    }
+}
+
+/// Opens the configured store for the `audit` and `forget` commands (no server, no issuer).
+async fn open_store(args: &cli::ServeArgs) -> Result<std::sync::Arc<dyn store::Store>, ExitCode> {
+    let config = args.load().map_err(|error| config_failure(&error))?;
+    let url = config
+        .store
+        .database_url
+        .unwrap_or_else(|| store::DEFAULT_SQLITE_URL.to_owned());
+    store::connect(&url).await.map_err(|error| {
+        eprintln!("agui-server: cannot open the store: {error}");
+        ExitCode::from(1)
+    })
+}
+
+async fn audit_command(args: cli::AuditArgs) -> ExitCode {
+    let filter = match audit_filter(&args) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("agui-server audit: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match open_store(&args.serve).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    match store::cli::audit(store.as_ref(), &filter, &mut out).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("agui-server audit: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn audit_filter(args: &cli::AuditArgs) -> Result<store::AuditFilter, store::cli::CliError> {
+    Ok(store::AuditFilter {
+        subject: args.subject.clone(),
+        issuer: args.issuer.clone(),
+        thread_id: args.thread.clone(),
+        kinds: args
+            .kind
+            .iter()
+            .map(|k| store::cli::parse_kind(k))
+            .collect::<Result<_, _>>()?,
+        since: args
+            .since
+            .as_deref()
+            .map(store::cli::parse_time)
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(store::cli::parse_time)
+            .transpose()?,
+        limit: args.limit,
+    })
+}
+
+async fn forget_command(args: cli::ForgetArgs) -> ExitCode {
+    let store = match open_store(&args.serve).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    match store::cli::forget(store.as_ref(), args.issuer.as_deref(), &args.subject).await {
+        Ok(counts) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "forgotten": {
+                        "threads": counts.threads,
+                        "runs": counts.runs,
+                        "audit_records": counts.audit_records,
+                    }
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("agui-server forget: {error}");
+            ExitCode::from(1)
         }
     }
 }

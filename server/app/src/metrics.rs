@@ -14,6 +14,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     authenticated: Mutex<BTreeMap<&'static str, u64>>,
+    denied: Mutex<BTreeMap<&'static str, u64>>,
+    limited: Mutex<BTreeMap<&'static str, u64>>,
     runs: Mutex<BTreeMap<&'static str, u64>>,
     active_streams: AtomicI64,
     events_sent: AtomicU64,
@@ -36,6 +38,17 @@ impl Metrics {
     /// Counts an authentication failure by reason (never the token).
     pub fn auth_failure(&self, reason: &'static str) {
         bump(&self.auth_failures, reason);
+    }
+
+    /// Counts an authorization denial of an authenticated caller (`agent_access`,
+    /// `thread_ownership`).
+    pub fn denied(&self, reason: &'static str) {
+        bump(&self.denied, reason);
+    }
+
+    /// Counts a run refused by a per-principal limit (`rate_limited`, `too_many_streams`).
+    pub fn limited(&self, limit: &'static str) {
+        bump(&self.limited, limit);
     }
 
     /// Counts an authenticated request by credential source (`header`, `header_raw`, `body`).
@@ -93,6 +106,24 @@ impl Metrics {
         );
         for (reason, n) in lock(&self.auth_failures) {
             let _ = writeln!(out, "agui_auth_failures_total{{reason=\"{reason}\"}} {n}");
+        }
+        header(
+            &mut out,
+            "agui_access_denied_total",
+            "counter",
+            "Authenticated callers refused by policy, by reason.",
+        );
+        for (reason, n) in lock(&self.denied) {
+            let _ = writeln!(out, "agui_access_denied_total{{reason=\"{reason}\"}} {n}");
+        }
+        header(
+            &mut out,
+            "agui_limited_total",
+            "counter",
+            "Runs refused by a per-principal limit, by limit.",
+        );
+        for (limit, n) in lock(&self.limited) {
+            let _ = writeln!(out, "agui_limited_total{{limit=\"{limit}\"}} {n}");
         }
         header(
             &mut out,

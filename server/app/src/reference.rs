@@ -80,6 +80,58 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "Model turns (each may call tools) in one run; beyond it `RUN_ERROR max_turns`.",
     ),
     (
+        "limits.runs_per_minute",
+        "New runs per minute per principal (token-bucket refill); over it 429 `rate_limited` with `Retry-After`. 0 = no rate limit.",
+    ),
+    (
+        "limits.burst",
+        "Runs one principal may start back to back (the bucket size); 0 = `runs_per_minute`.",
+    ),
+    (
+        "limits.max_concurrent_streams",
+        "Streams one principal may have open at once; over it 429 `too_many_streams`. 0 = no cap.",
+    ),
+    (
+        "limits.roles",
+        "Per-role overrides, `[limits.roles.<role>]` with `runs_per_minute`, `burst`, `max_concurrent_streams`; with several roles the most generous value wins.",
+    ),
+    (
+        "limits.redis_url",
+        "Redis for cluster-wide per-principal limits (stream slots are leases with a TTL, so a killed replica frees them). Absent: per replica.",
+    ),
+    (
+        "limits.redis_lease_secs",
+        "Lifetime of a stream slot's Redis lease, renewed every third of it while the stream lives: how long a killed replica's slots stay taken.",
+    ),
+    (
+        "trusted_proxies",
+        "Proxies (IPs or CIDRs) whose `X-Forwarded-For` gives the client address in audit records; otherwise the connection's peer is used.",
+    ),
+    (
+        "store.database_url",
+        "Where threads, runs and the audit log live: `sqlite://path` (WAL) or `postgres://…` (several replicas). Absent: `serve` uses `sqlite://./data/agui.db`, `dev` an in-memory database.",
+    ),
+    (
+        "store.thread_admin_role",
+        "A role that may run on any principal's thread; every such access is audited (`admin_access`). Absent: nobody may.",
+    ),
+    (
+        "audit.fail_closed",
+        "While audit writes fail, refuse new runs with 503 `audit_unavailable` (false: log and go on).",
+    ),
+    (
+        "audit.mirror",
+        "Mirror every committed audit record as a JSON line to `stdout` or a file.",
+    ),
+    (
+        "audit.retention_days",
+        "Delete audit records older than this many days (at start-up and daily); 0 = keep them.",
+    ),
+    (
+        "audit.auth_failure_window_secs",
+        "Authentication failures are aggregated per client address, reason and issuer over this window: one record each, so floods cannot fill the disk.",
+    ),
+    (
         "auth.leeway_secs",
         "Clock leeway for `exp`, `nbf` and `iat`, in seconds (0 allowed).",
     ),
@@ -265,6 +317,9 @@ fn override_for(path: &str) -> Option<(String, String)> {
     let arg_id = match path {
         "model.kind" => "model",
         "model.scripted_delay_ms" => "scripted_delay_ms",
+        "audit.fail_closed" => "audit_fail_closed",
+        "audit.mirror" => "audit_mirror",
+        "audit.retention_days" => "audit_retention_days",
         "auth.issuers" => "oidc_issuer",
         other => other.rsplit('.').next().unwrap_or(other),
     };

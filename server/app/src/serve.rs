@@ -97,4 +97,17 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
         tracing::warn!("shutdown deadline reached; closing the remaining connections");
     }
     state.auth.shutdown();
+    // Every run has ended (or been cut): write what the audit log still holds.
+    if let Some(ready) = state.accountability.ready() {
+        ready.failures.flush_all();
+        if tokio::time::timeout(AUDIT_FLUSH_DEADLINE, ready.log.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!(target: "agui::audit", "audit records still queued at exit were not written");
+        }
+    }
 }
+
+/// How long shutdown waits for the audit log's last batch.
+const AUDIT_FLUSH_DEADLINE: Duration = Duration::from_secs(5);

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use agui_agent::{
-    AuditSink, DocumentStore, LogAuditSink, ModelProvider, RunSettings, ToolRegistry,
-};
+use agui_agent::{AuditSink, DocumentStore, ModelProvider, RunSettings, ToolRegistry};
 use agui_auth::Authenticator;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accountability::Accountability;
 use crate::agents::{self, Agent};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
@@ -32,8 +31,10 @@ pub struct Inner {
     pub agents: BTreeMap<String, Agent>,
     /// The built-in document tools' store (inspectable by tests and operators).
     pub documents: DocumentStore,
-    /// Where audit records go.
-    pub audit: Arc<dyn AuditSink>,
+    /// An audit sink that replaces the store's for run events (tests); `None` in production.
+    pub audit_override: Option<Arc<dyn AuditSink>>,
+    /// The store, the audit log, the auth-failure aggregator and the per-principal limiter.
+    pub accountability: Arc<Accountability>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Fires when the server starts shutting down; every run watches it.
@@ -101,7 +102,7 @@ impl AppStateBuilder {
         self
     }
 
-    /// Uses `audit` instead of the log.
+    /// Sends run events to `audit` instead of the store's audit log.
     pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(audit);
         self
@@ -127,14 +128,17 @@ impl AppStateBuilder {
         };
         let documents = DocumentStore::default();
         let agents = agents::build(&self.config, &documents, self.model, self.tools)?;
+        let shutdown = CancellationToken::new();
+        let accountability = Accountability::start(&self.config, shutdown.clone()).await?;
         Ok(AppState(Arc::new(Inner {
             config: self.config,
             auth,
             agents,
             documents,
-            audit: self.audit.unwrap_or_else(|| Arc::new(LogAuditSink)),
+            audit_override: self.audit,
+            accountability,
             metrics: Metrics::default(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             runs: TaskTracker::new(),
         })))
     }

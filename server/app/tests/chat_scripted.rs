@@ -9,9 +9,8 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn greeting_names_the_verified_user_and_echoes_the_message() {
     let server = start().await;
-    let events = server
-        .run("alice", &input("hello there", Some("1.0")))
-        .await;
+    let body = input("hello there", Some("1.0"));
+    let events = server.run("alice", &body).await;
     assert_eq!(
         types(&events)[..2],
         ["RUN_STARTED", "TEXT_MESSAGE_START"],
@@ -31,7 +30,7 @@ async fn greeting_names_the_verified_user_and_echoes_the_message() {
         "Hello, Test alice! You said: \"hello there\""
     );
     let started = &events[0];
-    assert_eq!(started["threadId"], "thread_1");
+    assert_eq!(started["threadId"], body["threadId"]);
     assert_eq!(started["protocolVersion"], "1.0");
     assert!(
         started["timestamp"].is_i64(),

@@ -135,3 +135,74 @@ async fn dev_prints_a_curl_whose_token_works() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// `agui-server audit` prints the matching records as JSON lines; `forget` deletes one
+/// subject's threads, runs and records and leaves a `forget` record naming only a hash of it.
+#[tokio::test]
+async fn audit_prints_filtered_json_lines_and_forget_removes_one_subject() {
+    use agui_server::store::{
+        AuditKind, AuditRecord, PrincipalKey, SqliteStore, Store, WriteOp, now_ms,
+    };
+    let dir = std::env::temp_dir().join(format!("agui-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/agui.db?mode=rwc", dir.display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let alice = PrincipalKey::new("https://idp.test", "alice");
+    let bob = PrincipalKey::new("https://idp.test", "bob");
+    store
+        .claim_thread(&alice, "t-alice", now_ms())
+        .await
+        .unwrap();
+    store.claim_thread(&bob, "t-bob", now_ms()).await.unwrap();
+    let record = |who: &PrincipalKey, kind, thread: &str| {
+        WriteOp::Audit(AuditRecord::now(kind).principal(who).thread(thread))
+    };
+    store
+        .write_batch(&[
+            record(&alice, AuditKind::RunStarted, "t-alice"),
+            record(&alice, AuditKind::ToolCall, "t-alice"),
+            record(&bob, AuditKind::RunStarted, "t-bob"),
+        ])
+        .await
+        .unwrap();
+    drop(store);
+
+    let (code, stdout, stderr) = run(
+        &["audit", "--subject", "alice", "--kind", "run_started"],
+        &[("AGUI_DATABASE_URL", &url)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["subject"], "alice");
+    assert_eq!(lines[0]["kind"], "run_started");
+    let (code, stdout, _) = run(&["audit"], &[("AGUI_DATABASE_URL", &url)]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.lines().count(), 3, "no filter: every record");
+    let (code, _, stderr) = run(
+        &["audit", "--kind", "nonsense"],
+        &[("AGUI_DATABASE_URL", &url)],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("run_started"), "lists the kinds: {stderr}");
+
+    let (code, stdout, stderr) = run(
+        &["forget", "--subject", "alice"],
+        &[("AGUI_DATABASE_URL", &url)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let counts: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(counts["forgotten"]["threads"], 1);
+    assert_eq!(counts["forgotten"]["audit_records"], 2);
+    let (_, stdout, _) = run(&["audit"], &[("AGUI_DATABASE_URL", &url)]);
+    assert!(!stdout.contains("\"alice\""), "alice is gone: {stdout}");
+    assert!(stdout.contains("\"bob\""), "bob is kept: {stdout}");
+    assert!(
+        stdout.contains("\"forget\""),
+        "the forget is recorded: {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

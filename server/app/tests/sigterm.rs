@@ -19,6 +19,7 @@ async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {
         .env("AGUI_OIDC_ISSUER", idp.issuer_url())
         .env("AGUI_OIDC_AUDIENCE", AUDIENCE)
         .env("AGUI_SHUTDOWN_DEADLINE_SECS", "10")
+        .env("AGUI_DATABASE_URL", "sqlite::memory:")
         .env("AGUI_LOG", "info")
         .env("AGUI_LOG_FORMAT", "text")
         .stderr(Stdio::piped())

@@ -9,22 +9,26 @@
 //! JSON, `RunAgentInput`, dialect, body credential (always removed from `forwardedProps`), then
 //! server limits, then the stream.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use agui_agent::{EventSink, RunParams, run_to_completion};
+use agui_agent::{AuditSink, EventSink, RunParams, run_to_completion};
 use agui_auth::{AuthError, CredentialSource, Principal};
 use agui_protocol::{Dialect, Encoding, RunAgentInput};
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::accountability::Ready;
 use crate::body::{EventBody, StreamSlot};
 use crate::error::ApiError;
+use crate::limits::{LimitError, StreamPermit};
 use crate::state::AppState;
+use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, now_ms};
 
 /// Frames buffered between a run and its response body. Small: a slow client applies
 /// backpressure to its own run instead of growing memory.
@@ -49,12 +53,13 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
         return Err(ApiError::ShuttingDown);
     }
     let (parts, body) = request.into_parts();
+    let caller = Caller::of(&state, &parts);
 
     // Step 2: a header credential is verified before a single body byte is read.
     let header_credential = agui_auth::credential_from_headers(&parts.headers)
-        .inspect_err(|e| record_auth_failure(&state, e))?;
+        .inspect_err(|e| record_auth_failure(&state, &caller, e, None))?;
     let header_principal = match &header_credential {
-        Some((token, source)) => Some(authenticate(&state, token, *source).await?),
+        Some((token, source)) => Some(authenticate(&state, &caller, token, *source).await?),
         None => None,
     };
 
@@ -79,7 +84,7 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
     // (the model, tools, logs) may see it.
     let body_token = match input.forwarded_props.as_mut() {
         Some(props) => agui_auth::take_body_credential(props)
-            .inspect_err(|e| record_auth_failure(&state, e))?,
+            .inspect_err(|e| record_auth_failure(&state, &caller, e, None))?,
         None => None,
     };
     let principal = match (header_principal, body_token) {
@@ -90,30 +95,46 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
                 .expect("a header principal has a header credential");
             if body_token != *header_token {
                 let error = agui_auth::conflicting_credentials();
-                record_auth_failure(&state, &error);
+                record_auth_failure(&state, &caller, &error, Some(&body_token));
                 return Err(error.into());
             }
             principal
         }
         (None, Some(body_token)) if state.config.auth.accept_body_token => {
-            authenticate(&state, &body_token, CredentialSource::Body).await?
+            authenticate(&state, &caller, &body_token, CredentialSource::Body).await?
         }
         (None, _) => {
             let error = AuthError::MissingCredentials;
-            record_auth_failure(&state, &error);
+            record_auth_failure(&state, &caller, &error, None);
             return Err(error.into());
         }
     };
 
-    // Step 5: policy and limits.
+    // Step 5: policy and limits. Nothing runs unrecorded: without the store, no run.
+    let ready = state
+        .accountability
+        .ready()
+        .ok_or(ApiError::StoreUnavailable)?
+        .clone();
+    let key = PrincipalKey::of(&principal);
     let Some(agent) = state.agents.get(agent).cloned() else {
         return Err(ApiError::AgentNotFound);
     };
     if let Some(missing) = agent.missing_grant(&principal) {
         tracing::info!(agent = %agent.id, sub = %principal.subject, missing = %missing, "agent access denied");
-        let error = AuthError::InsufficientScope { scope: missing };
-        record_auth_failure(&state, &error);
-        return Err(error.into());
+        ready.log.record(
+            AuditRecord::now(AuditKind::AccessDenied)
+                .principal(&key)
+                .thread(input.thread_id.to_string())
+                .detail(serde_json::json!({
+                    "reason": "agent_access",
+                    "agent": agent.id,
+                    "missing": missing,
+                    "token_fingerprint": principal.token_fingerprint,
+                })),
+        );
+        state.metrics.denied("agent_access");
+        return Err(AuthError::InsufficientScope { scope: missing }.into());
     }
     if let Some((index, _)) = input
         .tools
@@ -140,10 +161,124 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    open_stream(state, agent, input, principal, dialect, encoding)
+    let permit = acquire_permit(&state, &ready, &principal).await?;
+    claim_thread(&state, &ready, &principal, &key, &input.thread_id).await?;
+    // The run's start is committed before the 200: after a crash it is found and marked
+    // `abandoned`, never lost. This write is also the audit log's health probe: once it
+    // commits again, runs are served again.
+    if let Err(error) = ready
+        .log
+        .run_started(&principal, &input.thread_id, &input.run_id, &agent.id)
+        .await
+    {
+        if state.config.audit.fail_closed {
+            tracing::error!(target: "agui::audit", %error, "run start not recorded; refusing the run");
+            return Err(ApiError::AuditUnavailable);
+        }
+        tracing::error!(target: "agui::audit", %error, "run start not recorded; serving anyway (audit.fail_closed = false)");
+    }
+    let audit: Arc<dyn AuditSink> = match &state.audit_override {
+        Some(sink) => sink.clone(),
+        None => Arc::new(ready.log.clone()),
+    };
+    open_stream(
+        state, agent, input, principal, dialect, encoding, audit, permit,
+    )
+}
+
+/// The principal's run-rate token and concurrent-stream slot (429 when over, 503 when the
+/// limiter cannot be asked).
+async fn acquire_permit(
+    state: &AppState,
+    ready: &Ready,
+    principal: &Principal,
+) -> Result<StreamPermit, ApiError> {
+    match ready.limiter.acquire(principal).await {
+        Ok(permit) => Ok(permit),
+        Err(LimitError::Exceeded(exceeded)) => {
+            tracing::info!(sub = %principal.subject, limit = exceeded.kind.code(), "run refused by a limit");
+            state.metrics.limited(exceeded.kind.code());
+            ready.log.record(
+                AuditRecord::now(AuditKind::AccessDenied)
+                    .principal(&PrincipalKey::of(principal))
+                    .detail(serde_json::json!({
+                        "reason": exceeded.kind.code(),
+                        "retry_after_secs": exceeded.retry_after_secs,
+                        "token_fingerprint": principal.token_fingerprint,
+                    })),
+            );
+            Err(ApiError::Limited(exceeded))
+        }
+        Err(LimitError::Unavailable(error)) => {
+            tracing::error!(target: "agui::limits", %error, "limiter unavailable; refusing the run");
+            Err(ApiError::LimitsUnavailable)
+        }
+    }
+}
+
+/// Thread ownership: the first principal to run on a thread id owns it. Anyone else gets 404
+/// (the thread's existence is not revealed) unless they hold the admin role; both are audited.
+async fn claim_thread(
+    state: &AppState,
+    ready: &Ready,
+    principal: &Principal,
+    key: &PrincipalKey,
+    thread_id: &str,
+) -> Result<(), ApiError> {
+    let access = ready
+        .store()
+        .claim_thread(key, thread_id, now_ms())
+        .await
+        .map_err(|error| {
+            tracing::error!(target: "agui::store", %error, "thread ownership check failed");
+            ApiError::StoreUnavailable
+        })?;
+    let ThreadAccess::NotOwner { owner } = access else {
+        return Ok(());
+    };
+    let admin = state
+        .config
+        .store
+        .thread_admin_role
+        .as_ref()
+        .is_some_and(|role| principal.roles.iter().any(|r| r == role));
+    if admin {
+        tracing::warn!(sub = %principal.subject, %thread_id, "admin runs on another principal's thread");
+        ready
+            .log
+            .record_durable(vec![crate::store::WriteOp::Audit(
+                AuditRecord::now(AuditKind::AdminAccess)
+                    .principal(key)
+                    .thread(thread_id)
+                    .detail(serde_json::json!({
+                        "owner_issuer": owner.issuer,
+                        "owner_subject": owner.subject,
+                        "role": state.config.store.thread_admin_role,
+                        "token_fingerprint": principal.token_fingerprint,
+                    })),
+            )])
+            .await
+            .map_err(|_| ApiError::AuditUnavailable)?;
+        return Ok(());
+    }
+    tracing::info!(sub = %principal.subject, %thread_id, "run on another principal's thread refused");
+    state.metrics.denied("thread_ownership");
+    ready.log.record(
+        AuditRecord::now(AuditKind::AccessDenied)
+            .principal(key)
+            .thread(thread_id)
+            .detail(serde_json::json!({
+                "reason": "thread_ownership",
+                "owner_issuer": owner.issuer,
+                "owner_subject": owner.subject,
+                "token_fingerprint": principal.token_fingerprint,
+            })),
+    );
+    Err(ApiError::ThreadNotFound)
 }
 
 /// Step 6: spawn the run and answer with its event stream.
+#[allow(clippy::too_many_arguments)]
 fn open_stream(
     state: AppState,
     agent: crate::agents::Agent,
@@ -151,6 +286,8 @@ fn open_stream(
     principal: Arc<Principal>,
     dialect: Dialect,
     encoding: Encoding,
+    audit: Arc<dyn AuditSink>,
+    permit: StreamPermit,
 ) -> Result<Response, ApiError> {
     if state.metrics.stream_opened()
         > i64::try_from(state.config.limits.max_open_streams).unwrap_or(i64::MAX)
@@ -177,21 +314,13 @@ fn open_stream(
         ?dialect,
         "run started"
     );
-    state.audit.record(agui_agent::AuditEvent::RunStarted {
-        issuer: principal.issuer.clone(),
-        subject: principal.subject.clone(),
-        thread_id: input.thread_id.to_string(),
-        run_id: input.run_id.to_string(),
-        agent: agent.id.clone(),
-        credential_source: principal.credential_source.as_str(),
-    });
     let params = RunParams {
         input,
         principal,
         agent: agent.id.clone(),
         model: agent.model.clone(),
         tools: agent.tools.clone(),
-        audit: state.audit.clone(),
+        audit,
         settings: state.run_settings(),
         client_gone,
         shutdown: state.shutdown.clone(),
@@ -199,6 +328,8 @@ fn open_stream(
     let sink = EventSink::new(tx, dialect, encoding);
     let task_state = state.clone();
     state.runs.spawn(async move {
+        // The principal's stream slot is held for as long as the run streams.
+        let _permit = permit;
         let run_id = params.input.run_id.clone();
         let (outcome, events) = run_to_completion(params, sink).await;
         tracing::info!(%run_id, outcome = outcome.label(), events, "run ended");
@@ -226,9 +357,28 @@ impl crate::body::SlotRelease for SlotOf {
     }
 }
 
+/// Who is calling, as far as the connection tells before authentication.
+pub(crate) struct Caller {
+    /// The client address: the peer, or `X-Forwarded-For` behind a trusted proxy.
+    pub addr: IpAddr,
+}
+
+impl Caller {
+    pub(crate) fn of(state: &AppState, parts: &axum::http::request::Parts) -> Self {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        Self {
+            addr: state.accountability.client_addr(peer, &parts.headers),
+        }
+    }
+}
+
 /// Verifies a token and counts the outcome.
 pub(crate) async fn authenticate(
     state: &AppState,
+    caller: &Caller,
     token: &str,
     source: CredentialSource,
 ) -> Result<Arc<Principal>, ApiError> {
@@ -238,20 +388,94 @@ pub(crate) async fn authenticate(
             Ok(Arc::new(principal))
         }
         Err(error) => {
-            record_auth_failure(state, &error);
+            record_auth_failure(state, caller, &error, Some(token));
             Err(error.into())
         }
     }
 }
 
-/// Logs and counts a refused credential: the reason goes here, never to the client.
-pub(crate) fn record_auth_failure(state: &AppState, error: &AuthError) {
+/// Logs, counts and audits (aggregated per source, reason and issuer) a refused credential:
+/// the reason goes here, never to the client; the token only as its fingerprint.
+pub(crate) fn record_auth_failure(
+    state: &AppState,
+    caller: &Caller,
+    error: &AuthError,
+    token: Option<&str>,
+) {
     state.metrics.auth_failure(error.reason());
+    let fingerprint = token.map(agui_auth::token_fingerprint);
     tracing::info!(
         reason = error.reason(),
         status = error.status().as_u16(),
+        client = %caller.addr,
+        token_fp = fingerprint.as_deref().unwrap_or("-"),
         "credential refused"
     );
+    let claims = token.and_then(claims_of);
+    let issuer = claims.as_ref().and_then(|c| configured_issuer(state, c));
+    let denial = match error {
+        AuthError::InsufficientScope { .. } => Some("scope"),
+        AuthError::AccessDenied => Some("allowlist"),
+        _ => None,
+    };
+    if let (Some(reason), Some(ready), Some(issuer)) =
+        (denial, state.accountability.ready(), issuer.clone())
+    {
+        // A 403 comes after the signature was verified: the subject is the caller's own, and
+        // these callers are authenticated, so each denial gets its own record.
+        let subject = claims
+            .as_ref()
+            .and_then(|c| c.get("sub"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        ready.log.record(
+            AuditRecord::now(AuditKind::AccessDenied)
+                .principal(&PrincipalKey::new(issuer, subject))
+                .detail(serde_json::json!({
+                    "reason": reason,
+                    "scope": match error {
+                        AuthError::InsufficientScope { scope } => Some(scope.as_str()),
+                        _ => None,
+                    },
+                    "token_fingerprint": fingerprint,
+                })),
+        );
+        return;
+    }
+    state.accountability.auth_failure(
+        crate::store::AuthFailureKey {
+            source: caller.addr,
+            reason: error.reason().to_owned(),
+            issuer,
+        },
+        fingerprint.as_deref(),
+    );
+}
+
+/// The token's payload, unverified (for audit records only; bounded like the verifier).
+fn claims_of(token: &str) -> Option<serde_json::Value> {
+    use base64::Engine;
+    if token.len() > 8 * 1024 {
+        return None;
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The token's `iss` if it names a configured issuer: anything else an attacker writes there
+/// is not worth storing.
+fn configured_issuer(state: &AppState, claims: &serde_json::Value) -> Option<String> {
+    let iss = claims.get("iss")?.as_str()?;
+    state
+        .config
+        .auth
+        .issuers
+        .iter()
+        .find(|i| i.issuer == iss)
+        .map(|i| i.issuer.clone())
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {

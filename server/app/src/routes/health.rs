@@ -13,17 +13,28 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: at least one issuer has usable keys and the server is not shutting down.
+/// Readiness: at least one issuer has usable keys, the store is connected and answers, and the
+/// server is not shutting down. (A store that answers but refuses writes is reported per run,
+/// 503 `audit_unavailable`: each refused run is also the probe that notices its recovery.)
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let shutting_down = state.shutdown.is_cancelled();
-    let issuers_ready = state.auth.is_ready();
-    if issuers_ready && !shutting_down {
-        return Json(json!({"status": "ready"})).into_response();
-    }
-    let message = if shutting_down {
-        "The server is shutting down."
+    let message = if state.shutdown.is_cancelled() {
+        Some("The server is shutting down.")
+    } else if !state.auth.is_ready() {
+        Some("No issuer has usable keys yet.")
     } else {
-        "No issuer has usable keys yet."
+        match state.accountability.ready() {
+            None => Some("The store is not connected yet."),
+            Some(ready) => match ready.store().ping().await {
+                Ok(()) => None,
+                Err(error) => {
+                    tracing::warn!(target: "agui::store", %error, "readiness: store ping failed");
+                    Some("The store does not answer.")
+                }
+            },
+        }
+    };
+    let Some(message) = message else {
+        return Json(json!({"status": "ready"})).into_response();
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,

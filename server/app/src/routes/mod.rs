@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod health;
+pub mod threads;
 pub mod whoami;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/chat", post(chat::chat))
         .route("/agents/{id}/chat", post(chat::agent_chat))
         .route("/whoami", get(whoami::whoami))
+        .route("/threads", get(threads::threads))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -71,6 +73,7 @@ fn route_label(matched: Option<&str>) -> &'static str {
         Some("/chat") => "/chat",
         Some("/agents/{id}/chat") => "/agents/{id}/chat",
         Some("/whoami") => "/whoami",
+        Some("/threads") => "/threads",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",

@@ -140,11 +140,13 @@ pub fn mint_with_roles(idp: &TestIdp, subject: &str, audience: &str, roles: &[&s
     idp.sign("rsa-1", &claims)
 }
 
-/// A `RunAgentInput` with one user message; `protocol_version` None = a 0.0.x client.
+/// A `RunAgentInput` with one user message on a new thread; `protocol_version` None = a 0.0.x
+/// client. (A thread belongs to the principal whose run created it, so each call gets its own.)
 pub fn input(text: &str, protocol_version: Option<&str>) -> Value {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut body = json!({
-        "threadId": "thread_1",
-        "runId": format!("run_{}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        "threadId": format!("thread_{n}"),
+        "runId": format!("run_{n}"),
         "messages": [{"id": "u1", "role": "user", "content": text}],
     });
     if let Some(version) = protocol_version {

@@ -1,0 +1,513 @@
+//! Thread ownership, run records, the audit trail of denials, per-principal limits and the
+//! store's availability, through `POST /chat` and `GET /threads` of a real server.
+
+mod common;
+
+use std::time::Duration;
+
+use agui_server::store::{AuditFilter, AuditKind, AuditRecord, RunOutcome};
+use common::*;
+use serde_json::{Value, json};
+
+fn on_thread(text: &str, thread: &str) -> Value {
+    let mut body = input(text, Some("1.0"));
+    body["threadId"] = json!(thread);
+    body
+}
+
+async fn audit(server: &TestServer, kind: AuditKind) -> Vec<AuditRecord> {
+    let ready = server.state.accountability.ready().expect("store ready");
+    ready.log.flush().await;
+    ready
+        .store()
+        .query_audit(&AuditFilter {
+            kinds: vec![kind],
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.unwrap();
+    (status, retry_after, body)
+}
+
+#[tokio::test]
+async fn another_principals_thread_is_404_before_any_stream_and_the_denial_is_audited() {
+    let server = start().await;
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    server
+        .run_as("/chat", &alice, &on_thread("hi", "shared"))
+        .await;
+
+    let (status, _, body) = error_of(
+        server
+            .post("/chat", Some(&bob), &on_thread("hi", "shared"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "thread_not_found");
+    assert!(
+        !body.to_string().contains("alice"),
+        "the owner is not revealed: {body}"
+    );
+
+    // Controls: Bob on his own thread, and Alice on hers again, are served.
+    server.run_as("/chat", &bob, &on_thread("hi", "bobs")).await;
+    server
+        .run_as("/chat", &alice, &on_thread("again", "shared"))
+        .await;
+
+    let denials = audit(&server, AuditKind::AccessDenied).await;
+    assert_eq!(denials.len(), 1, "{denials:?}");
+    let denial = &denials[0];
+    assert_eq!(denial.subject.as_deref(), Some("bob"));
+    assert_eq!(denial.thread_id.as_deref(), Some("shared"));
+    assert_eq!(denial.detail["reason"], "thread_ownership");
+    assert_eq!(denial.detail["owner_subject"], "alice");
+    assert_eq!(
+        denial.detail["token_fingerprint"],
+        agui_auth::token_fingerprint(&bob)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_thread_admin_role_may_run_on_any_thread_and_every_such_access_is_audited() {
+    let server = start_with(
+        |c| c.store.thread_admin_role = Some("support".into()),
+        |b| b,
+    )
+    .await;
+    let alice = server.token("alice");
+    server
+        .run_as("/chat", &alice, &on_thread("hi", "t-a"))
+        .await;
+
+    let admin = mint_with_roles(&server.idp, "sam", AUDIENCE, &["support"]);
+    server
+        .run_as("/chat", &admin, &on_thread("checking", "t-a"))
+        .await;
+    // Control: the same principal without the role is refused.
+    let plain = mint_with_roles(&server.idp, "sam", AUDIENCE, &["viewer"]);
+    let response = server
+        .post("/chat", Some(&plain), &on_thread("x", "t-a"))
+        .await;
+    assert_eq!(response.status(), 404);
+
+    let accesses = audit(&server, AuditKind::AdminAccess).await;
+    assert_eq!(accesses.len(), 1, "{accesses:?}");
+    assert_eq!(accesses[0].subject.as_deref(), Some("sam"));
+    assert_eq!(accesses[0].thread_id.as_deref(), Some("t-a"));
+    assert_eq!(accesses[0].detail["owner_subject"], "alice");
+    assert_eq!(accesses[0].detail["role"], "support");
+    assert_eq!(
+        accesses[0].detail["token_fingerprint"],
+        agui_auth::token_fingerprint(&admin)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn get_threads_lists_only_the_callers_threads() {
+    let server = start().await;
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    for thread in ["a-1", "a-2"] {
+        server
+            .run_as("/chat", &alice, &on_thread("hi", thread))
+            .await;
+    }
+    server.run_as("/chat", &bob, &on_thread("hi", "b-1")).await;
+
+    let list = |token: String| {
+        let http = server.http.clone();
+        let url = format!("{}/threads", server.url);
+        async move {
+            let response = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            let mut ids: Vec<String> = body["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["thread_id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(list(alice).await, ["a-1", "a-2"]);
+    assert_eq!(list(bob).await, ["b-1"]);
+    let anonymous = server
+        .http
+        .get(format!("{}/threads", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_run_is_recorded_with_its_principal_source_and_outcome() {
+    let server = start().await;
+    let token = server.token("alice");
+    let ok = on_thread("/tool whoami {}", "rec-1");
+    server.run_as("/chat", &token, &ok).await;
+    let failing = on_thread("/fail", "rec-1");
+    server.run_as("/chat", &token, &failing).await;
+
+    let ready = server.state.accountability.ready().unwrap();
+    ready.log.flush().await;
+    let run = ready
+        .store()
+        .get_run("rec-1", ok["runId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .expect("the run is recorded");
+    assert_eq!(run.subject, "alice");
+    assert_eq!(run.issuer, server.idp.issuer_url());
+    assert_eq!(run.agent, "default");
+    assert_eq!(run.credential_source, "header");
+    assert_eq!(run.outcome, Some(RunOutcome::Success));
+    assert_eq!(run.tool_calls, 1);
+    assert!(run.ended_at.is_some());
+
+    let failed = ready
+        .store()
+        .get_run("rec-1", failing["runId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.outcome, Some(RunOutcome::Error));
+    assert_eq!(failed.error_code.as_deref(), Some("model_error"));
+
+    let started = audit(&server, AuditKind::RunStarted).await;
+    assert_eq!(started.len(), 2, "one run_started record per run");
+    let tools = audit(&server, AuditKind::ToolCall).await;
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].detail["tool"], "whoami");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn runs_beyond_the_burst_get_429_with_retry_after_and_other_users_are_unaffected() {
+    let server = start_with(
+        |c| {
+            c.limits.runs_per_minute = 1;
+            c.limits.burst = 2;
+        },
+        |b| b,
+    )
+    .await;
+    let alice = server.token("alice");
+    for _ in 0..2 {
+        server
+            .run_as("/chat", &alice, &input("hi", Some("1.0")))
+            .await;
+    }
+    let (status, retry_after, body) = error_of(
+        server
+            .post("/chat", Some(&alice), &input("hi", Some("1.0")))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"], "rate_limited");
+    let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Control: another principal still has its own bucket.
+    let bob = server.token("bob");
+    server
+        .run_as("/chat", &bob, &input("hi", Some("1.0")))
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_role_override_raises_the_per_user_limit() {
+    let server = start_with(
+        |c| {
+            c.limits.runs_per_minute = 1;
+            c.limits.burst = 1;
+            c.limits.roles.insert(
+                "power".into(),
+                agui_server::limits::RoleLimits {
+                    runs_per_minute: Some(0),
+                    ..Default::default()
+                },
+            );
+        },
+        |b| b,
+    )
+    .await;
+    let power = mint_with_roles(&server.idp, "pat", AUDIENCE, &["power"]);
+    for _ in 0..5 {
+        server
+            .run_as("/chat", &power, &input("hi", Some("1.0")))
+            .await;
+    }
+    let plain = server.token("quinn");
+    server
+        .run_as("/chat", &plain, &input("hi", Some("1.0")))
+        .await;
+    let response = server
+        .post("/chat", Some(&plain), &input("hi", Some("1.0")))
+        .await;
+    assert_eq!(response.status(), 429);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_per_user_stream_cap_refuses_a_second_open_stream_until_the_first_closes() {
+    let server = start_with(
+        |c| {
+            c.limits.max_concurrent_streams = 1;
+            c.limits.runs_per_minute = 0;
+        },
+        |b| b.model(model(HangingModel)),
+    )
+    .await;
+    let alice = server.token("alice");
+    let mut first = server
+        .post("/chat", Some(&alice), &input("hi", Some("1.0")))
+        .await;
+    assert_eq!(first.status(), 200);
+    let _ = first.chunk().await.unwrap();
+
+    let (status, retry_after, body) = error_of(
+        server
+            .post("/chat", Some(&alice), &input("hi", Some("1.0")))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"], "too_many_streams");
+    assert!(retry_after.is_some());
+    // Control: another principal is not affected by Alice's cap.
+    let bob = server.token("bob");
+    let other = server
+        .post("/chat", Some(&bob), &input("hi", Some("1.0")))
+        .await;
+    assert_eq!(other.status(), 200);
+    drop(other);
+
+    // Closing the first stream frees the slot (the run sees the client go and ends).
+    drop(first);
+    let mut freed = false;
+    for _ in 0..600 {
+        let response = server
+            .post("/chat", Some(&alice), &input("hi", Some("1.0")))
+            .await;
+        if response.status() == 200 {
+            freed = true;
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed, "the slot was released after the client closed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_auth_failure_flood_becomes_aggregated_records_not_one_per_request() {
+    let server = start().await;
+    let good = server.token("alice");
+    let bad = mint(&server.idp, "mallory", "someone-else");
+    for _ in 0..40 {
+        let response = server
+            .post("/chat", Some(&bad), &input("hi", Some("1.0")))
+            .await;
+        assert_eq!(response.status(), 401);
+    }
+    for _ in 0..10 {
+        let response = server.post("/chat", None, &input("hi", Some("1.0"))).await;
+        assert_eq!(response.status(), 401);
+    }
+    // Control: a good token is not counted as a failure.
+    server
+        .run_as("/chat", &good, &input("hi", Some("1.0")))
+        .await;
+
+    let ready = server.state.accountability.ready().unwrap().clone();
+    ready.failures.flush_all();
+    let records = audit(&server, AuditKind::AuthFailure).await;
+    assert_eq!(records.len(), 2, "one record per reason: {records:?}");
+    let count_of = |reason: &str| {
+        records
+            .iter()
+            .find(|r| r.detail["reason"] == reason)
+            .map(|r| r.detail["count"].as_u64().unwrap())
+    };
+    assert_eq!(count_of("bad_audience"), Some(40), "{records:?}");
+    assert_eq!(count_of("missing_credentials"), Some(10), "{records:?}");
+    let wrong = records
+        .iter()
+        .find(|r| r.detail["reason"] == "bad_audience")
+        .unwrap();
+    assert_eq!(wrong.detail["source"], "127.0.0.1");
+    assert_eq!(
+        wrong.issuer.as_deref(),
+        Some(server.idp.issuer_url().as_str())
+    );
+    assert_eq!(
+        wrong.detail["token_fingerprints"],
+        json!([agui_auth::token_fingerprint(&bad)])
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_and_not_ready_then_the_server_recovers() {
+    // A database file whose directory cannot be created (its parent is a regular file).
+    let scratch = std::env::temp_dir().join(format!("agui-unreachable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let blocker = scratch.join("data");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let url = format!("sqlite://{}/agui.db?mode=rwc", blocker.display());
+
+    let server = start_with(move |c| c.store.database_url = Some(url), |b| b).await;
+    let token = server.token("alice");
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let (status, retry_after, body) = error_of(
+        server
+            .post("/chat", Some(&token), &input("hi", Some("1.0")))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "store_unavailable");
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    // Authentication still comes first: no token is 401, not 503.
+    let anonymous = server.post("/chat", None, &input("hi", Some("1.0"))).await;
+    assert_eq!(anonymous.status(), 401);
+
+    // The operator fixes the path; the server connects on its own (backoff) and serves.
+    std::fs::remove_file(&blocker).unwrap();
+    let mut recovered = false;
+    for _ in 0..400 {
+        if server.state.accountability.ready().is_some() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "the store connected after the fix");
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    server
+        .run_as("/chat", &token, &input("hi", Some("1.0")))
+        .await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[tokio::test]
+async fn a_failing_audit_write_refuses_the_run_with_503_and_nothing_runs_unrecorded() {
+    let scratch = std::env::temp_dir().join(format!("agui-auditfail-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let path = scratch.join("agui.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let server = start_with(move |c| c.store.database_url = Some(url), |b| b).await;
+    let token = server.token("alice");
+    server
+        .run_as("/chat", &token, &input("control", Some("1.0")))
+        .await;
+
+    let exec = |sql: &'static str| {
+        let path = path.clone();
+        async move {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query(sql)
+                .persistent(false)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    };
+    exec("CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END").await;
+    let refused = input("refused", Some("1.0"));
+    let (status, _, body) = error_of(server.post("/chat", Some(&token), &refused).await).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "audit_unavailable");
+    let ready = server.state.accountability.ready().unwrap();
+    assert!(
+        ready
+            .store()
+            .get_run(
+                refused["threadId"].as_str().unwrap(),
+                refused["runId"].as_str().unwrap()
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "the refused run left no run record"
+    );
+
+    exec("DROP TRIGGER audit_fail").await;
+    server
+        .run_as("/chat", &token, &input("recovered", Some("1.0")))
+        .await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[tokio::test]
+async fn with_fail_closed_off_a_failing_audit_write_is_logged_and_the_run_goes_on() {
+    let scratch = std::env::temp_dir().join(format!("agui-auditopen-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let path = scratch.join("agui.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let server = start_with(
+        move |c| {
+            c.store.database_url = Some(url);
+            c.audit.fail_closed = false;
+        },
+        |b| b,
+    )
+    .await;
+    let token = server.token("alice");
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END")
+            .persistent(false)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    server
+        .run_as("/chat", &token, &input("served", Some("1.0")))
+        .await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+}
