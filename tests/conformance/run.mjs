@@ -9,15 +9,20 @@
 // `agui-server serve` (AGUI_SERVER_BIN, default target/debug/agui-server), mints a
 // client_credentials token, runs v1/suite.mjs, v0/suite.mjs and v1/rotation.mjs as child processes, relays their `ok - ` / `not ok - ` lines, stops every process
 // it started (also on failure and SIGINT) and ends with `conformance: N passed, M failed`.
+// For the OpenAI-provider scenarios it also runs a mock OpenAI-compatible server (mock-openai.mjs,
+// in this process) and a second agui-server with AGUI_MODEL=openai pointed at it.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { decodeJwt, requestToken, TEST_CLIENTS } from '../idp/client.mjs';
+import { startMockOpenAi } from './mock-openai.mjs';
+import { OPENAI_AGENT } from './openai-scenarios.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
@@ -118,6 +123,57 @@ async function runSuite(file, env) {
   return code;
 }
 
+/**
+ * Starts `agui-server serve` in a fresh scratch directory (its default SQLite file lands there)
+ * with `files` written into it, and waits for its `listening on` line.
+ *
+ * @returns {Promise<{server: object, base: string, scratch: string}|undefined>} undefined (and a
+ *   failure reported) when it did not come up
+ */
+async function startAgui(title, issuer, extraEnv, files = {}) {
+  const scratch = mkdtempSync(join(tmpdir(), 'agui-conformance-'));
+  scratchDirs.add(scratch);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(scratch, name), text);
+  const server = start(serverBin, ['serve'], {
+    cwd: scratch,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      AGUI_LISTEN: '127.0.0.1:0',
+      AGUI_OIDC_ISSUER: issuer,
+      AGUI_OIDC_AUDIENCE: 'agui-server',
+      AGUI_LOG: 'info',
+      // One client_credentials subject runs every scenario back to back: lift its per-user
+      // limits (the limits have their own tests in server/app/tests).
+      AGUI_RUNS_PER_MINUTE: '0',
+      AGUI_MAX_STREAMS_PER_USER: '0',
+      ...extraEnv,
+    },
+  });
+  try {
+    // Colour codes (if the log format adds any) are stripped before matching.
+    const base = await watchOutput(server, [server.stdout, server.stderr], (line) => line.replace(ANSI, '').match(LISTENING)?.[1]);
+    return { server, base, scratch };
+  } catch (error) {
+    fail(`${title} starts and logs its address`, error.message);
+    printTail(title, server);
+    await stop(server);
+    rmSync(scratch, { recursive: true, force: true });
+    return undefined;
+  }
+}
+
+/** The agui-server config of the OpenAI-backed instance: its default agent's prompt and tools. */
+function openAiAgentToml() {
+  // JSON string literals are valid TOML basic strings for this ASCII text.
+  return [
+    '[agents.default]',
+    `system_prompt = ${JSON.stringify(OPENAI_AGENT.systemPrompt)}`,
+    `tools = ${JSON.stringify(OPENAI_AGENT.backendTools)}`,
+    '',
+  ].join('\n');
+}
+
 async function main() {
   // 0. The IdP on its own (its own instances; no agui-server needed).
   await runSuite('../idp/selftest.mjs', process.env);
@@ -137,36 +193,33 @@ async function main() {
     return;
   }
 
-  // 2. agui-server, in a scratch directory so its default SQLite file lands there.
+  // 2. agui-server with the scripted model, and a second one with the OpenAI provider pointed at
+  //    the mock (same IdP and audience).
   if (!existsSync(serverBin)) {
     fail('agui-server binary exists', `${serverBin} not found (build it: cargo build -p agui-server)`);
     return;
   }
-  const scratch = mkdtempSync(join(tmpdir(), 'agui-conformance-'));
-  scratchDirs.add(scratch);
-  const server = start(serverBin, ['serve'], {
-    cwd: scratch,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      AGUI_LISTEN: '127.0.0.1:0',
-      AGUI_OIDC_ISSUER: issuer,
-      AGUI_OIDC_AUDIENCE: 'agui-server',
-      AGUI_MODEL: 'scripted',
-      AGUI_LOG: 'info',
-    },
-  });
-  let base;
-  try {
-    // Colour codes (if the log format adds any) are stripped before matching.
-    base = await watchOutput(server, [server.stdout, server.stderr], (line) => line.replace(ANSI, '').match(LISTENING)?.[1]);
-  } catch (error) {
-    fail('agui-server starts and logs its address', error.message);
-    printTail('agui-server', server);
-    rmSync(scratch, { recursive: true, force: true });
-    return;
-  }
+  const scripted = await startAgui('agui-server', issuer, { AGUI_MODEL: 'scripted' });
+  if (!scripted) return;
+  const { server, base } = scripted;
   const serverPid = server.pid;
+
+  const mock = await startMockOpenAi();
+  const openAiKey = `sk-conformance-${randomBytes(12).toString('hex')}`;
+  const openai = await startAgui(
+    'agui-server (openai, mock model)',
+    issuer,
+    {
+      AGUI_MODEL: 'openai',
+      AGUI_CONFIG: 'agui.toml',
+      OPENAI_BASE_URL: mock.base,
+      OPENAI_API_KEY: openAiKey,
+      AGUI_OPENAI_API_KEY_FILE: '',
+      AGUI_OPENAI_MODEL: OPENAI_AGENT.model,
+      NO_PROXY: '127.0.0.1,localhost',
+    },
+    { 'agui.toml': openAiAgentToml() },
+  );
 
   try {
     // 3. A token from the IdP, and the suites.
@@ -181,11 +234,15 @@ async function main() {
       AGUI_IDP_URL: issuer,
       AGUI_CLIENT_ID: clientId,
       AGUI_CLIENT_SECRET: clientSecret,
+      // Empty when the OpenAI-backed server did not start: the suites then report its scenarios failed.
+      AGUI_OPENAI_URL: openai ? `${openai.base}/chat` : '',
+      AGUI_MOCK_OPENAI_URL: mock.url,
+      AGUI_MOCK_OPENAI_KEY: openAiKey,
     };
     const failedBefore = counts.failed;
     for (const file of ['v1/suite.mjs', 'v0/suite.mjs', 'v1/rotation.mjs']) await runSuite(file, env);
 
-    // 4. Checks on the server process itself.
+    // 4. Checks on the server processes themselves.
     if (server.pid === serverPid && server.exitCode === null && server.signalCode === null) {
       pass('rotation: one agui-server process served every suite (no restart)');
     } else {
@@ -194,14 +251,29 @@ async function main() {
     const leaked = server.logs.filter((line) => line.includes(token));
     if (leaked.length === 0 && server.logs.length > 0) pass('agui-server logs never contain the bearer token');
     else fail('agui-server logs never contain the bearer token', `${leaked.length} of ${server.logs.length} lines`);
+    if (openai) {
+      const name = 'openai: agui-server (openai) logs never contain the bearer token or the OpenAI API key';
+      const secretLines = openai.server.logs.filter((line) => line.includes(token) || line.includes(openAiKey));
+      // Positive control: the log is there, and it did record the mock's failures (the retried 429).
+      const sawRetry = openai.server.logs.some((line) => line.includes('retrying'));
+      if (secretLines.length === 0 && openai.server.logs.length > 0 && sawRetry) pass(name);
+      else fail(name, `${secretLines.length} of ${openai.server.logs.length} lines hold a secret; retry logged: ${sawRetry}`);
+    }
 
-    if (counts.failed > failedBefore) printTail('agui-server', server);
+    if (counts.failed > failedBefore) {
+      printTail('agui-server', server);
+      if (openai) printTail('agui-server (openai, mock model)', openai.server);
+    }
   } catch (error) {
     fail('conformance harness', error.stack ?? error.message);
     printTail('agui-server', server);
+    if (openai) printTail('agui-server (openai, mock model)', openai.server);
   } finally {
     await stop(server);
-    rmSync(scratch, { recursive: true, force: true });
+    if (openai) await stop(openai.server);
+    await mock.close();
+    rmSync(scripted.scratch, { recursive: true, force: true });
+    if (openai) rmSync(openai.scratch, { recursive: true, force: true });
   }
 }
 

@@ -51,6 +51,12 @@ export async function suiteContext() {
       issuer: idpUrl, clientId, clientSecret, resource: 'http://other-api', scope: 'other:read',
     }),
     mint: (scope = 'agui:chat') => requestToken({ issuer: idpUrl, clientId, clientSecret, scope }),
+    // The OpenAI-provider scenarios (openai-scenarios.mjs): the second agui-server, the mock
+    // model's root URL and the API key that server was given. Empty when run.mjs could not start
+    // that server; those scenarios then fail saying so.
+    openaiUrl: process.env.AGUI_OPENAI_URL ?? '',
+    mockOpenAiUrl: process.env.AGUI_MOCK_OPENAI_URL ?? '',
+    mockOpenAiKey: process.env.AGUI_MOCK_OPENAI_KEY ?? '',
   };
 }
 
@@ -127,18 +133,31 @@ export function assertStreamedRun(driver, record, pattern) {
   return raw;
 }
 
-// Every message/tool-call event refers to the one its START opened.
+// Every message/tool-call event refers to one its START opened: content and end to the open text
+// message; args and end to a call started and not yet ended (calls may interleave, agui-1.0.md
+// allows several open at once); a result to a call this run started and ended.
 function assertConsistentIds(events) {
   let messageId;
-  let toolCallId;
+  const open = new Set();
+  const ended = new Set();
   for (const event of events) {
     if (event.type === 'TEXT_MESSAGE_START') messageId = event.messageId;
     if (event.type === 'TEXT_MESSAGE_CONTENT' || event.type === 'TEXT_MESSAGE_END') {
       assert.equal(event.messageId, messageId, `${event.type}.messageId`);
     }
-    if (event.type === 'TOOL_CALL_START') toolCallId = event.toolCallId;
-    if (['TOOL_CALL_ARGS', 'TOOL_CALL_END', 'TOOL_CALL_RESULT'].includes(event.type)) {
-      assert.equal(event.toolCallId, toolCallId, `${event.type}.toolCallId`);
+    if (event.type === 'TOOL_CALL_START') {
+      assert.ok(!open.has(event.toolCallId) && !ended.has(event.toolCallId), `TOOL_CALL_START ${event.toolCallId} started twice`);
+      open.add(event.toolCallId);
+    }
+    if (event.type === 'TOOL_CALL_ARGS' || event.type === 'TOOL_CALL_END') {
+      assert.ok(open.has(event.toolCallId), `${event.type}.toolCallId ${event.toolCallId} is not an open call`);
+    }
+    if (event.type === 'TOOL_CALL_END') {
+      open.delete(event.toolCallId);
+      ended.add(event.toolCallId);
+    }
+    if (event.type === 'TOOL_CALL_RESULT') {
+      assert.ok(ended.has(event.toolCallId), `TOOL_CALL_RESULT.toolCallId ${event.toolCallId} is not an ended call`);
     }
   }
 }

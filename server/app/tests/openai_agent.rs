@@ -84,3 +84,52 @@ async fn a_provider_401_becomes_model_unauthorized() {
     );
     server.stop().await;
 }
+
+/// The browser goes away mid-answer: the server cancels the run, and the provider request is
+/// closed before the model sends its next chunk (no tokens are paid for a reader who left).
+#[tokio::test]
+async fn a_client_disconnect_closes_the_provider_request_before_its_next_chunk() {
+    use agui_agent::openai::mock::MockStep;
+    let mock = MockOpenAi::start().await.unwrap();
+    let chunk = |content: &str| {
+        bytes::Bytes::from(format!(
+            "data: {}\n\n",
+            serde_json::json!({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]})
+        ))
+    };
+    mock.enqueue(MockResponse::Stream(vec![
+        MockStep::Raw(chunk("Hello")),
+        MockStep::Hold,
+        MockStep::Raw(chunk(" world")),
+        MockStep::Raw(bytes::Bytes::from_static(b"data: [DONE]\n\n")),
+    ]));
+    let server = server_on(&mock).await;
+    let token = server.token("alice");
+    let mut response = server
+        .post(
+            "/agents/assistant/chat",
+            Some(&token),
+            &input("hi", Some("1.0")),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("Hello") {
+        let chunk = response.chunk().await.unwrap().expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+    tokio::time::timeout(HANG_GUARD, mock.wait_body_dropped())
+        .await
+        .expect("the provider request was closed");
+    assert_eq!(
+        mock.chunks_sent(),
+        1,
+        "closed before the next chunk was sent"
+    );
+    // Control: had the client stayed, the held chunk would have followed (see the agent's
+    // `released_hold_streams_to_the_end`); here nothing is left to release.
+    mock.release();
+    assert_eq!(mock.chunks_sent(), 1);
+    server.stop().await;
+}

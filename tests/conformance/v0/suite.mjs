@@ -9,21 +9,25 @@ import { HttpAgent } from '@ag-ui/client';
 import { EventSchemas } from '@ag-ui/core';
 
 import { makeDriver } from '../driver.mjs';
+import { runOpenAiScenarios } from '../openai-scenarios.mjs';
 import { runScenarios, suiteContext } from '../scenarios.mjs';
 import { reporter } from '../wire.mjs';
 
 const ctx = await suiteContext();
-const driver = makeDriver({
+const clientOptions = {
   name: 'v0',
   HttpAgent,
   parseEvent: (event) => EventSchemas.parse(event),
   dialect: '0.0',
   // 0.0.59's schema fills TEXT_MESSAGE_START.role with its default "assistant" when absent.
   schemaDefaults: { TEXT_MESSAGE_START: ['role'] },
-  url: ctx.url,
-});
+};
+const driver = makeDriver({ ...clientOptions, url: ctx.url });
+// The same client against the agui-server whose model is the OpenAI provider (and the mock).
+const openAiDriver = makeDriver({ ...clientOptions, url: ctx.openaiUrl });
 const report = reporter('v0');
 
 await runScenarios(driver, ctx, report);
+await runOpenAiScenarios(openAiDriver, ctx, report);
 
 process.exitCode = report.counts.failed === 0 ? 0 : 1;

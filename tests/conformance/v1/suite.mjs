@@ -12,20 +12,24 @@ import { EventSchemas } from '@ag-ui/core/schemas';
 import { AGUI_MEDIA_TYPE, decode } from '@ag-ui/proto';
 
 import { makeDriver } from '../driver.mjs';
+import { runOpenAiScenarios } from '../openai-scenarios.mjs';
 import { assertSameEvents, PROTO_CASES, rawChat, runInput, runScenarios, suiteContext, zodIssues } from '../scenarios.mjs';
 import { normaliseRun, parseSse, PROTO_MEDIA_TYPE, reporter, schemaKeptEverything, splitProtoFrames } from '../wire.mjs';
 
 const ctx = await suiteContext();
-const driver = makeDriver({
+const clientOptions = {
   name: 'v1',
   HttpAgent,
   parseEvent: (event) => EventSchemas.parse(event),
   dialect: '1.0',
-  url: ctx.url,
-});
+};
+const driver = makeDriver({ ...clientOptions, url: ctx.url });
+// The same client against the agui-server whose model is the OpenAI provider (and the mock).
+const openAiDriver = makeDriver({ ...clientOptions, url: ctx.openaiUrl });
 const report = reporter('v1');
 
 await runScenarios(driver, ctx, report);
+await runOpenAiScenarios(openAiDriver, ctx, report);
 
 await report.test('the protobuf media type we test is the one @ag-ui/proto 1.0.0 defines', async () => {
   assert.equal(AGUI_MEDIA_TYPE, PROTO_MEDIA_TYPE);
