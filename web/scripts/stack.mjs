@@ -115,6 +115,8 @@ export async function startStack(options = {}) {
       AGUI_OIDC_ISSUER: issuer,
       AGUI_OIDC_AUDIENCE: 'agui-server',
       AGUI_MODEL: process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL ? 'openai' : 'scripted',
+      // The store (threads, runs, audit log) lives with this stack unless one is given.
+      AGUI_DATABASE_URL: process.env.AGUI_DATABASE_URL ?? `sqlite://${join(scratch, 'agui.db')}?mode=rwc`,
       ...aguiEnv,
     };
     if (leewaySecs !== undefined) env.AGUI_LEEWAY_SECS = String(leewaySecs);
