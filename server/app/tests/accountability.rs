@@ -511,3 +511,89 @@ async fn with_fail_closed_off_a_failing_audit_write_is_logged_and_the_run_goes_o
     server.stop().await;
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// After a server's worth of traffic (accepted header and body tokens, refused tokens of every
+/// kind, a tool call, a thread denial), none of the three JWT segments of any token used is in
+/// the SQLite file, its WAL or the JSON-lines mirror; their fingerprints are (the positive
+/// control that the scan reads what was written).
+#[tokio::test]
+async fn no_part_of_any_token_reaches_the_database_its_wal_or_the_mirror() {
+    let scratch = std::env::temp_dir().join(format!("agui-notoken-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let db = scratch.join("agui.db");
+    let mirror = scratch.join("audit.jsonl");
+    let (url, mirror_path) = (
+        format!("sqlite://{}?mode=rwc", db.display()),
+        mirror.display().to_string(),
+    );
+    let server = start_with(
+        move |c| {
+            c.store.database_url = Some(url);
+            c.audit.mirror = Some(mirror_path);
+            c.audit.auth_failure_window_secs = 1;
+        },
+        |b| b,
+    )
+    .await;
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let mut expired_claims = server.idp.claims("eve");
+    expired_claims["aud"] = json!(AUDIENCE);
+    expired_claims["exp"] = json!(1_000);
+    expired_claims["iat"] = json!(900);
+    let expired = server.idp.sign("rsa-1", &expired_claims);
+    let wrong_audience = mint(&server.idp, "mallory", "elsewhere");
+    let mut tampered = alice.clone();
+    tampered.replace_range(tampered.len() - 4.., "AAAA");
+
+    server
+        .run_as("/chat", &alice, &on_thread("/tool whoami {}", "nt-1"))
+        .await;
+    let mut in_body = on_thread("hi", "nt-2");
+    in_body["forwardedProps"] = json!({"authorization": format!("Bearer {bob}")});
+    let response = server.post("/chat", None, &in_body).await;
+    assert_eq!(response.status(), 200);
+    let _ = response.text().await;
+    assert_eq!(
+        server
+            .post("/chat", Some(&bob), &on_thread("x", "nt-1"))
+            .await
+            .status(),
+        404
+    );
+    for bad in [&expired, &wrong_audience, &tampered] {
+        let response = server
+            .post("/chat", Some(bad), &input("x", Some("1.0")))
+            .await;
+        assert_eq!(response.status(), 401);
+    }
+    let ready = server.state.accountability.ready().unwrap().clone();
+    ready.failures.flush_all();
+    ready.log.flush().await;
+    server.stop().await;
+
+    let mut written = Vec::new();
+    for file in [db.clone(), scratch.join("agui.db-wal"), mirror.clone()] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            written.extend_from_slice(&bytes);
+        }
+    }
+    let haystack = String::from_utf8_lossy(&written);
+    for token in [&alice, &bob, &expired, &wrong_audience, &tampered] {
+        for segment in token.split('.') {
+            assert!(
+                !haystack.contains(segment),
+                "a token segment was stored: {segment}"
+            );
+        }
+    }
+    let mirrored = std::fs::read_to_string(&mirror).unwrap();
+    for token in [&alice, &bob, &wrong_audience] {
+        let fingerprint = agui_auth::token_fingerprint(token);
+        assert!(
+            haystack.contains(&fingerprint) && mirrored.contains(&fingerprint),
+            "the fingerprint of every token used is recorded"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
