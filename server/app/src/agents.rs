@@ -6,11 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agui_agent::{DocumentStore, ModelProvider, ScriptedModel, ToolRegistry};
+use agui_agent::{
+    DocumentStore, ModelError, ModelProvider, ModelRequest, ModelStream, ScriptedModel,
+    ToolRegistry,
+};
 use agui_auth::Principal;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, ModelKind};
+use crate::metrics::Histogram;
 
 /// One `[agents.<id>]` table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,7 +76,7 @@ impl Agent {
 /// Builds every configured agent (plus the implicit `default`).
 ///
 /// `model_override` and `tools_override` replace the default agent's model and tools (tests and
-/// embedders use them).
+/// embedders use them). Every model's time to first delta goes to `model_latency`.
 ///
 /// # Errors
 /// An agent that names an unknown tool or a model kind this build cannot run.
@@ -79,6 +85,7 @@ pub fn build(
     documents: &DocumentStore,
     model_override: Option<Arc<dyn ModelProvider>>,
     tools_override: Option<ToolRegistry>,
+    model_latency: &Arc<Histogram>,
 ) -> Result<BTreeMap<String, Agent>, ConfigError> {
     let builtins = ToolRegistry::with_builtins_on(documents.clone());
     let mut configs = config.agents.clone();
@@ -103,6 +110,10 @@ pub fn build(
                 tools = t.clone();
             }
         }
+        let model: Arc<dyn ModelProvider> = Arc::new(TimedModel {
+            inner: model,
+            latency: model_latency.clone(),
+        });
         agents.insert(
             id.clone(),
             Agent {
@@ -142,5 +153,36 @@ fn model_for(
                 })?;
             Ok(Arc::new(provider))
         }
+    }
+}
+
+/// Measures each turn's time to its first delta (`agui_model_latency_seconds`).
+struct TimedModel {
+    inner: Arc<dyn ModelProvider>,
+    latency: Arc<Histogram>,
+}
+
+#[async_trait::async_trait]
+impl ModelProvider for TimedModel {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn stream(
+        &self,
+        request: ModelRequest,
+        cancel: CancellationToken,
+    ) -> Result<ModelStream, ModelError> {
+        let started = std::time::Instant::now();
+        let stream = self.inner.stream(request, cancel).await?;
+        let latency = self.latency.clone();
+        let mut first = true;
+        Ok(stream
+            .inspect(move |_| {
+                if std::mem::take(&mut first) {
+                    latency.observe(started.elapsed());
+                }
+            })
+            .boxed())
     }
 }

@@ -28,7 +28,8 @@ pub struct EventBody {
     rx: mpsc::Receiver<Bytes>,
     keepalive: Option<(Duration, Pin<Box<Sleep>>)>,
     _cancel_run_on_drop: DropGuard,
-    _slot: StreamSlot,
+    slot: StreamSlot,
+    sent_first: bool,
 }
 
 /// Counts the stream as open until dropped.
@@ -38,6 +39,9 @@ pub struct StreamSlot(Arc<dyn SlotRelease>);
 pub trait SlotRelease: Send + Sync + 'static {
     /// Called once when the stream closes.
     fn release(&self);
+
+    /// Called once, when the stream's first event frame is handed to the connection.
+    fn first_frame(&self) {}
 }
 
 impl SlotRelease for Metrics {
@@ -75,7 +79,8 @@ impl EventBody {
             rx,
             keepalive,
             _cancel_run_on_drop: cancel_run_on_drop,
-            _slot: slot,
+            slot,
+            sent_first: false,
         }
     }
 }
@@ -88,6 +93,9 @@ impl Stream for EventBody {
         match this.rx.poll_recv(cx) {
             Poll::Ready(Some(first)) => {
                 let batch = coalesce(first, &mut this.rx);
+                if !std::mem::replace(&mut this.sent_first, true) {
+                    this.slot.0.first_frame();
+                }
                 if let Some((period, sleep)) = &mut this.keepalive {
                     sleep.as_mut().reset(Instant::now() + *period);
                 }

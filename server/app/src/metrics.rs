@@ -5,8 +5,52 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A Prometheus histogram of durations: fixed buckets, atomics only.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&le| seconds <= le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        header(out, name, "histogram", help);
+        let mut cumulative = 0;
+        for (le, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        #[allow(clippy::cast_precision_loss)]
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
 
 /// The server's metrics.
 #[derive(Debug, Default)]
@@ -17,6 +61,11 @@ pub struct Metrics {
     denied: Mutex<BTreeMap<&'static str, u64>>,
     limited: Mutex<BTreeMap<&'static str, u64>>,
     runs: Mutex<BTreeMap<&'static str, u64>>,
+    tool_calls: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Request received → first event frame handed to the connection.
+    pub time_to_first_event: Histogram,
+    /// Model turn requested → first delta (shared with the agents' model wrappers).
+    pub model_latency: Arc<Histogram>,
     active_streams: AtomicI64,
     events_sent: AtomicU64,
 }
@@ -54,6 +103,11 @@ impl Metrics {
     /// Counts an authenticated request by credential source (`header`, `header_raw`, `body`).
     pub fn authenticated(&self, source: &'static str) {
         bump(&self.authenticated, source);
+    }
+
+    /// Counts a backend tool call by tool and decision (`allowed`, `denied`).
+    pub fn tool_call(&self, tool: String, decision: &'static str) {
+        bump(&self.tool_calls, (tool, decision));
     }
 
     /// Counts a finished run by outcome.
@@ -163,6 +217,33 @@ impl Metrics {
             out,
             "agui_events_sent_total {}",
             self.events_sent.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "agui_tool_calls_total",
+            "counter",
+            "Backend tool calls by tool and decision.",
+        );
+        let tool_calls = self
+            .tool_calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for ((tool, decision), n) in tool_calls {
+            let _ = writeln!(
+                out,
+                "agui_tool_calls_total{{tool=\"{tool}\",decision=\"{decision}\"}} {n}"
+            );
+        }
+        self.time_to_first_event.render(
+            &mut out,
+            "agui_time_to_first_event_seconds",
+            "Request received to the first event frame written.",
+        );
+        self.model_latency.render(
+            &mut out,
+            "agui_model_latency_seconds",
+            "Model turn requested to its first delta.",
         );
         out.push_str(extra);
         out

@@ -127,7 +127,14 @@ impl AppStateBuilder {
                 .map_err(|error| ConfigError::Auth(error.to_string()))?,
         };
         let documents = DocumentStore::default();
-        let agents = agents::build(&self.config, &documents, self.model, self.tools)?;
+        let metrics = Metrics::default();
+        let agents = agents::build(
+            &self.config,
+            &documents,
+            self.model,
+            self.tools,
+            &metrics.model_latency,
+        )?;
         let shutdown = CancellationToken::new();
         let accountability = Accountability::start(&self.config, shutdown.clone()).await?;
         Ok(AppState(Arc::new(Inner {
@@ -137,7 +144,7 @@ impl AppStateBuilder {
             documents,
             audit_override: self.audit,
             accountability,
-            metrics: Metrics::default(),
+            metrics,
             shutdown,
             runs: TaskTracker::new(),
         })))

@@ -395,3 +395,49 @@ async fn health_readiness_and_metrics() {
     );
     assert!(text.contains("agui_active_streams 0"), "{text}");
 }
+
+/// After a few runs: time to first event and model latency histograms, and tool calls by tool
+/// and decision (a viewer's delete is counted as denied).
+#[tokio::test]
+async fn metrics_have_latency_histograms_and_tool_calls_by_decision() {
+    let server = start().await;
+    server.run("alice", &input("hello", Some("1.0"))).await;
+    server
+        .run("alice", &input("/tool whoami {}", Some("1.0")))
+        .await;
+    let viewer = mint_with_roles(&server.idp, "vera", AUDIENCE, &["viewer"]);
+    server
+        .run_as("/chat", &viewer, &input("delete document 2", Some("1.0")))
+        .await;
+    let text = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{line}` in\n{text}"))
+    };
+    assert_eq!(
+        value("agui_tool_calls_total{tool=\"whoami\",decision=\"allowed\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("agui_tool_calls_total{tool=\"delete_document\",decision=\"denied\"}"),
+        1.0
+    );
+    assert_eq!(value("agui_time_to_first_event_seconds_count"), 3.0);
+    assert_eq!(
+        value("agui_time_to_first_event_seconds_bucket{le=\"+Inf\"}"),
+        3.0
+    );
+    // One model turn for the greeting, two for each tool run (call, then the answer).
+    assert_eq!(value("agui_model_latency_seconds_count"), 5.0);
+    assert!(value("agui_time_to_first_event_seconds_sum") > 0.0);
+    server.stop().await;
+}

@@ -52,6 +52,7 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    let received = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let caller = Caller::of(&state, &parts);
 
@@ -177,12 +178,16 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
         }
         tracing::error!(target: "agui::audit", %error, "run start not recorded; serving anyway (audit.fail_closed = false)");
     }
-    let audit: Arc<dyn AuditSink> = match &state.audit_override {
+    let inner: Arc<dyn AuditSink> = match &state.audit_override {
         Some(sink) => sink.clone(),
         None => Arc::new(ready.log.clone()),
     };
+    let audit = Arc::new(CountingSink {
+        state: state.clone(),
+        inner,
+    });
     open_stream(
-        state, agent, input, principal, dialect, encoding, audit, permit,
+        state, agent, input, principal, dialect, encoding, audit, permit, received,
     )
 }
 
@@ -288,6 +293,7 @@ fn open_stream(
     encoding: Encoding,
     audit: Arc<dyn AuditSink>,
     permit: StreamPermit,
+    received: std::time::Instant,
 ) -> Result<Response, ApiError> {
     if state.metrics.stream_opened()
         > i64::try_from(state.config.limits.max_open_streams).unwrap_or(i64::MAX)
@@ -295,7 +301,7 @@ fn open_stream(
         state.metrics.stream_closed();
         return Err(ApiError::ServerBusy);
     }
-    let slot = StreamSlot::new(Arc::new(SlotOf(state.clone())));
+    let slot = StreamSlot::new(Arc::new(SlotOf(state.clone(), received)));
     let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
     let client_gone = CancellationToken::new();
     let keepalive = match encoding {
@@ -348,12 +354,38 @@ fn open_stream(
     Ok(response)
 }
 
-/// Releases the open-stream count when the body is dropped.
-struct SlotOf(AppState);
+/// Releases the open-stream count when the body is dropped; times the first event.
+struct SlotOf(AppState, std::time::Instant);
 
 impl crate::body::SlotRelease for SlotOf {
     fn release(&self) {
         self.0.metrics.stream_closed();
+    }
+
+    fn first_frame(&self) {
+        self.0.metrics.time_to_first_event.observe(self.1.elapsed());
+    }
+}
+
+/// Counts backend tool calls by tool and decision, then hands every event to the audit log.
+struct CountingSink {
+    state: AppState,
+    inner: Arc<dyn AuditSink>,
+}
+
+impl AuditSink for CountingSink {
+    fn record(&self, event: agui_agent::AuditEvent) {
+        if let agui_agent::AuditEvent::ToolCall { tool, decision, .. } = &event {
+            // Only configured tool names become labels: a model can name anything.
+            let known = self.state.agents.values().any(|a| a.tools.contains(tool));
+            let label = if known {
+                tool.clone()
+            } else {
+                "other".to_owned()
+            };
+            self.state.metrics.tool_call(label, decision);
+        }
+        self.inner.record(event);
     }
 }
 
