@@ -39,9 +39,16 @@ struct Replica {
 impl Replica {
     /// Starts a replica; async so the test's `TestIdp` (same runtime) can answer its discovery.
     async fn start(idp: &TestIdp, env: &[(&str, &str)]) -> Replica {
+        Self::start_in(idp, env, &std::env::temp_dir()).await
+    }
+
+    /// Starts a replica in working directory `cwd`.
+    async fn start_in(idp: &TestIdp, env: &[(&str, &str)], cwd: &std::path::Path) -> Replica {
         let mut command = Command::new(env!("CARGO_BIN_EXE_agui-server"));
         command
             .arg("serve")
+            .current_dir(cwd)
+            .env_remove("AGUI_DATABASE_URL")
             .env_remove("AGUI_CONFIG")
             .env("AGUI_LISTEN", "127.0.0.1:0")
             .env("AGUI_OIDC_ISSUER", idp.issuer_url())
@@ -302,4 +309,41 @@ async fn kill_9_during_30_concurrent_runs_loses_no_record_and_marks_them_abandon
     );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `serve` with an issuer and nothing else keeps its data in `./data/agui.db`, and a restart
+/// finds it there.
+#[tokio::test]
+async fn serve_with_only_an_issuer_keeps_its_data_in_a_local_sqlite_file() {
+    let idp = TestIdp::start().await;
+    let cwd = std::env::temp_dir().join(format!("agui-default-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let alice = mint(&idp, "alice", AUDIENCE);
+    let bob = mint(&idp, "bob", AUDIENCE);
+    let body = on_thread("hi", "persisted");
+    {
+        let server = Replica::start_in(&idp, &[], &cwd).await;
+        let response = server.post(&alice, &body).await;
+        assert_eq!(response.status(), 200);
+        let _ = response.text().await;
+    }
+    assert!(cwd.join("data/agui.db").is_file(), "the default store file");
+    // After a restart the thread is still Alice's.
+    let server = Replica::start_in(&idp, &[], &cwd).await;
+    assert_eq!(
+        server
+            .post(&bob, &on_thread("mine?", "persisted"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        server
+            .post(&alice, &on_thread("again", "persisted"))
+            .await
+            .status(),
+        200
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&cwd);
 }
