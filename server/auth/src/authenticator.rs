@@ -17,8 +17,9 @@ use crate::error::{AuthError, InvalidTokenReason as R};
 use crate::fetch::{self, FetchError};
 use crate::jwks::{IssuerCache, IssuerStats, KeyLookup};
 use crate::keys::ValidationSpec;
-use crate::principal::{self, Principal, token_fingerprint};
+use crate::principal::{self, Principal};
 use crate::validate::{self, ClaimRules};
+use crate::verified::{Probe, VerifiedCache};
 
 /// Verifies bearer tokens against the configured issuers. Cheap to clone (an `Arc` inside).
 ///
@@ -44,6 +45,7 @@ struct Inner {
     max_token_bytes: usize,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
+    verified: VerifiedCache,
 }
 
 impl Drop for Inner {
@@ -63,6 +65,8 @@ struct Issuer {
 pub struct AuthStats {
     /// One entry per configured issuer, in configuration order.
     pub issuers: Vec<IssuerStats>,
+    /// Requests answered from the verified-token cache (no signature check).
+    pub verified_cache_hits: u64,
 }
 
 impl AuthStats {
@@ -71,6 +75,11 @@ impl AuthStats {
     /// `agui_auth_issuer_usable{issuer}`.
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP agui_auth_verified_cache_hits_total Tokens accepted from the verified-token cache.\n# TYPE agui_auth_verified_cache_hits_total counter\nagui_auth_verified_cache_hits_total {}",
+            self.verified_cache_hits
+        );
         let families: [(&str, &str, &str); 4] = [
             (
                 "agui_auth_jwks_fetches_total",
@@ -238,6 +247,7 @@ impl Authenticator {
             max_token_bytes: config.max_token_bytes,
             clock,
             cancel,
+            verified: VerifiedCache::default(),
         };
         Ok(Authenticator {
             inner: Arc::new(inner),
@@ -255,8 +265,34 @@ impl Authenticator {
         token: &str,
         source: CredentialSource,
     ) -> Result<Principal, AuthError> {
-        let fingerprint = token_fingerprint(token);
-        let result = self.inner.verify(token, source, &fingerprint).await;
+        let inner = &self.inner;
+        let cacheable = token.len() <= inner.max_token_bytes;
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+        let fingerprint = principal::fingerprint_of(&digest);
+        if cacheable && let Some(principal) = inner.cached(&digest, source) {
+            tracing::debug!(
+                issuer = %principal.issuer, sub = %principal.subject, token_fp = %fingerprint,
+                credential_source = source.as_str(), "token accepted (verified before)"
+            );
+            return Ok(principal);
+        }
+        let result =
+            inner
+                .verify(token, source, &fingerprint)
+                .await
+                .map(|(principal, kid, key)| {
+                    if cacheable {
+                        inner.verified.insert(
+                            digest,
+                            &principal,
+                            kid,
+                            key,
+                            principal.expires_at.saturating_add(inner.leeway),
+                            inner.clock.unix_now(),
+                        );
+                    }
+                    principal
+                });
         match &result {
             Ok(p) => tracing::debug!(
                 issuer = %p.issuer, sub = %p.subject, token_fp = %fingerprint, credential_source = source.as_str(),
@@ -283,6 +319,7 @@ impl Authenticator {
                 .iter()
                 .map(|n| self.inner.issuers[n].cache.stats())
                 .collect(),
+            verified_cache_hits: self.inner.verified.hits(),
         }
     }
 
@@ -302,12 +339,31 @@ impl Authenticator {
 }
 
 impl Inner {
+    /// A token verified earlier, if its entry is still good (see [`VerifiedCache`]).
+    fn cached(&self, digest: &[u8; 32], source: CredentialSource) -> Option<Principal> {
+        let current_key = |issuer: &str, kid: Option<&str>, alg| match self
+            .issuers
+            .get(issuer)
+            .map(|i| i.cache.lookup(kid, alg))
+        {
+            Some(KeyLookup::Found(key)) => Some(key),
+            _ => None,
+        };
+        let probe = Probe {
+            now: self.clock.unix_now(),
+            current_key: &current_key,
+        };
+        self.verified.get(digest, source, &probe)
+    }
+
+    /// Full verification. Returns the principal with the header's `kid` and the key that
+    /// verified the signature (for the verified-token cache).
     async fn verify(
         &self,
         token: &str,
         source: CredentialSource,
         fingerprint: &str,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, Option<String>, Arc<crate::keys::VerifyKey>), AuthError> {
         // Shape first: no base64 or JSON work on oversized or non-JWS input.
         if token.len() > self.max_token_bytes {
             return Err(R::TooLarge.into());
@@ -339,7 +395,8 @@ impl Inner {
             .claims;
         // The same checks on what was actually verified; only these claims build the principal.
         let expires_at = self.check_claims(&verified, issuer)?;
-        self.principal(verified, issuer, source, fingerprint, expires_at)
+        let principal = self.principal(verified, issuer, source, fingerprint, expires_at)?;
+        Ok((principal, header.kid, key))
     }
 
     fn check_claims(&self, claims: &Map<String, Value>, issuer: &Issuer) -> Result<i64, AuthError> {

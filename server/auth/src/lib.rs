@@ -46,6 +46,7 @@ mod principal;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod validate;
+mod verified;
 
 pub use authenticator::{AuthStats, Authenticator};
 pub use clock::{Clock, ManualClock, SystemClock};

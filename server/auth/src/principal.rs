@@ -71,7 +71,11 @@ impl Principal {
 /// The first 12 hex digits of the token's SHA-256: enough to correlate log lines and audit
 /// entries of one token, useless for replaying it.
 pub fn token_fingerprint(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
+    fingerprint_of(&Sha256::digest(token.as_bytes()).into())
+}
+
+/// The fingerprint from a token's SHA-256 (computed once per request).
+pub(crate) fn fingerprint_of(digest: &[u8; 32]) -> String {
     let mut out = String::with_capacity(12);
     for byte in &digest[..6] {
         out.push_str(&format!("{byte:02x}"));

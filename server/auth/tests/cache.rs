@@ -200,3 +200,62 @@ async fn a_hanging_issuer_never_delays_verification_and_its_fetch_times_out() {
     idp.set_delay(None);
     assert_accepted(check(&auth, &token).await);
 }
+
+/// A token verified once is answered from the verified-token cache (no second signature check),
+/// with the credential source of the request at hand.
+#[tokio::test]
+async fn a_verified_token_is_answered_from_the_cache_with_this_requests_source() {
+    let (idp, auth, _clock) = setup().await;
+    let token = idp.mint("alice");
+    let first = assert_accepted(check(&auth, &token).await);
+    assert_eq!(auth.stats().verified_cache_hits, 0);
+    let again = assert_accepted(
+        auth.authenticate(&token, agui_auth::CredentialSource::Body)
+            .await,
+    );
+    assert_eq!(auth.stats().verified_cache_hits, 1);
+    assert_eq!(again.credential_source, agui_auth::CredentialSource::Body);
+    assert_eq!(
+        agui_auth::Principal {
+            credential_source: first.credential_source,
+            ..again
+        },
+        first
+    );
+    // A different token of the same user is verified on its own.
+    assert_accepted(check(&auth, &idp.mint("alice")).await);
+    assert_eq!(auth.stats().verified_cache_hits, 1);
+}
+
+/// The cache never outlives the token: past `exp` + leeway it is refused as expired.
+#[tokio::test]
+async fn a_cached_token_expires_with_the_token() {
+    let (idp, auth, clock) = setup().await;
+    let token = idp.mint("alice"); // exp = now + 300 s; leeway 60 s
+    assert_accepted(check(&auth, &token).await);
+    clock.advance(Duration::from_secs(300 + 59));
+    assert_accepted(check(&auth, &token).await);
+    clock.advance(Duration::from_secs(2));
+    assert_invalid(check(&auth, &token).await, R::Expired);
+}
+
+/// A key removed from the issuer's set takes its cached tokens with it.
+#[tokio::test]
+async fn a_cached_token_is_refused_once_its_key_leaves_the_key_set() {
+    let (idp, auth, clock) = setup().await;
+    let token = idp.mint("alice");
+    assert_accepted(check(&auth, &token).await);
+    assert_accepted(check(&auth, &token).await);
+    let hits = auth.stats().verified_cache_hits;
+    assert_eq!(hits, 1);
+    idp.rotate();
+    idp.unpublish("rsa-1");
+    clock.advance(Duration::from_secs(31));
+    assert!(auth.refresh_now(&idp.issuer_url()).await);
+    assert_invalid(check(&auth, &token).await, R::UnknownKid);
+    assert_eq!(
+        auth.stats().verified_cache_hits,
+        hits,
+        "not answered from the cache"
+    );
+}
