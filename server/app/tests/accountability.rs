@@ -28,6 +28,25 @@ async fn audit(server: &TestServer, kind: AuditKind) -> Vec<AuditRecord> {
         .unwrap()
 }
 
+/// Makes every insert into `audit` fail while the database stays reachable.
+const BREAK_AUDIT: &str =
+    "CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END";
+
+/// Runs one statement on the SQLite file at `path` through a fresh connection (fault
+/// injection from outside the server's pool).
+async fn sqlite_exec(path: &std::path::Path, sql: &str) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(sql)
+        .persistent(false)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
 async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
     let status = response.status().as_u16();
     let retry_after = response
@@ -436,22 +455,7 @@ async fn a_failing_audit_write_refuses_the_run_with_503_and_nothing_runs_unrecor
         .run_as("/chat", &token, &input("control", Some("1.0")))
         .await;
 
-    let exec = |sql: &'static str| {
-        let path = path.clone();
-        async move {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query(sql)
-                .persistent(false)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    };
-    exec("CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END").await;
+    sqlite_exec(&path, BREAK_AUDIT).await;
     let refused = input("refused", Some("1.0"));
     let (status, _, body) = error_of(server.post("/chat", Some(&token), &refused).await).await;
     assert_eq!(status, 503);
@@ -470,7 +474,7 @@ async fn a_failing_audit_write_refuses_the_run_with_503_and_nothing_runs_unrecor
         "the refused run left no run record"
     );
 
-    exec("DROP TRIGGER audit_fail").await;
+    sqlite_exec(&path, "DROP TRIGGER audit_fail").await;
     server
         .run_as("/chat", &token, &input("recovered", Some("1.0")))
         .await;
@@ -493,18 +497,7 @@ async fn with_fail_closed_off_a_failing_audit_write_is_logged_and_the_run_goes_o
     )
     .await;
     let token = server.token("alice");
-    {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::query("CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END")
-            .persistent(false)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-    }
+    sqlite_exec(&path, BREAK_AUDIT).await;
     server
         .run_as("/chat", &token, &input("served", Some("1.0")))
         .await;
