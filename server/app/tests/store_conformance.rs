@@ -11,7 +11,8 @@ use std::sync::Arc;
 use agui_agent::{AuditEvent, AuditSink};
 use agui_server::store::{
     self, AuditFilter, AuditKind, AuditLog, AuditLogOptions, AuditRecord, PgStore, PrincipalKey,
-    RunEnd, RunOutcome, RunStart, SqliteStore, Store, ThreadAccess, WriteOp, maintenance,
+    RunEnd, RunOutcome, RunStart, SqliteStore, StartRequest, Store, ThreadAccess, WriteOp,
+    maintenance,
 };
 use serde_json::json;
 
@@ -216,6 +217,7 @@ conformance!("multi_thread";
     forget_removes_one_subject_and_is_audited,
     migrations_from_empty_and_rerun_are_a_no_op,
     durable_write_fails_closed_and_recovers,
+    group_commit_of_starts_claims_threads_and_records_only_owned_runs,
 );
 conformance!("current_thread";
     group_commit_writes_many_records_per_transaction,
@@ -753,4 +755,74 @@ async fn group_commit_writes_many_records_per_transaction(fx: &Fixture) {
     assert_eq!(run.tool_calls, 1);
     assert_eq!(run.outcome, Some(RunOutcome::Cancelled));
     assert_eq!(fx.count("audit").await, 2_003);
+}
+
+/// `commit`: claims and run starts of many callers in one call. Per start, the same answer
+/// `claim_thread` gives one by one; only owned starts leave a run row and a `run_started`
+/// record; the other ops of the batch are applied too.
+async fn group_commit_of_starts_claims_threads_and_records_only_owned_runs(fx: &Fixture) {
+    let store = &fx.store;
+    store.claim_thread(&bob(), "bobs", 1).await.unwrap();
+    let request = |who: &PrincipalKey, thread: &str, run: &str, at: i64| StartRequest {
+        start: start(who, thread, run, at),
+        audit: record(AuditKind::RunStarted, at, who, thread),
+    };
+    let starts = [
+        request(&alice(), "new-1", "r1", 10),
+        // Racing on a new id inside one batch: the first caller becomes the owner.
+        request(&bob(), "new-2", "r2", 11),
+        request(&alice(), "new-2", "r3", 12),
+        // Bob's existing thread.
+        request(&alice(), "bobs", "r4", 13),
+        request(&bob(), "bobs", "r5", 14),
+        // Alice again on the thread she created in this very batch.
+        request(&alice(), "new-1", "r6", 15),
+    ];
+    let other = [WriteOp::Audit(record(
+        AuditKind::ToolCall,
+        16,
+        &alice(),
+        "new-1",
+    ))];
+    let accesses = store.commit(&starts, &other).await.unwrap();
+    assert_eq!(
+        accesses,
+        vec![
+            ThreadAccess::Owner { created: true },
+            ThreadAccess::Owner { created: true },
+            ThreadAccess::NotOwner { owner: bob() },
+            ThreadAccess::NotOwner { owner: bob() },
+            ThreadAccess::Owner { created: false },
+            ThreadAccess::Owner { created: false },
+        ]
+    );
+    for (thread, run, recorded) in [
+        ("new-1", "r1", true),
+        ("new-2", "r2", true),
+        ("new-2", "r3", false),
+        ("bobs", "r4", false),
+        ("bobs", "r5", true),
+        ("new-1", "r6", true),
+    ] {
+        let run_row = store.get_run(thread, run).await.unwrap();
+        assert_eq!(run_row.is_some(), recorded, "{thread}/{run}");
+    }
+    let started = store
+        .query_audit(&AuditFilter {
+            kinds: vec![AuditKind::RunStarted],
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(started.len(), 4, "one run_started per owned start");
+    assert_eq!(fx.count("audit").await, 5, "and the batch's other op");
+    // The same answers one by one afterwards.
+    assert_eq!(
+        store.claim_thread(&alice(), "new-2", 20).await.unwrap(),
+        ThreadAccess::NotOwner { owner: bob() }
+    );
+    let mine = store.list_threads(&alice()).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].thread_id, "new-1");
+    assert_eq!(mine[0].last_run_at, Some(15));
 }

@@ -163,21 +163,7 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
             .and_then(|v| v.to_str().ok()),
     );
     let permit = acquire_permit(&state, &ready, &principal).await?;
-    claim_thread(&state, &ready, &principal, &key, &input.thread_id).await?;
-    // The run's start is committed before the 200: after a crash it is found and marked
-    // `abandoned`, never lost. This write is also the audit log's health probe: once it
-    // commits again, runs are served again.
-    if let Err(error) = ready
-        .log
-        .run_started(&principal, &input.thread_id, &input.run_id, &agent.id)
-        .await
-    {
-        if state.config.audit.fail_closed {
-            tracing::error!(target: "agui::audit", %error, "run start not recorded; refusing the run");
-            return Err(ApiError::AuditUnavailable);
-        }
-        tracing::error!(target: "agui::audit", %error, "run start not recorded; serving anyway (audit.fail_closed = false)");
-    }
+    claim_and_start(&state, &ready, &principal, &key, &input, &agent.id).await?;
     let inner: Arc<dyn AuditSink> = match &state.audit_override {
         Some(sink) => sink.clone(),
         None => Arc::new(ready.log.clone()),
@@ -221,23 +207,42 @@ async fn acquire_permit(
     }
 }
 
-/// Thread ownership: the first principal to run on a thread id owns it. Anyone else gets 404
-/// (the thread's existence is not revealed) unless they hold the admin role; both are audited.
-async fn claim_thread(
+/// Thread ownership and the run's start, in the store's group commit: the first principal to
+/// run on a thread id owns it, and the start is committed before the 200 (after a crash it is
+/// found and marked `abandoned`, never lost). Anyone else gets 404 (the thread's existence is
+/// not revealed) unless they hold the admin role; both are audited. The commit is also the
+/// audit log's health probe: once it succeeds again, runs are served again.
+async fn claim_and_start(
     state: &AppState,
     ready: &Ready,
     principal: &Principal,
     key: &PrincipalKey,
-    thread_id: &str,
+    input: &RunAgentInput,
+    agent: &str,
 ) -> Result<(), ApiError> {
-    let access = ready
-        .store()
-        .claim_thread(key, thread_id, now_ms())
+    let (thread_id, run_id) = (input.thread_id.as_str(), input.run_id.as_str());
+    let access = match ready
+        .log
+        .start_run(principal, thread_id, run_id, agent)
         .await
-        .map_err(|error| {
-            tracing::error!(target: "agui::store", %error, "thread ownership check failed");
-            ApiError::StoreUnavailable
-        })?;
+    {
+        Ok(access) => access,
+        Err(error) if state.config.audit.fail_closed => {
+            tracing::error!(target: "agui::audit", %error, "run start not recorded; refusing the run");
+            return Err(ApiError::AuditUnavailable);
+        }
+        Err(error) => {
+            tracing::error!(target: "agui::audit", %error, "run start not recorded; serving anyway (audit.fail_closed = false)");
+            ready
+                .store()
+                .claim_thread(key, thread_id, now_ms())
+                .await
+                .map_err(|error| {
+                    tracing::error!(target: "agui::store", %error, "thread ownership check failed");
+                    ApiError::StoreUnavailable
+                })?
+        }
+    };
     let ThreadAccess::NotOwner { owner } = access else {
         return Ok(());
     };
@@ -249,19 +254,23 @@ async fn claim_thread(
         .is_some_and(|role| principal.roles.iter().any(|r| r == role));
     if admin {
         tracing::warn!(sub = %principal.subject, %thread_id, "admin runs on another principal's thread");
+        let access = AuditRecord::now(AuditKind::AdminAccess)
+            .principal(key)
+            .thread(thread_id)
+            .detail(serde_json::json!({
+                "owner_issuer": owner.issuer,
+                "owner_subject": owner.subject,
+                "role": state.config.store.thread_admin_role,
+                "token_fingerprint": principal.token_fingerprint,
+            }));
         ready
             .log
-            .record_durable(vec![crate::store::WriteOp::Audit(
-                AuditRecord::now(AuditKind::AdminAccess)
-                    .principal(key)
-                    .thread(thread_id)
-                    .detail(serde_json::json!({
-                        "owner_issuer": owner.issuer,
-                        "owner_subject": owner.subject,
-                        "role": state.config.store.thread_admin_role,
-                        "token_fingerprint": principal.token_fingerprint,
-                    })),
-            )])
+            .record_durable(vec![crate::store::WriteOp::Audit(access)])
+            .await
+            .map_err(|_| ApiError::AuditUnavailable)?;
+        ready
+            .log
+            .run_started(principal, thread_id, run_id, agent)
             .await
             .map_err(|_| ApiError::AuditUnavailable)?;
         return Ok(());

@@ -21,8 +21,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AuditKind, AuditRecord, PrincipalKey, RunEnd, RunOutcome, RunStart, Store, StoreError, WriteOp,
-    now_ms,
+    AuditKind, AuditRecord, PrincipalKey, RunEnd, RunOutcome, RunStart, StartRequest, Store,
+    StoreError, ThreadAccess, WriteOp, now_ms,
 };
 
 /// A caller waiting for its records (by position in the batch) to be committed.
@@ -78,8 +78,15 @@ pub struct AuditStats {
     pub failures: u64,
 }
 
+/// A run start waiting for its claim and commit.
+type StartWaiter = (
+    StartRequest,
+    oneshot::Sender<Result<ThreadAccess, StoreError>>,
+);
+
 enum Msg {
     Op(WriteOp),
+    Start(Box<StartWaiter>),
     Durable(Vec<WriteOp>, oneshot::Sender<Result<(), StoreError>>),
     Flush(oneshot::Sender<()>),
 }
@@ -170,8 +177,33 @@ impl AuditLog {
             .map_err(|_| StoreError::AuditUnavailable("audit writer stopped"))?
     }
 
-    /// Records a run's start (the `runs` row and a `run_started` audit record) durably: call
-    /// it after the ownership check and before the 200 response, and answer 503
+    /// Claims the run's thread for its principal and, if the principal owns it, records the
+    /// run's start (the `runs` row and a `run_started` audit record), in the group commit: many
+    /// concurrent starts share one transaction. Call it before the 200 response; answer 404 for
+    /// [`ThreadAccess::NotOwner`] and 503 `audit_unavailable` for an error.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AuditUnavailable`] when the queue is full, the writer is gone or the
+    /// transaction failed (nothing of this start is then written).
+    pub async fn start_run(
+        &self,
+        principal: &agui_auth::Principal,
+        thread_id: &str,
+        run_id: &str,
+        agent: &str,
+    ) -> Result<ThreadAccess, StoreError> {
+        let (start, audit) = start_records(principal, thread_id, run_id, agent);
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .try_send(Msg::Start(Box::new((StartRequest { start, audit }, done))))
+            .map_err(|_| StoreError::AuditUnavailable("audit queue full"))?;
+        wait.await
+            .map_err(|_| StoreError::AuditUnavailable("audit writer stopped"))?
+    }
+
+    /// Records a run's start (the `runs` row and a `run_started` audit record) durably, without
+    /// an ownership claim (an admin acting on another principal's thread); answer 503
     /// `audit_unavailable` if it fails.
     ///
     /// # Errors
@@ -184,28 +216,7 @@ impl AuditLog {
         run_id: &str,
         agent: &str,
     ) -> Result<(), StoreError> {
-        let at = now_ms();
-        let key = PrincipalKey::of(principal);
-        let start = RunStart {
-            principal: key.clone(),
-            thread_id: thread_id.to_owned(),
-            run_id: run_id.to_owned(),
-            agent: agent.to_owned(),
-            credential_source: principal.credential_source.as_str().to_owned(),
-            started_at: at,
-        };
-        let record = AuditRecord {
-            at,
-            ..AuditRecord::now(AuditKind::RunStarted)
-        }
-        .principal(&key)
-        .thread(thread_id)
-        .run(run_id)
-        .detail(json!({
-            "agent": agent,
-            "credential_source": principal.credential_source.as_str(),
-            "token_fingerprint": principal.token_fingerprint,
-        }));
+        let (start, record) = start_records(principal, thread_id, run_id, agent);
         self.record_durable(vec![WriteOp::RunStarted(start), WriteOp::Audit(record)])
             .await
     }
@@ -252,6 +263,38 @@ impl AuditSink for AuditLog {
             self.submit(op);
         }
     }
+}
+
+/// The `runs` row and the `run_started` audit record of a run start.
+fn start_records(
+    principal: &agui_auth::Principal,
+    thread_id: &str,
+    run_id: &str,
+    agent: &str,
+) -> (RunStart, AuditRecord) {
+    let at = now_ms();
+    let key = PrincipalKey::of(principal);
+    let start = RunStart {
+        principal: key.clone(),
+        thread_id: thread_id.to_owned(),
+        run_id: run_id.to_owned(),
+        agent: agent.to_owned(),
+        credential_source: principal.credential_source.as_str().to_owned(),
+        started_at: at,
+    };
+    let record = AuditRecord {
+        at,
+        ..AuditRecord::now(AuditKind::RunStarted)
+    }
+    .principal(&key)
+    .thread(thread_id)
+    .run(run_id)
+    .detail(json!({
+        "agent": agent,
+        "credential_source": principal.credential_source.as_str(),
+        "token_fingerprint": principal.token_fingerprint,
+    }));
+    (start, record)
 }
 
 /// The store operations for one [`AuditEvent`] of the run loop: the audit record plus the
@@ -343,14 +386,26 @@ pub fn ops_for_event(event: AuditEvent, at: i64) -> Vec<WriteOp> {
 #[derive(Default)]
 struct Batch {
     ops: Vec<WriteOp>,
+    starts: Vec<StartWaiter>,
     durable: Vec<DurableWaiter>,
     flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.starts.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.ops.len() + self.starts.len()
+    }
 }
 
 impl Batch {
     fn push(&mut self, msg: Msg) {
         match msg {
             Msg::Op(op) => self.ops.push(op),
+            Msg::Start(waiter) => self.starts.push(*waiter),
             Msg::Durable(ops, done) => {
                 let start = self.ops.len();
                 self.ops.extend(ops);
@@ -380,34 +435,62 @@ impl Writer {
                 ops: std::mem::take(&mut retained),
                 ..Batch::default()
             };
-            if batch.ops.is_empty() {
+            if batch.is_empty() {
                 match rx.recv().await {
                     Some(msg) => batch.push(msg),
                     None => return,
                 }
             }
             // Group commit: take everything already waiting, up to one batch.
-            while batch.ops.len() < self.max_batch && batch.flushes.is_empty() {
+            while batch.len() < self.max_batch && batch.flushes.is_empty() {
                 match rx.try_recv() {
                     Ok(msg) => batch.push(msg),
                     Err(_) => break,
                 }
             }
-            if batch.ops.is_empty() {
+            if batch.is_empty() {
                 for done in batch.flushes {
                     let _ = done.send(());
                 }
                 continue;
             }
-            match self.store.write_batch(&batch.ops).await {
-                Ok(()) => {
+            let starts: Vec<StartRequest> = batch.starts.iter().map(|(r, _)| r.clone()).collect();
+            let result = if starts.is_empty() {
+                self.store
+                    .write_batch(&batch.ops)
+                    .await
+                    .map(|()| Vec::new())
+            } else {
+                self.store.commit(&starts, &batch.ops).await
+            };
+            match result {
+                Ok(accesses) => {
+                    let started: Vec<WriteOp> = starts
+                        .into_iter()
+                        .zip(&accesses)
+                        .filter(|(_, a)| matches!(a, ThreadAccess::Owner { .. }))
+                        .map(|(r, _)| WriteOp::Audit(r.audit))
+                        .collect();
                     self.committed(&batch.ops).await;
+                    if !started.is_empty() {
+                        self.mirror(&started).await;
+                        self.counters
+                            .written
+                            .fetch_add(started.len() as u64, Ordering::Relaxed);
+                    }
                     backoff = Duration::from_millis(50);
+                    for ((_, done), access) in batch.starts.into_iter().zip(accesses) {
+                        let _ = done.send(Ok(access));
+                    }
                     for (_, done) in batch.durable {
                         let _ = done.send(Ok(()));
                     }
                 }
                 Err(error) => {
+                    // Run starts are refused, never retried behind their caller's back.
+                    for (_, done) in batch.starts {
+                        let _ = done.send(Err(StoreError::AuditUnavailable("audit write failed")));
+                    }
                     retained = self.failed(batch.ops, &mut batch.durable, error).await;
                     if !retained.is_empty() {
                         tokio::time::sleep(backoff).await;

@@ -367,6 +367,15 @@ pub enum WriteOp {
     },
 }
 
+/// A run to start on a thread its principal must own: see [`Store::commit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartRequest {
+    /// The run.
+    pub start: RunStart,
+    /// Its `run_started` audit record.
+    pub audit: AuditRecord,
+}
+
 /// What [`Store::forget_subject`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ForgetCounts {
@@ -408,6 +417,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `ops` in order in ONE transaction (all or nothing).
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<(), StoreError>;
+
+    /// The group commit of run starts: claims each start's thread for its principal (as
+    /// [`Store::claim_thread`]) and, where the principal owns it, records the run and its audit
+    /// record; then applies `ops`. Returns each start's [`ThreadAccess`], in order.
+    ///
+    /// A backend should do it all in one transaction (SQLite does, with one statement per table
+    /// for the whole batch); this default claims one by one, then writes one batch.
+    async fn commit(
+        &self,
+        starts: &[StartRequest],
+        ops: &[WriteOp],
+    ) -> Result<Vec<ThreadAccess>, StoreError> {
+        let mut accesses = Vec::with_capacity(starts.len());
+        let mut all = Vec::with_capacity(starts.len() * 2 + ops.len());
+        for request in starts {
+            let start = &request.start;
+            let access = self
+                .claim_thread(&start.principal, &start.thread_id, start.started_at)
+                .await?;
+            if matches!(access, ThreadAccess::Owner { .. }) {
+                all.push(WriteOp::RunStarted(start.clone()));
+                all.push(WriteOp::Audit(request.audit.clone()));
+            }
+            accesses.push(access);
+        }
+        all.extend_from_slice(ops);
+        if !all.is_empty() {
+            self.write_batch(&all).await?;
+        }
+        Ok(accesses)
+    }
 
     /// One run.
     async fn get_run(&self, thread_id: &str, run_id: &str)
