@@ -26,7 +26,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    crate::telemetry::init(LogFormat::Text, "info");
+    let _log_guard = crate::telemetry::init(LogFormat::Text, "info");
     let issuer = match DevIssuer::start(SocketAddr::from(([127, 0, 0, 1], 0))).await {
         Ok(issuer) => issuer,
         Err(error) => {

@@ -202,7 +202,7 @@ async fn serve_command(args: cli::ServeArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => return config_failure(&error),
     };
-    telemetry::init(config.log_format, &config.log);
+    let _log_guard = telemetry::init(config.log_format, &config.log);
     let listener = match serve::bind(config.listen, config.backlog) {
         Ok(listener) => listener,
         Err(error) => {

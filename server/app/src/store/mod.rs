@@ -22,6 +22,7 @@ pub mod client_addr;
 pub mod maintenance;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_writer;
 
 mod embedded;
 
@@ -54,6 +55,9 @@ pub enum StoreError {
     /// The audit writer is gone or its queue is full; nothing can be recorded.
     #[error("audit log unavailable: {0}")]
     AuditUnavailable(&'static str),
+    /// The SQLite writer failed (a statement, or the writer thread is gone).
+    #[error("database error: {0}")]
+    Backend(String),
     /// A stored value could not be decoded (a row written by something else).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

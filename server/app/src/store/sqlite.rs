@@ -23,6 +23,8 @@ use super::{
 pub struct SqliteStore {
     pool: SqlitePool,
     instance: String,
+    /// The write path of a file database (`None` in memory: one private connection).
+    writer: Option<super::sqlite_writer::SqliteWriter>,
 }
 
 impl SqliteStore {
@@ -61,12 +63,23 @@ impl SqliteStore {
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         embedded::sqlite().await?.run(&pool).await?;
+        let instance = new_instance_id();
+        let writer = if memory {
+            None
+        } else {
+            let path = options.get_filename().to_owned();
+            Some(super::sqlite_writer::SqliteWriter::open(
+                &path,
+                instance.clone(),
+            )?)
+        };
         Ok(Self {
             pool,
-            instance: new_instance_id(),
+            instance,
+            writer,
         })
     }
 
@@ -384,6 +397,9 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        if let Some(writer) = &self.writer {
+            return writer.write_batch(ops.to_vec()).await;
+        }
         let mut tx = self.pool.begin().await?;
         apply(&mut tx, ops.iter(), &self.instance).await?;
         tx.commit().await?;
@@ -395,6 +411,9 @@ impl Store for SqliteStore {
         starts: &[StartRequest],
         ops: &[WriteOp],
     ) -> Result<Vec<ThreadAccess>, StoreError> {
+        if let Some(writer) = &self.writer {
+            return writer.commit(starts.to_vec(), ops.to_vec()).await;
+        }
         let mut tx = self.pool.begin().await?;
         let accesses = claim_many(&mut tx, starts).await?;
         let owned: Vec<WriteOp> = starts
