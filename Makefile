@@ -12,7 +12,7 @@ CARGO ?= cargo
 NODE_TREES := tests/conformance/v1 tests/conformance/v0 tests/idp web
 SERVER_BIN := target/debug/agui-server
 
-.PHONY: help run dev chromium build test test-rust test-conformance lint fmt deps readme-config bench bench-quick clean
+.PHONY: help run dev chromium build test test-rust test-conformance lint fmt deps readme-config bench bench-quick bench-deps clean
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,12 +55,13 @@ readme-config: ## Regenerate the README's configuration reference from the confi
 	scripts/readme-config.sh
 
 bench: ## The full benchmark against the Python, Node and AG2 peers (not part of make test; < 20 min).
-	@test -x bench/run.sh || { echo "make bench: bench/run.sh is not in yet (see the benchmark issue); nothing was measured" >&2; exit 1; }
 	bench/run.sh full
 
-bench-quick: ## A one-minute subset of the benchmark.
-	@test -x bench/run.sh || { echo "make bench-quick: bench/run.sh is not in yet (see the benchmark issue); nothing was measured" >&2; exit 1; }
+bench-quick: ## A one-minute subset of the benchmark (overwrites bench/results/latest.md).
 	bench/run.sh quick
+
+bench-deps: ## Install the benchmark's peers from their pins (bench/peers/.venv, node_modules).
+	bench/peers/install.sh
 
 clean: ## Remove build outputs and installed Node packages.
 	$(CARGO) clean

@@ -1,9 +1,10 @@
 //! The suite behind `bench/run.sh`: which servers, which scenarios, and the measuring loop.
 //!
 //! For every (server, scenario) pair: a fresh server process pinned to CPU 0, wait until it
-//! accepts, one warm-up request, then `runs` runs of the load client (this process, pinned to
-//! CPU 1 by `run.sh`), each bracketed by the server's CPU seconds, a 50 ms RSS sampler and the
-//! kernel's listen-overflow counter (shared/reference/perf-peers.md §6 "Rules").
+//! accepts, a warm-up (one request, then a short burst: [`warm_up`]), then `runs` runs of the
+//! load client (this process, pinned to CPU 1 by `run.sh`), each bracketed by the server's CPU
+//! seconds, a 50 ms RSS sampler and the kernel's listen-overflow counter
+//! (shared/reference/perf-peers.md §6 "Rules").
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -143,6 +144,10 @@ pub struct RunRecord {
     pub peak_rss_kib: u64,
     /// Listen overflows during the run (kernel-wide counter; nothing else listens here).
     pub listen_overflows: u64,
+    /// CPU seconds of the harness process during the run: the load client, plus the issuer and
+    /// the mock model (idle except in the agent scenarios).
+    #[serde(default)]
+    pub client_cpu_s: f64,
     /// Zero errors and every stream ended in `RUN_FINISHED` (or, for auth-fail, every request got
     /// 401).
     pub valid: bool,
@@ -320,7 +325,9 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
         TokenMode::Reused,
         60,
         Headline::TtfeP99,
-        peers_only(&scripted),
+        // The floor shows what the client and the machine allow for paced streams (timer
+        // granularity, the 1,000-connection burst).
+        scripted.clone(),
     ));
     list.push(s(
         "auth_fail",
@@ -365,7 +372,9 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
             TokenMode::Reused,
             120,
             Headline::RssPerStream,
-            vec![ServerId::AguiServer],
+            // agui-server alone against the floor, which calibrates what one core and the client
+            // allow at 10,000 paced streams.
+            vec![ServerId::Floor, ServerId::AguiServer],
         );
         soak.runs = 1;
         list.push(soak);
@@ -373,19 +382,30 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
     list
 }
 
-/// agui-server's bench profile: production defaults, only the open-stream cap raised for the
-/// soak. Printed in the report.
+/// agui-server's bench profile: production defaults (a SQLite store with the audit log, auth,
+/// limits), with only the open-stream cap and the per-user limits raised (the load client is one
+/// user with thousands of streams). Printed in the report.
 pub fn agui_profile(
     issuer: &str,
     listen: SocketAddr,
     agent: Option<&str>,
 ) -> Vec<(String, String)> {
+    let database = bench_database(listen);
     let mut env = vec![
         ("AGUI_LISTEN".to_owned(), listen.to_string()),
         ("AGUI_OIDC_ISSUER".to_owned(), issuer.to_owned()),
         ("AGUI_OIDC_AUDIENCE".to_owned(), jwks::AUDIENCE.to_owned()),
         ("AGUI_BACKLOG".to_owned(), "4096".to_owned()),
         ("AGUI_MAX_OPEN_STREAMS".to_owned(), "20000".to_owned()),
+        // Raised, not switched off (0 would skip the limiter): the token bucket and the stream
+        // counter still run on every request, they just never refuse one.
+        ("AGUI_RUNS_PER_MINUTE".to_owned(), "60000000".to_owned()),
+        ("AGUI_RUN_BURST".to_owned(), "1000000".to_owned()),
+        ("AGUI_MAX_STREAMS_PER_USER".to_owned(), "20000".to_owned()),
+        (
+            "AGUI_DATABASE_URL".to_owned(),
+            format!("sqlite://{}?mode=rwc", database.display()),
+        ),
         ("AGUI_LOG_FORMAT".to_owned(), "json".to_owned()),
     ];
     match agent {
@@ -397,21 +417,41 @@ pub fn agui_profile(
             env.push(("AGUI_MODEL".to_owned(), "openai".to_owned()));
             env.push(("OPENAI_BASE_URL".to_owned(), mock.to_owned()));
             env.push(("OPENAI_API_KEY".to_owned(), "sk-mock".to_owned()));
+            env.push(("AGUI_OPENAI_MODEL".to_owned(), "bench-mock".to_owned()));
         }
     }
     env
+}
+
+/// agui-server's store file for a server listening on `listen`: a fresh file per server process,
+/// like a first `serve` on a new machine (removed with its WAL when the process is stopped).
+pub fn bench_database(listen: SocketAddr) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "agui-bench-{}-{}.db",
+        std::process::id(),
+        listen.port()
+    ))
 }
 
 /// A running server under test.
 struct Running {
     child: Child,
     addr: SocketAddr,
+    /// Files to remove once the process has stopped (agui-server's store).
+    cleanup: Vec<PathBuf>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for path in &self.cleanup {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = path.clone().into_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
+        }
     }
 }
 
@@ -539,9 +579,15 @@ impl Suite {
             .stderr(Stdio::from(err))
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", server.label()))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let cleanup = match server {
+            ServerId::AguiServer | ServerId::AguiServerAgent => vec![bench_database(addr)],
+            _ => vec![],
+        };
         let mut running = Running {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr,
+            cleanup,
         };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
@@ -620,7 +666,9 @@ impl Suite {
         } else {
             200
         };
-        // One warm-up request with the reused token (JWKS fetched, code paths warm).
+        // Warm-up with the reused token: one request (JWKS fetched, code paths taken), then a
+        // short burst so that JIT-compiled peers (Node's V8) are measured warm and not flattered
+        // by a cold first run; the idle RSS is read after it.
         let warm_tokens = match self.tokens_for(TokenMode::Reused) {
             Ok(t) => t,
             Err(e) => {
@@ -630,25 +678,28 @@ impl Suite {
                 };
             }
         };
-        let warm = runtime.block_on(client::run(LoadSpec {
-            addr: running.addr,
-            path: "/chat".into(),
-            concurrency: 1,
-            requests: 1,
-            tokens: warm_tokens,
-            bodies: Arc::new(client::run_inputs(&scenario.message, 1)),
-            expect_status: 200,
-            deadline: Duration::from_secs(60),
-        }));
-        if warm.summary.requests_ok != 1 {
-            return Cell {
-                runs: vec![],
-                skipped: Some(format!(
-                    "{}: the warm-up request failed ({:?})",
-                    server.label(),
-                    warm.summary.errors_by_kind
-                )),
-            };
+        for (requests, concurrency, message) in warm_up(scenario) {
+            let warm = runtime.block_on(client::run(LoadSpec {
+                addr: running.addr,
+                path: "/chat".into(),
+                concurrency,
+                requests,
+                tokens: warm_tokens.clone(),
+                bodies: Arc::new(client::run_inputs(&message, requests)),
+                expect_status: 200,
+                deadline: Duration::from_secs(60),
+            }));
+            if !warm.summary.is_valid(requests as u64) {
+                return Cell {
+                    runs: vec![],
+                    skipped: Some(format!(
+                        "{}: the warm-up failed ({} of {requests} ok, errors {:?})",
+                        server.label(),
+                        warm.summary.requests_ok,
+                        warm.summary.errors_by_kind
+                    )),
+                };
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
         let idle_rss_kib = procfs::rss_kib(pid).unwrap_or(0);
@@ -681,10 +732,13 @@ impl Suite {
             };
             let overflows = procfs::listen_overflows();
             let cpu = procfs::cpu_seconds(pid, self.ticks).unwrap_or(0.0);
+            let client_cpu = procfs::cpu_seconds(std::process::id(), self.ticks).unwrap_or(0.0);
             let sampler = procfs::RssSampler::start(pid);
             let result = runtime.block_on(client::run(spec));
             let peak_rss_kib = sampler.finish(pid);
             let cpu_s = procfs::cpu_seconds(pid, self.ticks).unwrap_or(0.0) - cpu;
+            let client_cpu_s =
+                procfs::cpu_seconds(std::process::id(), self.ticks).unwrap_or(0.0) - client_cpu;
             let listen_overflows = procfs::listen_overflows().saturating_sub(overflows);
             let valid = result.summary.is_valid(scenario.requests as u64);
             runs.push(RunRecord {
@@ -694,6 +748,7 @@ impl Suite {
                 idle_rss_kib,
                 peak_rss_kib,
                 listen_overflows,
+                client_cpu_s,
                 valid,
             });
             // Let closed connections drain before the next run's burst.
@@ -705,6 +760,30 @@ impl Suite {
             skipped: None,
         }
     }
+}
+
+/// The warm-up before a scenario's runs, as (requests, concurrency, message) steps: one request,
+/// then a burst (200 × `/stream 50` at 10 concurrent for the scripted servers, 5 runs of the
+/// scenario's message for the agents). Paced messages (`slow`, `soak`) are warmed with unpaced
+/// ones so the warm-up stays short.
+pub fn warm_up(scenario: &Scenario) -> Vec<(usize, usize, String)> {
+    let agent = scenario
+        .servers
+        .iter()
+        .any(|s| matches!(s, ServerId::AguiServerAgent | ServerId::Ag2));
+    if agent {
+        return vec![
+            (1, 1, scenario.message.clone()),
+            (5, 1, scenario.message.clone()),
+        ];
+    }
+    let paced = scenario.message.split_whitespace().count() > 3;
+    let first = if paced {
+        "/stream 200".to_owned()
+    } else {
+        scenario.message.clone()
+    };
+    vec![(1, 1, first), (200, 10, "/stream 50".to_owned())]
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -929,7 +1008,7 @@ mod tests {
         let soak = all.iter().find(|s| s.id == "soak").unwrap();
         assert_eq!(
             (soak.concurrency, soak.servers.as_slice()),
-            (10_000, &[ServerId::AguiServer][..])
+            (10_000, &[ServerId::Floor, ServerId::AguiServer][..])
         );
         assert!(all.iter().filter(|s| s.id != "soak").all(|s| s.runs == 3));
         // Agent-mode agui-server is compared with AG2 only, never with the scripted peers.
@@ -945,6 +1024,29 @@ mod tests {
         let quick = scenarios("quick");
         assert!(quick.iter().all(|s| s.runs == 1));
         assert!(quick.len() < scenarios("full").len());
+    }
+
+    #[test]
+    fn warm_up_is_short_and_unpaced_for_every_scenario() {
+        for s in scenarios("full") {
+            let steps = warm_up(&s);
+            assert_eq!(steps[0].0, 1, "{}: one request first", s.id);
+            for (n, c, message) in &steps {
+                assert!(*n <= 200 && *c <= 10, "{}", s.id);
+                if message.starts_with("/stream") {
+                    assert!(
+                        message.split_whitespace().count() <= 3,
+                        "{}: {message}",
+                        s.id
+                    );
+                }
+            }
+        }
+        let agent = scenarios("full")
+            .into_iter()
+            .find(|s| s.id == "agent_c50")
+            .unwrap();
+        assert!(warm_up(&agent).iter().all(|(_, _, m)| *m == agent.message));
     }
 
     #[test]
@@ -966,5 +1068,25 @@ mod tests {
         assert_eq!(get("AGUI_OIDC_ISSUER"), Some("http://127.0.0.1:1"));
         assert_eq!(get("AGUI_OIDC_AUDIENCE"), Some(jwks::AUDIENCE));
         assert_eq!(get("AGUI_MODEL"), Some("scripted"));
+    }
+
+    #[test]
+    fn agent_profile_configures_the_openai_provider_from_its_own_env_names() {
+        let mock = "http://127.0.0.1:9100/v1";
+        let profile = agui_profile(
+            "http://127.0.0.1:1",
+            "127.0.0.1:2".parse().unwrap(),
+            Some(mock),
+        );
+        let get = |k: &str| profile.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("AGUI_MODEL").as_deref(), Some("openai"));
+        // The server reads the provider's settings with this function at start-up.
+        let config = agui_agent::openai::OpenAiConfig::from_env_like(get)
+            .expect("the profile names every setting the provider needs");
+        config.validate().unwrap();
+        assert_eq!(config.base_url, mock);
+        // Positive control: without the model name the provider refuses to start.
+        let without_model = |k: &str| get(k).filter(|_| k != "AGUI_OPENAI_MODEL");
+        assert!(agui_agent::openai::OpenAiConfig::from_env_like(without_model).is_err());
     }
 }
