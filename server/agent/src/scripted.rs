@@ -92,7 +92,7 @@ impl ModelProvider for ScriptedModel {
             Plan::Say(text) => paced(
                 words(&text)
                     .map(|w| Ok(ModelDelta::Text(w.to_owned())))
-                    .collect(),
+                    .collect::<Vec<_>>(),
                 delay,
             ),
             Plan::Stream { count, size, delay } => {
@@ -100,18 +100,19 @@ impl ModelProvider for ScriptedModel {
                     let letter = char::from(b'a' + (i % 26) as u8);
                     Ok(ModelDelta::Text(letter.to_string().repeat(size)))
                 });
-                if delay.is_zero() {
-                    futures::stream::iter(deltas).boxed()
-                } else {
-                    paced(deltas.collect(), delay)
-                }
+                // Lazily: a paced stream of thousands of deltas holds one at a time, not all.
+                paced(deltas, delay)
             }
         })
     }
 }
 
-/// Yields `items` with `delay` before each one after the first.
-fn paced(items: Vec<Result<ModelDelta, ModelError>>, delay: Duration) -> ModelStream {
+/// Yields `items` with `delay` before each one after the first, producing each when it is due.
+fn paced<I>(items: I, delay: Duration) -> ModelStream
+where
+    I: IntoIterator<Item = Result<ModelDelta, ModelError>>,
+    I::IntoIter: Send + 'static,
+{
     if delay.is_zero() {
         return futures::stream::iter(items).boxed();
     }
