@@ -96,7 +96,6 @@ impl Accountability {
             },
             log: AuditLogOptions {
                 mirror,
-                fail_closed: config.audit.fail_closed,
                 ..AuditLogOptions::default()
             },
             maintenance: MaintenanceOptions {

@@ -6,9 +6,10 @@
 //! Records that must be durable before the server answers (a run's start) use
 //! [`AuditLog::record_durable`], which waits for the commit that carries them.
 //!
-//! When writes fail the log reports itself unhealthy ([`AuditLog::healthy`]) and, with
-//! `fail_closed` (the default), [`AuditLog::refuse_requests`] tells the handler to answer 503
-//! `audit_unavailable`, so nothing happens unrecorded.
+//! When writes fail the log reports itself unhealthy ([`AuditLog::healthy`]) and durable
+//! callers get an error: the handler answers 503 `audit_unavailable` when a run's start cannot
+//! be committed (`audit.fail_closed`, the default), so nothing happens unrecorded, and each
+//! refused start is also the probe that notices the recovery.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,8 +51,6 @@ pub struct AuditLogOptions {
     pub max_batch: usize,
     /// Optional JSON-lines mirror of every committed audit record.
     pub mirror: Option<Mirror>,
-    /// Refuse new requests (503 `audit_unavailable`) while writes fail.
-    pub fail_closed: bool,
 }
 
 impl Default for AuditLogOptions {
@@ -60,7 +59,6 @@ impl Default for AuditLogOptions {
             queue_capacity: 16_384,
             max_batch: 1_024,
             mirror: None,
-            fail_closed: true,
         }
     }
 }
@@ -107,7 +105,6 @@ pub struct AuditLog {
     store: Arc<dyn Store>,
     tx: mpsc::Sender<Msg>,
     counters: Arc<Counters>,
-    fail_closed: bool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -138,7 +135,6 @@ impl AuditLog {
             store,
             tx,
             counters,
-            fail_closed: options.fail_closed,
         }
     }
 
@@ -233,12 +229,6 @@ impl AuditLog {
     pub fn healthy(&self) -> bool {
         self.counters.healthy.load(Ordering::Relaxed)
             && !self.counters.overflowed.load(Ordering::Relaxed)
-    }
-
-    /// Whether the handler should refuse new runs with 503 `audit_unavailable`: the log is
-    /// unhealthy and configured to fail closed.
-    pub fn refuse_requests(&self) -> bool {
-        self.fail_closed && !self.healthy()
     }
 
     /// Transactions committed so far (group commit makes this far fewer than operations).
