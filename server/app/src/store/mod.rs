@@ -426,31 +426,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::claim_thread`]) and, where the principal owns it, records the run and its audit
     /// record; then applies `ops`. Returns each start's [`ThreadAccess`], in order.
     ///
-    /// A backend should do it all in one transaction (SQLite does, with one statement per table
-    /// for the whole batch); this default claims one by one, then writes one batch.
+    /// A backend should do it all in one transaction (the SQLite file store does, on its writer
+    /// thread); the default is [`commit_one_by_one`].
     async fn commit(
         &self,
         starts: &[StartRequest],
         ops: &[WriteOp],
     ) -> Result<Vec<ThreadAccess>, StoreError> {
-        let mut accesses = Vec::with_capacity(starts.len());
-        let mut all = Vec::with_capacity(starts.len() * 2 + ops.len());
-        for request in starts {
-            let start = &request.start;
-            let access = self
-                .claim_thread(&start.principal, &start.thread_id, start.started_at)
-                .await?;
-            if matches!(access, ThreadAccess::Owner { .. }) {
-                all.push(WriteOp::RunStarted(start.clone()));
-                all.push(WriteOp::Audit(request.audit.clone()));
-            }
-            accesses.push(access);
-        }
-        all.extend_from_slice(ops);
-        if !all.is_empty() {
-            self.write_batch(&all).await?;
-        }
-        Ok(accesses)
+        commit_one_by_one(self, starts, ops).await
     }
 
     /// One run.
@@ -477,6 +460,37 @@ pub trait Store: Send + Sync + 'static {
         issuer: Option<&str>,
         subject: &str,
     ) -> Result<ForgetCounts, StoreError>;
+}
+
+/// [`Store::commit`] from the other methods: claims one by one, then one batch for the owned
+/// starts and `ops`.
+///
+/// # Errors
+///
+/// The first failing claim or the batch's error.
+pub async fn commit_one_by_one<S: Store + ?Sized>(
+    store: &S,
+    starts: &[StartRequest],
+    ops: &[WriteOp],
+) -> Result<Vec<ThreadAccess>, StoreError> {
+    let mut accesses = Vec::with_capacity(starts.len());
+    let mut all = Vec::with_capacity(starts.len() * 2 + ops.len());
+    for request in starts {
+        let start = &request.start;
+        let access = store
+            .claim_thread(&start.principal, &start.thread_id, start.started_at)
+            .await?;
+        if matches!(access, ThreadAccess::Owner { .. }) {
+            all.push(WriteOp::RunStarted(start.clone()));
+            all.push(WriteOp::Audit(request.audit.clone()));
+        }
+        accesses.push(access);
+    }
+    all.extend_from_slice(ops);
+    if !all.is_empty() {
+        store.write_batch(&all).await?;
+    }
+    Ok(accesses)
 }
 
 /// Opens the store at `url` (`sqlite:` / `sqlite://` or `postgres://` / `postgresql://`), runs

@@ -154,173 +154,6 @@ async fn insert_audit(
     Ok(())
 }
 
-/// Rows per multi-row statement (SQLite allows 32,766 bound parameters; 8 columns × 200 rows
-/// stays far below).
-const ROWS: usize = 200;
-
-/// Claims the threads of `starts` in two statements: one multi-row insert (the primary key
-/// makes every existing or repeated thread id a no-op; `RETURNING` names the ones created),
-/// then one read of their owners. Of principals naming the same new id in one batch, the
-/// first becomes the owner, as if they had come one after the other.
-async fn claim_many(
-    conn: &mut sqlx::SqliteConnection,
-    starts: &[StartRequest],
-) -> Result<Vec<ThreadAccess>, StoreError> {
-    let mut created = std::collections::HashSet::new();
-    let mut owners = std::collections::HashMap::new();
-    for chunk in starts.chunks(ROWS) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO threads (thread_id, issuer, subject, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, request| {
-            let start = &request.start;
-            row.push_bind(&start.thread_id)
-                .push_bind(&start.principal.issuer)
-                .push_bind(&start.principal.subject)
-                .push_bind(start.started_at);
-        });
-        insert.push(" ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id");
-        for row in insert.build().fetch_all(&mut *conn).await? {
-            created.insert(row.try_get::<String, _>("thread_id")?);
-        }
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT thread_id, issuer, subject FROM threads WHERE thread_id IN (",
-        );
-        let mut ids = select.separated(", ");
-        for request in chunk {
-            ids.push_bind(&request.start.thread_id);
-        }
-        select.push(")");
-        for row in select.build().fetch_all(&mut *conn).await? {
-            owners.insert(
-                row.try_get::<String, _>("thread_id")?,
-                PrincipalKey::new(
-                    row.try_get::<String, _>("issuer")?,
-                    row.try_get::<String, _>("subject")?,
-                ),
-            );
-        }
-    }
-    starts
-        .iter()
-        .map(|request| {
-            let start = &request.start;
-            let owner = owners.get(&start.thread_id).ok_or_else(|| {
-                StoreError::Corrupt(format!("thread {} vanished", start.thread_id))
-            })?;
-            Ok(if *owner == start.principal {
-                // Only the first of several starts on a new thread in this batch created it.
-                ThreadAccess::Owner {
-                    created: created.remove(&start.thread_id),
-                }
-            } else {
-                ThreadAccess::NotOwner {
-                    owner: owner.clone(),
-                }
-            })
-        })
-        .collect()
-}
-
-/// Applies `ops` inside the caller's transaction with one statement per table and chunk: run
-/// inserts, thread `last_run_at`, tool-call counts, run ends, then audit records (in order).
-async fn apply<'a>(
-    conn: &mut sqlx::SqliteConnection,
-    ops: impl Iterator<Item = &'a WriteOp>,
-    instance: &str,
-) -> Result<(), StoreError> {
-    let mut starts = Vec::new();
-    let mut ends = Vec::new();
-    let mut ended = std::collections::HashSet::new();
-    let mut audits = Vec::new();
-    let mut tool_calls: Vec<(&str, i64)> = Vec::new();
-    for op in ops {
-        match op {
-            WriteOp::RunStarted(start) => starts.push(start),
-            // The first end of a run wins, as with one UPDATE per end.
-            WriteOp::RunEnded(end) => {
-                if ended.insert((end.thread_id.as_str(), end.run_id.as_str())) {
-                    ends.push(end);
-                }
-            }
-            WriteOp::Audit(record) => audits.push(record),
-            WriteOp::ToolCall { run_id } => {
-                match tool_calls.iter_mut().find(|(id, _)| id == run_id) {
-                    Some((_, n)) => *n += 1,
-                    None => tool_calls.push((run_id, 1)),
-                }
-            }
-        }
-    }
-    for chunk in starts.chunks(ROWS) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO runs (thread_id, run_id, issuer, subject, agent, credential_source, \
-             instance, started_at) ",
-        );
-        insert.push_values(chunk, |mut row, start| {
-            row.push_bind(&start.thread_id)
-                .push_bind(&start.run_id)
-                .push_bind(&start.principal.issuer)
-                .push_bind(&start.principal.subject)
-                .push_bind(&start.agent)
-                .push_bind(&start.credential_source)
-                .push_bind(instance)
-                .push_bind(start.started_at);
-        });
-        insert.push(" ON CONFLICT (thread_id, run_id) DO NOTHING");
-        insert.build().execute(&mut *conn).await?;
-
-        let mut touch = QueryBuilder::<Sqlite>::new("WITH v(t, at) AS (");
-        touch.push_values(chunk, |mut row, start| {
-            row.push_bind(&start.thread_id).push_bind(start.started_at);
-        });
-        touch.push(
-            ") UPDATE threads SET last_run_at = m.at \
-             FROM (SELECT t, MAX(at) AS at FROM v GROUP BY t) AS m WHERE threads.thread_id = m.t",
-        );
-        touch.build().execute(&mut *conn).await?;
-    }
-    for (run_id, n) in tool_calls {
-        sqlx::query("UPDATE runs SET tool_calls = tool_calls + ? WHERE run_id = ?")
-            .bind(n)
-            .bind(run_id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for chunk in ends.chunks(ROWS) {
-        let mut update = QueryBuilder::<Sqlite>::new("WITH v(t, r, e, o, c, u) AS (");
-        update.push_values(chunk, |mut row, end| {
-            row.push_bind(&end.thread_id)
-                .push_bind(&end.run_id)
-                .push_bind(end.ended_at)
-                .push_bind(end.outcome.as_str())
-                .push_bind(&end.error_code)
-                .push_bind(end.usage.as_ref().map(ToString::to_string));
-        });
-        update.push(
-            ") UPDATE runs SET ended_at = v.e, outcome = v.o, error_code = v.c, usage = v.u \
-             FROM v WHERE runs.thread_id = v.t AND runs.run_id = v.r AND runs.ended_at IS NULL",
-        );
-        update.build().execute(&mut *conn).await?;
-    }
-    for chunk in audits.chunks(ROWS) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO audit (at, kind, issuer, subject, thread_id, run_id, detail) ",
-        );
-        insert.push_values(chunk, |mut row, record| {
-            row.push_bind(record.at)
-                .push_bind(record.kind.as_str())
-                .push_bind(&record.issuer)
-                .push_bind(&record.subject)
-                .push_bind(&record.thread_id)
-                .push_bind(&record.run_id)
-                .push_bind(record.detail.to_string());
-        });
-        insert.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -400,8 +233,55 @@ impl Store for SqliteStore {
         if let Some(writer) = &self.writer {
             return writer.write_batch(ops.to_vec()).await;
         }
+        // The in-memory database (dev, tests): one statement at a time through sqlx.
         let mut tx = self.pool.begin().await?;
-        apply(&mut tx, ops.iter(), &self.instance).await?;
+        for op in ops {
+            match op {
+                WriteOp::Audit(record) => insert_audit(&mut tx, record).await?,
+                WriteOp::RunStarted(run) => {
+                    sqlx::query(
+                        "INSERT INTO runs (thread_id, run_id, issuer, subject, agent, \
+                         credential_source, instance, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (thread_id, run_id) DO NOTHING",
+                    )
+                    .bind(&run.thread_id)
+                    .bind(&run.run_id)
+                    .bind(&run.principal.issuer)
+                    .bind(&run.principal.subject)
+                    .bind(&run.agent)
+                    .bind(&run.credential_source)
+                    .bind(&self.instance)
+                    .bind(run.started_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE threads SET last_run_at = ? WHERE thread_id = ?")
+                        .bind(run.started_at)
+                        .bind(&run.thread_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                WriteOp::RunEnded(end) => {
+                    sqlx::query(
+                        "UPDATE runs SET ended_at = ?, outcome = ?, error_code = ?, usage = ? \
+                         WHERE thread_id = ? AND run_id = ? AND ended_at IS NULL",
+                    )
+                    .bind(end.ended_at)
+                    .bind(end.outcome.as_str())
+                    .bind(&end.error_code)
+                    .bind(end.usage.as_ref().map(|u| u.to_string()))
+                    .bind(&end.thread_id)
+                    .bind(&end.run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                WriteOp::ToolCall { run_id } => {
+                    sqlx::query("UPDATE runs SET tool_calls = tool_calls + 1 WHERE run_id = ?")
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -411,25 +291,10 @@ impl Store for SqliteStore {
         starts: &[StartRequest],
         ops: &[WriteOp],
     ) -> Result<Vec<ThreadAccess>, StoreError> {
-        if let Some(writer) = &self.writer {
-            return writer.commit(starts.to_vec(), ops.to_vec()).await;
+        match &self.writer {
+            Some(writer) => writer.commit(starts.to_vec(), ops.to_vec()).await,
+            None => super::commit_one_by_one(self, starts, ops).await,
         }
-        let mut tx = self.pool.begin().await?;
-        let accesses = claim_many(&mut tx, starts).await?;
-        let owned: Vec<WriteOp> = starts
-            .iter()
-            .zip(&accesses)
-            .filter(|(_, access)| matches!(access, ThreadAccess::Owner { .. }))
-            .flat_map(|(request, _)| {
-                [
-                    WriteOp::RunStarted(request.start.clone()),
-                    WriteOp::Audit(request.audit.clone()),
-                ]
-            })
-            .collect();
-        apply(&mut tx, owned.iter().chain(ops), &self.instance).await?;
-        tx.commit().await?;
-        Ok(accesses)
     }
 
     async fn get_run(
