@@ -28,6 +28,30 @@ async fn audit(server: &TestServer, kind: AuditKind) -> Vec<AuditRecord> {
         .unwrap()
 }
 
+/// A scratch directory for a test's database files, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("agui-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// A SQLite file in it, and the store URL that opens (and creates) it.
+    fn database(&self) -> (std::path::PathBuf, String) {
+        let path = self.0.join("agui.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        (path, url)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Makes every insert into `audit` fail while the database stays reachable.
 const BREAK_AUDIT: &str =
     "CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END";
@@ -389,10 +413,8 @@ async fn an_auth_failure_flood_becomes_aggregated_records_not_one_per_request() 
 #[tokio::test]
 async fn an_unreachable_store_is_503_and_not_ready_then_the_server_recovers() {
     // A database file whose directory cannot be created (its parent is a regular file).
-    let scratch = std::env::temp_dir().join(format!("agui-unreachable-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).unwrap();
-    let blocker = scratch.join("data");
+    let scratch = Scratch::new("unreachable");
+    let blocker = scratch.0.join("data");
     std::fs::write(&blocker, b"not a directory").unwrap();
     let url = format!("sqlite://{}/agui.db?mode=rwc", blocker.display());
 
@@ -440,15 +462,12 @@ async fn an_unreachable_store_is_503_and_not_ready_then_the_server_recovers() {
         .run_as("/chat", &token, &input("hi", Some("1.0")))
         .await;
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 #[tokio::test]
 async fn a_failing_audit_write_refuses_the_run_with_503_and_nothing_runs_unrecorded() {
-    let scratch = std::env::temp_dir().join(format!("agui-auditfail-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let path = scratch.join("agui.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let scratch = Scratch::new("auditfail");
+    let (path, url) = scratch.database();
     let server = start_with(move |c| c.store.database_url = Some(url), |b| b).await;
     let token = server.token("alice");
     server
@@ -479,15 +498,12 @@ async fn a_failing_audit_write_refuses_the_run_with_503_and_nothing_runs_unrecor
         .run_as("/chat", &token, &input("recovered", Some("1.0")))
         .await;
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 #[tokio::test]
 async fn with_fail_closed_off_a_failing_audit_write_is_logged_and_the_run_goes_on() {
-    let scratch = std::env::temp_dir().join(format!("agui-auditopen-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let path = scratch.join("agui.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let scratch = Scratch::new("auditopen");
+    let (path, url) = scratch.database();
     let server = start_with(
         move |c| {
             c.store.database_url = Some(url);
@@ -502,7 +518,6 @@ async fn with_fail_closed_off_a_failing_audit_write_is_logged_and_the_run_goes_o
         .run_as("/chat", &token, &input("served", Some("1.0")))
         .await;
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 /// After a server's worth of traffic (accepted header and body tokens, refused tokens of every
@@ -511,14 +526,10 @@ async fn with_fail_closed_off_a_failing_audit_write_is_logged_and_the_run_goes_o
 /// control that the scan reads what was written).
 #[tokio::test]
 async fn no_part_of_any_token_reaches_the_database_its_wal_or_the_mirror() {
-    let scratch = std::env::temp_dir().join(format!("agui-notoken-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let db = scratch.join("agui.db");
-    let mirror = scratch.join("audit.jsonl");
-    let (url, mirror_path) = (
-        format!("sqlite://{}?mode=rwc", db.display()),
-        mirror.display().to_string(),
-    );
+    let scratch = Scratch::new("notoken");
+    let (db, url) = scratch.database();
+    let mirror = scratch.0.join("audit.jsonl");
+    let mirror_path = mirror.display().to_string();
     let server = start_with(
         move |c| {
             c.store.database_url = Some(url);
@@ -566,7 +577,7 @@ async fn no_part_of_any_token_reaches_the_database_its_wal_or_the_mirror() {
     server.stop().await;
 
     let mut written = Vec::new();
-    for file in [db.clone(), scratch.join("agui.db-wal"), mirror.clone()] {
+    for file in [db.clone(), scratch.0.join("agui.db-wal"), mirror.clone()] {
         if let Ok(bytes) = std::fs::read(&file) {
             written.extend_from_slice(&bytes);
         }
@@ -588,5 +599,4 @@ async fn no_part_of_any_token_reaches_the_database_its_wal_or_the_mirror() {
             "the fingerprint of every token used is recorded"
         );
     }
-    let _ = std::fs::remove_dir_all(&scratch);
 }
