@@ -600,3 +600,97 @@ async fn no_part_of_any_token_reaches_the_database_its_wal_or_the_mirror() {
         );
     }
 }
+
+/// Redis going away after start-up: runs are refused with 503 `limits_unavailable` (never run
+/// unlimited), and served again once it is back. Redis is reached through a proxy the test cuts.
+#[tokio::test]
+async fn a_limiter_that_loses_redis_refuses_runs_with_503_then_recovers() {
+    let Some(redis) = std::env::var("AGUI_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert!(
+            std::env::var("AGUI_REQUIRE_REDIS").as_deref() != Ok("1"),
+            "AGUI_REQUIRE_REDIS=1 but AGUI_TEST_REDIS_URL is not set"
+        );
+        eprintln!("SKIP: limiter outage over HTTP (set AGUI_TEST_REDIS_URL)");
+        return;
+    };
+    let upstream = redis
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // Cancelling the current token cuts the open connections; a fresh one serves new ones.
+    let cut = std::sync::Arc::new(std::sync::Mutex::new(
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let proxy = {
+        let (up, cut) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused by closing it
+                }
+                let (upstream, cut) = (upstream.clone(), cut.lock().unwrap().clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+            }
+        })
+    };
+    let server = start_with(
+        move |c| {
+            c.limits.redis_url = Some(format!("redis://{proxy_addr}"));
+            c.limits.runs_per_minute = 1_000;
+            c.limits.burst = 1_000;
+        },
+        |b| b,
+    )
+    .await;
+    let token = server.token("alice");
+    server
+        .run_as("/chat", &token, &input("control", Some("1.0")))
+        .await;
+
+    up.store(false, std::sync::atomic::Ordering::SeqCst);
+    cut.lock().unwrap().cancel();
+    let (status, retry_after, body) = error_of(
+        server
+            .post("/chat", Some(&token), &input("hi", Some("1.0")))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "limits_unavailable");
+    assert_eq!(retry_after.as_deref(), Some("5"));
+
+    *cut.lock().unwrap() = tokio_util::sync::CancellationToken::new();
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut recovered = false;
+    for _ in 0..100 {
+        let response = server
+            .post("/chat", Some(&token), &input("hi", Some("1.0")))
+            .await;
+        if response.status() == 200 {
+            recovered = true;
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "served again once Redis is reachable");
+    server.stop().await;
+    proxy.abort();
+}
