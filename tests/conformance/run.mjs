@@ -21,8 +21,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { decodeJwt, requestToken, TEST_CLIENTS } from '../idp/client.mjs';
+import { DEFAULT_SETTINGS } from '../idp/config.mjs';
 import { startMockOpenAi } from './mock-openai.mjs';
 import { OPENAI_AGENT } from './openai-scenarios.mjs';
+import { roleClientSettings } from './scenarios.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
@@ -178,8 +180,14 @@ async function main() {
   // 0. The IdP on its own (its own instances; no agui-server needed).
   await runSuite('../idp/selftest.mjs', process.env);
 
-  // 1. The IdP.
-  const idp = start(process.execPath, [join(repoRoot, 'tests/idp/server.mjs'), '--port', '0', '--exit-on-stdin-close'], {
+  // 1. The IdP, with the built-in clients plus the suite's role clients (an admin and its twin,
+  //    for the role-gated tools; `clients` in a settings file replaces the default list).
+  const idpDir = mkdtempSync(join(tmpdir(), 'agui-conformance-idp-'));
+  scratchDirs.add(idpDir);
+  const idpSettings = join(idpDir, 'idp.json');
+  writeFileSync(idpSettings, JSON.stringify({ clients: [...DEFAULT_SETTINGS.clients, ...roleClientSettings()] }));
+  const idpArgs = [join(repoRoot, 'tests/idp/server.mjs'), '--port', '0', '--config', idpSettings, '--exit-on-stdin-close'];
+  const idp = start(process.execPath, idpArgs, {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 
 import { decodeJwt, requestToken, TEST_CLIENTS } from '../idp/client.mjs';
-import { parseSse, schemaKeptEverything } from './wire.mjs';
+import { normaliseRun, parseSse, schemaKeptEverything, splitProtoFrames } from './wire.mjs';
 
 // Native fetch, captured before any suite could wrap it.
 const nativeFetch = globalThis.fetch;
@@ -22,6 +22,39 @@ export const ACCENT_TOOL = Object.freeze({
   description: 'Change the page accent colour',
   parameters: { type: 'object', properties: { color: { type: 'string' } }, required: ['color'] },
 });
+
+/**
+ * Service clients this suite adds to the test IdP (run.mjs passes them with `--config`), for the
+ * role-gated tools: `delete_document` requires the role `admin` (server/agent/src/tools), and
+ * agui-server maps roles from the token's `roles` claim (its default `claims.roles = ["/roles"]`).
+ * `adminTwin` has the same claims under its own subject, so it owns its own demo documents: the
+ * protobuf replay of a successful delete runs as the twin (the admin's document is gone by then).
+ */
+export const ROLE_CLIENTS = Object.freeze({
+  admin: Object.freeze({
+    clientId: 'agui-conformance-admin',
+    clientSecret: 'agui-conformance-admin-secret',
+    claims: Object.freeze({ name: 'Grace Hopper', roles: Object.freeze(['admin']) }),
+  }),
+  adminTwin: Object.freeze({
+    clientId: 'agui-conformance-admin-twin',
+    clientSecret: 'agui-conformance-admin-twin-secret',
+    claims: Object.freeze({ name: 'Grace Hopper', roles: Object.freeze(['admin']) }),
+  }),
+});
+
+/** {@link ROLE_CLIENTS} as test-IdP client entries (tests/idp/config.mjs settings shape). */
+export function roleClientSettings() {
+  return Object.values(ROLE_CLIENTS).map(({ clientId, clientSecret, claims }) => ({
+    client_id: clientId,
+    client_secret: clientSecret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    claims: { ...claims, roles: [...claims.roles] },
+  }));
+}
 
 /**
  * Reads the suite's environment (set by run.mjs) and mints the extra tokens the scenarios need.
@@ -46,6 +79,8 @@ export async function suiteContext() {
     namedToken: await requestToken({ issuer: idpUrl, ...named, scope: 'agui:chat' }),
     namedClaims: named.claims,
     namedSubject: named.clientId,
+    adminToken: await requestToken({ issuer: idpUrl, ...ROLE_CLIENTS.admin, scope: 'agui:chat' }),
+    adminTwinToken: await requestToken({ issuer: idpUrl, ...ROLE_CLIENTS.adminTwin, scope: 'agui:chat' }),
     // Same IdP, same keys, valid signature: only `aud` is wrong (RFC 8707 resource of another API).
     wrongAudienceToken: await requestToken({
       issuer: idpUrl, clientId, clientSecret, resource: 'http://other-api', scope: 'other:read',
@@ -130,7 +165,51 @@ export function assertStreamedRun(driver, record, pattern) {
     assert.equal(last.runId, record.input.runId, 'RUN_FINISHED.runId');
   }
   assertConsistentIds(raw);
+  if (driver.proto) {
+    assertProtoReplayMatches(driver, record, raw);
+    driver.protoCompared += 1;
+  }
   return raw;
+}
+
+/**
+ * The protobuf binding carries exactly the events of the SSE run (drivers with `proto`): the
+ * driver replayed the client's input asking for protobuf; the answer must have exactly the
+ * binding's media type (the client picks its parser by equality, agui-1.0.md §3.1, so a
+ * parameter would make it parse protobuf as SSE and silently see nothing), length-prefixed frames
+ * that decode with that version's decoder and pass its schema member for member, and the same
+ * events as the SSE run. Normalised, and only because they must differ between two runs: the
+ * ids the server mints (message and tool-call ids), the replay's fresh threadId and runId, and
+ * timestamps (`normaliseRun`; ids are numbered by first use, so which event refers to which
+ * message or call is still compared). Nothing else is.
+ */
+function assertProtoReplayMatches(driver, record, sseEvents) {
+  const replay = record.proto;
+  assert.ok(replay, 'the run was not replayed over protobuf');
+  assert.equal(replay.status, 200, `protobuf replay: HTTP ${replay.status}`);
+  assert.equal(replay.headers.get('content-type'), driver.proto.mediaType, 'protobuf replay: content-type');
+  const decoded = splitProtoFrames(replay.body).map((frame, i) => {
+    try {
+      // Through JSON, as the SSE events were: drops members the decoder left undefined.
+      return JSON.parse(JSON.stringify(driver.proto.decode(frame)));
+    } catch (error) {
+      return assert.fail(`protobuf frame ${i} does not decode: ${error.message}`);
+    }
+  });
+  decoded.forEach((event, i) => {
+    let parsed;
+    try {
+      parsed = driver.parseEvent(event);
+    } catch (error) {
+      assert.fail(`protobuf frame ${i} (${event.type}) fails the ${driver.name} schema: ${zodIssues(error)}`);
+    }
+    const problem = schemaKeptEverything(event, parsed, driver.schemaDefaults[event.type]);
+    if (problem) assert.fail(`protobuf frame ${i} (${event.type}) through the ${driver.name} schema: ${problem}`);
+  });
+  assert.ok(decoded.length > 0, 'protobuf replay: no frames');
+  assert.equal(decoded[0].threadId, replay.input.threadId, 'protobuf RUN_STARTED.threadId');
+  assert.equal(decoded[0].runId, replay.input.runId, 'protobuf RUN_STARTED.runId');
+  assertSameEvents(normaliseRun(decoded), normaliseRun(sseEvents), 'protobuf vs SSE (server ids, thread/run ids and timestamps normalised)');
 }
 
 // Every message/tool-call event refers to one its START opened: content and end to the open text
@@ -246,14 +325,57 @@ const BACKEND_TOOL_RUN = [
 ];
 const FRONTEND_TOOL_RUN = ['RUN_STARTED', 'TOOL_CALL_START', 'TOOL_CALL_ARGS', 'TOOL_CALL_END', 'RUN_FINISHED'];
 
-/** Scenario inputs that also run over protobuf (v1 suite), by name. */
-export const PROTO_CASES = Object.freeze([
-  { name: 'greeting', text: 'hello there' },
-  { name: 'stream 5', text: '/stream 5' },
-  { name: 'who am i', text: 'who am i' },
-  { name: 'frontend tool call', text: 'change the accent colour to teal', tools: [ACCENT_TOOL] },
-  { name: '/fail', text: '/fail' },
+// The scripted model's backend-tool turn followed by the state it changed (DESIGN "Interfaces",
+// server/agent/src/run.rs): the baseline snapshot (the state the client sent), then the delta.
+const STATE_TOOL_RUN = [
+  'RUN_STARTED', 'TOOL_CALL_START', 'TOOL_CALL_ARGS', 'TOOL_CALL_END', 'TOOL_CALL_RESULT',
+  'STATE_SNAPSHOT', 'STATE_DELTA',
+  'TEXT_MESSAGE_START', 'TEXT_MESSAGE_CONTENT+', 'TEXT_MESSAGE_END', 'RUN_FINISHED',
+];
+
+/** The demo documents agui-server seeds for each user on first use (tools/builtin.rs). */
+const SEEDED_DOCUMENTS = Object.freeze([
+  { id: 1, title: 'Welcome', body: 'How to use this workspace.' },
+  { id: 2, title: 'Quarterly plan', body: 'Goals and milestones for next quarter.' },
+  { id: 3, title: 'Meeting notes', body: "Decisions from Monday's sync." },
 ]);
+
+/**
+ * Runs one backend-tool turn and judges it: the exact sequence, one call of `tool` with `args`,
+ * its result, the reply quoting it (`The <tool> tool returned: <content>`) and the tool message
+ * the client kept. Returns the parsed result.
+ *
+ * @param {object} driver the suite's driver
+ * @param {object} handle from `driver.agent()`
+ * @param {{text: string, tool: string, args: object, pattern?: string[], protoToken?: string}} step
+ * @returns {Promise<{result: any, events: object[], record: object}>}
+ */
+async function backendToolTurn(driver, handle, { text, tool, args, pattern = BACKEND_TOOL_RUN, protoToken }) {
+  const record = await driver.run(handle, { text, protoToken });
+  const events = assertStreamedRun(driver, record, pattern);
+  const start = events.find((e) => e.type === 'TOOL_CALL_START');
+  assert.equal(start.toolCallName, tool, 'TOOL_CALL_START.toolCallName');
+  assert.deepEqual(JSON.parse(argsOf(events) || '{}'), args, `${tool} arguments`);
+  const result = events.find((e) => e.type === 'TOOL_CALL_RESULT');
+  assert.equal(result.toolCallId, start.toolCallId, 'TOOL_CALL_RESULT.toolCallId');
+  assert.equal(typeof result.content, 'string', 'TOOL_CALL_RESULT.content is a string');
+  assert.equal(textOf(events), `The ${tool} tool returned: ${result.content}`, 'the reply quotes the result');
+  const toolMessage = record.messages.find((m) => m.role === 'tool' && m.toolCallId === start.toolCallId);
+  assert.ok(toolMessage, 'client kept a tool message for the call');
+  assert.equal(toolMessage.content, result.content, 'the client tool message holds the result');
+  return { result: JSON.parse(result.content), events, record };
+}
+
+/** The ids of a `list_my_documents` result, checking each entry is `{id, title}` of a seeded one. */
+function listedIds(result) {
+  assert.ok(Array.isArray(result.documents), `list_my_documents result: ${JSON.stringify(result)}`);
+  return result.documents.map((doc) => {
+    const seeded = SEEDED_DOCUMENTS.find((d) => d.id === doc.id);
+    assert.ok(seeded, `unknown document ${JSON.stringify(doc)}`);
+    assert.deepEqual(doc, { id: seeded.id, title: seeded.title }, 'listed document');
+    return doc.id;
+  });
+}
 
 async function whoamiScenario(driver, ctx, { text, token, expect }) {
   const handle = driver.agent({ token });
@@ -283,6 +405,7 @@ async function whoamiScenario(driver, ctx, { text, token, expect }) {
 
 /**
  * Every scenario both suites run. Each `run(driver, ctx)` throws (assert) on any deviation.
+ * `httpOnly: true` marks the ones that stream no run through the client (HTTP errors).
  */
 export const SCENARIOS = Object.freeze([
   {
@@ -369,6 +492,117 @@ export const SCENARIOS = Object.freeze([
     },
   },
   {
+    name: '"list my documents" calls list_my_documents: the caller\'s seeded documents',
+    async run(driver, ctx) {
+      // The service token never deletes anything, so its documents are exactly the seeded ones.
+      const handle = driver.agent({ token: ctx.token });
+      const { result } = await backendToolTurn(driver, handle, { text: 'list my documents', tool: 'list_my_documents', args: {} });
+      assert.deepEqual(result, { documents: SEEDED_DOCUMENTS.map(({ id, title }) => ({ id, title })) });
+    },
+  },
+  {
+    name: '"show document 2" calls get_document: the caller\'s own document; 99 is not_found',
+    async run(driver, ctx) {
+      const handle = driver.agent({ token: ctx.token });
+      const { result } = await backendToolTurn(driver, handle, { text: 'Show document 2', tool: 'get_document', args: { id: 2 } });
+      const seeded = SEEDED_DOCUMENTS[1];
+      assert.deepEqual(result, { ...seeded, body: `${seeded.body} (owner: ${ctx.subject})` }, 'get_document result');
+      // Another id in the same thread: a tool error is a result the model reads, not a run failure.
+      const missing = await backendToolTurn(driver, handle, { text: 'show document 99', tool: 'get_document', args: { id: 99 } });
+      assert.deepEqual(missing.result, { error: 'not_found', message: 'you have no document 99' });
+    },
+  },
+  {
+    name: '"delete document N" without the admin role: tool_not_allowed result, the document survives',
+    async run(driver, ctx) {
+      assert.ok(!ctx.namedClaims.roles.includes('admin'), 'the named token has roles, but not admin');
+      const handle = driver.agent({ token: ctx.namedToken });
+      const denied = await backendToolTurn(driver, handle, { text: 'delete document 1', tool: 'delete_document', args: { id: 1 } });
+      assert.deepEqual(denied.result, { error: 'tool_not_allowed', message: 'you are not allowed to use this tool' });
+      assert.equal(denied.events.at(-1).type, 'RUN_FINISHED', 'a denial is a result, not a failure');
+      // The tool did not run: the document is still there.
+      const shown = await backendToolTurn(driver, handle, { text: 'show document 1', tool: 'get_document', args: { id: 1 } });
+      assert.equal(shown.result.id, 1, `document 1 survives: ${JSON.stringify(shown.result)}`);
+    },
+  },
+  {
+    name: '"delete document N" with the admin role (positive control): deleted, gone from the list',
+    async run(driver, ctx) {
+      // Both suites run against one server and the admin's documents persist between them, so
+      // the scenario deletes whichever document is listed first rather than a fixed id.
+      const handle = driver.agent({ token: ctx.adminToken });
+      const before = listedIds((await backendToolTurn(driver, handle, { text: 'list my documents', tool: 'list_my_documents', args: {} })).result);
+      assert.ok(before.length > 0, 'the admin has a document left to delete');
+      const [id] = before;
+      const deleted = await backendToolTurn(driver, handle, {
+        text: `delete document ${id}`,
+        tool: 'delete_document',
+        args: { id },
+        protoToken: ctx.adminTwinToken,
+      });
+      assert.deepEqual(deleted.result, { deleted: id });
+      const after = listedIds((await backendToolTurn(driver, handle, { text: 'list my documents', tool: 'list_my_documents', args: {} })).result);
+      assert.deepEqual(after, before.filter((other) => other !== id), 'the deleted document is gone, the others remain');
+      const again = await backendToolTurn(driver, handle, { text: `delete document ${id}`, tool: 'delete_document', args: { id } });
+      assert.deepEqual(again.result, { error: 'not_found', message: `you have no document ${id}` });
+    },
+  },
+  {
+    name: '"set my theme to dark": STATE_SNAPSHOT of the sent state, STATE_DELTA, applied by the client',
+    async run(driver, ctx) {
+      const handle = driver.agent({ token: ctx.token, initialState: { counter: 1 } });
+      const first = await backendToolTurn(driver, handle, {
+        text: 'set my theme to dark',
+        tool: 'set_preference',
+        args: { key: 'theme', value: 'dark' },
+        pattern: STATE_TOOL_RUN,
+      });
+      assert.deepEqual(first.record.input.state, { counter: 1 }, 'the client sent its state');
+      assert.deepEqual(first.result, { preference: 'theme', value: 'dark' });
+      const snapshot = first.events.find((e) => e.type === 'STATE_SNAPSHOT');
+      assert.deepEqual(snapshot.snapshot, { counter: 1 }, 'the baseline is the state the client sent');
+      const delta = first.events.find((e) => e.type === 'STATE_DELTA');
+      assert.deepEqual(delta.delta, [{ op: 'add', path: '/preferences', value: { theme: 'dark' } }]);
+      const afterFirst = { counter: 1, preferences: { theme: 'dark' } };
+      assert.deepEqual(first.record.state, afterFirst, 'the client applied the snapshot and the delta');
+      assert.deepEqual(first.record.stateChanges, [{ counter: 1 }, afterFirst], 'onStateChanged: snapshot, then delta');
+
+      // The next run in the thread sends the applied state; the server patches from there.
+      const second = await backendToolTurn(driver, handle, {
+        text: 'Set my language to French.',
+        tool: 'set_preference',
+        args: { key: 'language', value: 'French' },
+        pattern: STATE_TOOL_RUN,
+      });
+      assert.deepEqual(second.record.input.state, afterFirst, 'the client sent the state it applied');
+      assert.deepEqual(second.events.find((e) => e.type === 'STATE_SNAPSHOT').snapshot, afterFirst);
+      assert.deepEqual(second.events.find((e) => e.type === 'STATE_DELTA').delta, [
+        { op: 'add', path: '/preferences/language', value: 'French' },
+      ]);
+      const afterSecond = { counter: 1, preferences: { theme: 'dark', language: 'French' } };
+      assert.deepEqual(second.record.state, afterSecond, 'the client applied the second delta');
+      assert.deepEqual(second.record.stateChanges, [afterFirst, afterSecond], 'onStateChanged: snapshot, then delta');
+    },
+  },
+  {
+    name: 'a run whose tools change nothing sends no state events (control for the state scenario)',
+    async run(driver, ctx) {
+      const handle = driver.agent({ token: ctx.token, initialState: { counter: 1 } });
+      const { record } = await backendToolTurn(driver, handle, { text: 'list my documents', tool: 'list_my_documents', args: {} });
+      assert.deepEqual(record.state, { counter: 1 }, 'state unchanged');
+      assert.deepEqual(record.stateChanges, [], 'onStateChanged never fired');
+    },
+  },
+  {
+    name: '/tool nosuch {} (no such tool): unknown_tool result, the run finishes',
+    async run(driver, ctx) {
+      const handle = driver.agent({ token: ctx.token });
+      const { result, events } = await backendToolTurn(driver, handle, { text: '/tool nosuch {}', tool: 'nosuch', args: {} });
+      assert.deepEqual(result, { error: 'unknown_tool', message: 'there is no tool by that name' });
+      assert.equal(events.at(-1).type, 'RUN_FINISHED');
+    },
+  },
+  {
     name: '/fail ends the run with RUN_ERROR model_error, reported to onRunErrorEvent',
     async run(driver, ctx) {
       const record = await driver.run(driver.agent({ token: ctx.token }), { text: '/fail' });
@@ -382,6 +616,8 @@ export const SCENARIOS = Object.freeze([
   },
   {
     name: 'no token: client fails with HTTP 401, challenge is Bearer realm="agui"',
+    // HTTP errors only: no run is streamed through the client.
+    httpOnly: true,
     async run(driver, ctx) {
       const record = await driver.run(driver.agent({}), { text: 'hello there' });
       assert.ok(record.error, 'runAgent must reject');
@@ -397,6 +633,8 @@ export const SCENARIOS = Object.freeze([
   },
   {
     name: 'wrong-audience token: 401 invalid_token (the client fails with HTTP 401)',
+    // HTTP errors only: no run is streamed through the client.
+    httpOnly: true,
     async run(driver, ctx) {
       assert.equal(decodeJwt(ctx.wrongAudienceToken).payload.aud, 'other-api', 'token is for another API');
       const record = await driver.run(driver.agent({ token: ctx.wrongAudienceToken }), { text: 'hello there' });
@@ -408,6 +646,8 @@ export const SCENARIOS = Object.freeze([
   },
   {
     name: 'garbage and tampered tokens: 401 invalid_token',
+    // HTTP errors only: no run is streamed through the client.
+    httpOnly: true,
     async run(driver, ctx) {
       const [header, payload, signature] = ctx.token.split('.');
       const flipped = signature[0] === 'A' ? `B${signature.slice(1)}` : `A${signature.slice(1)}`;
@@ -422,6 +662,8 @@ export const SCENARIOS = Object.freeze([
   },
   {
     name: 'protocolVersion "2.0": 400 unsupported_protocol_version, "1.0" and absent are served',
+    // HTTP errors only: no run is streamed through the client.
+    httpOnly: true,
     async run(driver, ctx) {
       const raw = await rawChat(ctx.url, { token: ctx.token, input: runInput({ text: 'hi', protocolVersion: '2.0' }) });
       assert.equal(raw.status, 400);
