@@ -402,3 +402,35 @@ fn mask_password(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented defaults (README config reference, DESIGN "Interfaces").
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.backlog, 4096, "TcpListener::bind's 128 drops bursts");
+        assert_eq!(config.keepalive_secs, 15);
+        assert_eq!(config.shutdown_deadline_secs, 10);
+        assert_eq!(config.limits.max_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(config.limits.pre_auth_body_bytes, 1024 * 1024);
+        assert_eq!(config.limits.max_run_secs, 600);
+        assert_eq!(config.run_timeout(), Duration::from_secs(600));
+        assert_eq!(config.limits.tool_timeout_secs, 30);
+        assert_eq!(config.limits.max_turns, 8);
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    /// A config file that sets nothing gets exactly the defaults.
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        let parsed: Config = toml::from_str("").unwrap();
+        assert_eq!(parsed, Config::default());
+        // Positive control: a file that sets a value is not ignored.
+        let parsed: Config = toml::from_str("backlog = 128").unwrap();
+        assert_eq!(parsed.backlog, 128);
+        assert_ne!(parsed, Config::default());
+    }
+}

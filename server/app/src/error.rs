@@ -1,6 +1,9 @@
 //! HTTP errors before the stream: one enum, mapped to a status, a stable code and a safe message
 //! in exactly one place ([`IntoResponse`]). The internal cause goes to the log, never to the
-//! client. Every code is listed in `proto-schemas/api/errors.json` (checked by a test).
+//! client. Every code is listed in `proto-schemas/api/errors.json`: the test
+//! `tests/catalogue.rs` renders [`ApiError::catalogue_samples`], one value of every variant, so a
+//! new variant fails to compile until it has a sample, and a sample whose code or status differs
+//! from the catalogue fails the test.
 
 use agui_auth::AuthError;
 use axum::Json;
@@ -20,8 +23,9 @@ pub enum ApiError {
     /// The JSON is not a valid `RunAgentInput`.
     #[error("invalid input at {field:?}: {message}")]
     InvalidInput {
-        /// JSON Pointer of the offending member (`/messages/0/role`).
-        field: Option<String>,
+        /// JSON Pointer of the offending member (`/messages/0/role`); `""` (the root) when the
+        /// body as a whole is wrong, e.g. not an object.
+        field: String,
         /// What is wrong (names fields, never echoes values).
         message: String,
     },
@@ -46,6 +50,12 @@ pub enum ApiError {
     /// The server is shutting down and takes no new runs.
     #[error("shutting down")]
     ShuttingDown,
+    /// `GET /readyz`: the server cannot take runs yet (or any more).
+    #[error("not ready: {message}")]
+    NotReady {
+        /// Which precondition is missing (a fixed text).
+        message: &'static str,
+    },
     /// No route for this path.
     #[error("not found")]
     NotFound,
@@ -87,30 +97,6 @@ pub struct ErrorBody<'a> {
     pub field: Option<&'a str>,
 }
 
-/// Every HTTP error code the server itself can emit (the auth codes are
-/// [`AuthError::ALL_CODES`]), for the catalogue test.
-pub const HTTP_ERROR_CODES: &[&str] = &[
-    "unsupported_media_type",
-    "invalid_json",
-    "invalid_input",
-    "tool_name_conflict",
-    "payload_too_large",
-    "unsupported_protocol_version",
-    "server_busy",
-    "shutting_down",
-    "not_found",
-    "agent_not_found",
-    "body_unreadable",
-    "method_not_allowed",
-    "not_ready",
-    "thread_not_found",
-    "rate_limited",
-    "too_many_streams",
-    "limits_unavailable",
-    "store_unavailable",
-    "audit_unavailable",
-];
-
 impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
@@ -125,6 +111,7 @@ impl ApiError {
             Self::Auth(error) => error.status(),
             Self::ServerBusy
             | Self::ShuttingDown
+            | Self::NotReady { .. }
             | Self::LimitsUnavailable
             | Self::StoreUnavailable
             | Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -146,6 +133,7 @@ impl ApiError {
             Self::Auth(error) => error.code(),
             Self::ServerBusy => "server_busy",
             Self::ShuttingDown => "shutting_down",
+            Self::NotReady { .. } => "not_ready",
             Self::NotFound => "not_found",
             Self::AgentNotFound => "agent_not_found",
             Self::BodyUnreadable => "body_unreadable",
@@ -176,6 +164,7 @@ impl ApiError {
             Self::Auth(error) => error.message(),
             Self::ServerBusy => "The server has too many open streams; retry shortly.",
             Self::ShuttingDown => "The server is shutting down; retry on another instance.",
+            Self::NotReady { message } => message,
             Self::NotFound => "No such endpoint.",
             Self::AgentNotFound => "No agent by that name.",
             Self::BodyUnreadable => "The request body could not be read completely.",
@@ -197,6 +186,93 @@ impl ApiError {
         }
     }
 
+    /// One value of every variant (each limit kind, each auth code), for the catalogue test.
+    ///
+    /// The list and an exhaustive `match` are generated from the same entries, so adding a
+    /// variant fails to compile until it has an entry here (never add a `_` entry), and each
+    /// sample is checked to be of its entry's variant. The auth crate's enum is
+    /// `#[non_exhaustive]`; its samples are compared with `AuthError::ALL_CODES` by the test.
+    pub fn catalogue_samples() -> Vec<ApiError> {
+        use crate::limits::{LimitExceeded, LimitKind};
+        use agui_auth::{InvalidRequestReason, InvalidTokenReason};
+
+        macro_rules! samples {
+            ($($pattern:pat => [$($sample:expr),+ $(,)?]),+ $(,)?) => {{
+                fn exhaustive(error: &ApiError) {
+                    match error {
+                        $($pattern => {})+
+                    }
+                }
+                let mut all = Vec::new();
+                $($(
+                    let sample: ApiError = $sample;
+                    assert!(
+                        matches!(sample, $pattern),
+                        "{sample:?} is listed under another variant"
+                    );
+                    exhaustive(&sample);
+                    all.push(sample);
+                )+)+
+                all
+            }};
+        }
+
+        let limited = |kind| LimitExceeded {
+            kind,
+            retry_after_secs: 3,
+        };
+        samples![
+            ApiError::UnsupportedMediaType => [ApiError::UnsupportedMediaType],
+            ApiError::InvalidJson => [ApiError::InvalidJson],
+            ApiError::InvalidInput { .. } => [ApiError::InvalidInput {
+                field: "/messages/0/role".into(),
+                message: "unknown role".into(),
+            }],
+            ApiError::PayloadTooLarge => [ApiError::PayloadTooLarge],
+            ApiError::ToolNameConflict { .. } => [ApiError::ToolNameConflict {
+                field: "/tools/0/name".into(),
+            }],
+            ApiError::UnsupportedProtocolVersion => [ApiError::UnsupportedProtocolVersion],
+            ApiError::Auth(_) => [
+                ApiError::Auth(AuthError::MissingCredentials),
+                ApiError::Auth(AuthError::InvalidRequest {
+                    reason: InvalidRequestReason::EmptyToken,
+                }),
+                ApiError::Auth(AuthError::InvalidToken {
+                    reason: InvalidTokenReason::Malformed,
+                }),
+                ApiError::Auth(AuthError::InsufficientScope {
+                    scope: "documents:write".into(),
+                }),
+                ApiError::Auth(AuthError::AccessDenied),
+                ApiError::Auth(AuthError::IssuerUnavailable {
+                    retry_after_secs: 5,
+                }),
+            ],
+            ApiError::ServerBusy => [ApiError::ServerBusy],
+            ApiError::ShuttingDown => [ApiError::ShuttingDown],
+            ApiError::NotReady { .. } => [ApiError::NotReady {
+                message: "No issuer has usable keys yet.",
+            }],
+            ApiError::NotFound => [ApiError::NotFound],
+            ApiError::AgentNotFound => [ApiError::AgentNotFound],
+            ApiError::BodyUnreadable => [ApiError::BodyUnreadable],
+            ApiError::MethodNotAllowed => [ApiError::MethodNotAllowed],
+            ApiError::ThreadNotFound => [ApiError::ThreadNotFound],
+            ApiError::Limited(LimitExceeded {
+                kind: LimitKind::RunRate,
+                ..
+            }) => [ApiError::Limited(limited(LimitKind::RunRate))],
+            ApiError::Limited(LimitExceeded {
+                kind: LimitKind::ConcurrentStreams,
+                ..
+            }) => [ApiError::Limited(limited(LimitKind::ConcurrentStreams))],
+            ApiError::LimitsUnavailable => [ApiError::LimitsUnavailable],
+            ApiError::StoreUnavailable => [ApiError::StoreUnavailable],
+            ApiError::AuditUnavailable => [ApiError::AuditUnavailable],
+        ]
+    }
+
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Auth(error) => error.retry_after(),
@@ -214,7 +290,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let field = match &self {
-            Self::InvalidInput { field, .. } => field.as_deref(),
+            Self::InvalidInput { field, .. } => Some(field.as_str()),
             Self::ToolNameConflict { field } => Some(field.as_str()),
             _ => None,
         };

@@ -22,8 +22,10 @@
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
 //! - [`dev`]: `agui-server dev`, a self-contained local server with its own issuer.
 //! - [`telemetry`]: log setup.
-//! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log (not yet wired into `/chat`).
-//! - [`limits`]: per-principal run rate and stream caps, local or via Redis (not yet wired into `/chat`).
+//! - [`accountability`]: the store as `/chat` uses it: thread ownership, run records, the audit log.
+//! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log.
+//! - [`limits`]: per-principal run rate and stream caps, local or via Redis (checked by `/chat`
+//!   before a run starts).
 
 pub mod accountability;
 pub mod agents;

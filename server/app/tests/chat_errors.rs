@@ -3,14 +3,20 @@
 //! rejection has a positive control: the same request without the defect streams.
 
 mod common;
+#[path = "common/error_body.rs"]
+mod error_body;
 
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// The JSON error body, checked against `error-body.schema.json` (required members, a
+/// non-empty `message`, nothing else).
 async fn error_body(response: reqwest::Response) -> Value {
     assert_eq!(response.headers()["content-type"], "application/json");
-    response.json().await.unwrap()
+    let body: Value = response.json().await.unwrap();
+    error_body::assert_valid_error_body(&body);
+    body
 }
 
 #[tokio::test]
@@ -94,6 +100,25 @@ async fn json_that_is_not_a_run_input_names_the_field() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_an_object_gets_invalid_input_at_the_root() {
+    let server = start().await;
+    let token = server.token("alice");
+    for body in [json!([]), json!("x"), json!(3), json!(null), json!(true)] {
+        let response = server.post("/chat", Some(&token), &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error = error_body(response).await;
+        assert_eq!(error["error"], "invalid_input", "{body}");
+        assert_eq!(error["field"], "", "{body}: the root pointer");
+    }
+    // Positive control: an object with the same token streams.
+    let response = server
+        .post("/chat", Some(&token), &input("hi", Some("1.0")))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_members_are_ignored() {
     let server = start().await;
     let mut body = input("hi", Some("1.0"));
@@ -120,6 +145,41 @@ async fn body_over_the_limit_gets_413() {
         server.post("/chat", Some(&token), &small).await.status(),
         StatusCode::OK
     );
+    server.stop().await;
+}
+
+/// The default limit is 8 MiB (CopilotKit resends the whole thread each run): a body of exactly
+/// 8 MiB is accepted, one byte more is refused before it is read.
+#[tokio::test]
+async fn the_default_body_limit_is_8_mib() {
+    const LIMIT: usize = 8 * 1024 * 1024;
+    let server = start().await;
+    let token = server.token("alice");
+    let body_of = |len: usize| {
+        let mut body = input("hi", None);
+        body["state"] = json!({"blob": ""});
+        let bare = body.to_string().len();
+        body["state"]["blob"] = json!("x".repeat(len - bare));
+        let text = body.to_string();
+        assert_eq!(text.len(), len);
+        text
+    };
+    let send = |text: String| {
+        server
+            .http
+            .post(format!("{}/chat", server.url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(text)
+            .send()
+    };
+    let over = send(body_of(LIMIT + 1)).await.unwrap();
+    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_body(over).await["error"], "payload_too_large");
+    // Positive control: at the limit it streams (the response is dropped unread).
+    let at_limit = send(body_of(LIMIT)).await.unwrap();
+    assert_eq!(at_limit.status(), StatusCode::OK);
+    drop(at_limit);
     server.stop().await;
 }
 

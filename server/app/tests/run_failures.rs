@@ -1,15 +1,17 @@
 //! Whatever goes wrong after the stream opened, the client sees exactly one terminal event with a
 //! stable code and never an invalid event: a provider that emits content before its message
-//! starts, a panicking provider, a panicking tool, a run past its time limit, and a client that
-//! disconnects (proven causally: the provider observes the cancellation before its next delta).
+//! starts, a panicking provider, a panicking tool, a run past its time limit (with the model or a
+//! backend tool hanging), a tool past its own timeout (the model reads a `tool_timeout` result and
+//! the run finishes), and a client that disconnects (proven causally: the provider observes the
+//! cancellation before its next delta).
 
 mod common;
 
 use std::sync::Arc;
 
 use agui_agent::{
-    ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream, Tool, ToolContext, ToolError,
-    ToolRegistry, ToolSpec,
+    ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream, RunErrorCode, Tool,
+    ToolContext, ToolError, ToolRegistry, ToolSpec,
 };
 use agui_protocol::{Event, TextMessageContent};
 use async_trait::async_trait;
@@ -167,6 +169,163 @@ async fn a_run_past_its_limit_ends_with_run_timeout() {
         ]
     );
     assert_eq!(terminal(&events)["code"], "run_timeout");
+    server.stop().await;
+}
+
+/// A backend tool that never completes: it waits for its cancellation token, which only a
+/// cancelled run fires, and reports to the test when it is stopped (cancelled, or its future
+/// dropped by a timeout or an abort).
+struct HangingTool {
+    stopped: mpsc::UnboundedSender<&'static str>,
+}
+
+#[async_trait]
+impl Tool for HangingTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "hang".into(),
+            description: "never answers".into(),
+            parameters: json!({"type": "object"}),
+        }
+    }
+    async fn call(&self, ctx: ToolContext, _: Value) -> Result<Value, ToolError> {
+        let _report = ToolDropped(self.stopped.clone());
+        ctx.cancel.cancelled().await;
+        let _ = self.stopped.send("cancelled");
+        futures::future::pending().await
+    }
+}
+
+struct ToolDropped(mpsc::UnboundedSender<&'static str>);
+
+impl Drop for ToolDropped {
+    fn drop(&mut self) {
+        let _ = self.0.send("dropped");
+    }
+}
+
+/// A server whose registry has the built-ins and [`HangingTool`], and the channel it reports on.
+async fn start_with_hanging_tool(
+    configure: impl FnOnce(&mut agui_server::config::Config),
+) -> (TestServer, mpsc::UnboundedReceiver<&'static str>) {
+    let (stopped, reports) = mpsc::unbounded_channel();
+    let mut tools = ToolRegistry::with_builtins();
+    tools.register(Arc::new(HangingTool { stopped }));
+    (start_with(configure, |b| b.tools(tools)).await, reports)
+}
+
+#[tokio::test]
+async fn a_tool_hanging_past_the_run_limit_ends_with_run_timeout() {
+    // The run limit (1 s) is far below the tool's own timeout (the default 30 s), so only the
+    // run limit can end this run.
+    let (server, mut stopped) = start_with_hanging_tool(|c| {
+        short_run(c, 1);
+        assert!(c.limits.tool_timeout_secs > c.limits.max_run_secs);
+    })
+    .await;
+    let events = tokio::time::timeout(
+        HANG_GUARD,
+        server.run("alice", &input("/tool hang {}", Some("1.0"))),
+    )
+    .await
+    .expect("the run ends");
+    // `sse_events` (inside `run`) already checked every event against the AG-UI rules.
+    assert_eq!(
+        types(&events),
+        [
+            "RUN_STARTED",
+            "TOOL_CALL_START",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_END",
+            "RUN_ERROR"
+        ]
+    );
+    let last = terminal(&events);
+    assert_eq!(last["code"], "run_timeout");
+    assert_eq!(last["message"], RunErrorCode::RunTimeout.message());
+    assert_eq!(events[1]["toolCallName"], "hang");
+    // The abandoned tool is stopped, not left running.
+    let how = tokio::time::timeout(HANG_GUARD, stopped.recv())
+        .await
+        .expect("the tool is stopped")
+        .unwrap();
+    assert!(how == "cancelled" || how == "dropped", "{how}");
+    let state = server.state.clone();
+    server.stop().await;
+    assert!(
+        state
+            .metrics
+            .render("")
+            .contains("agui_runs_total{outcome=\"error\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn a_tool_past_its_timeout_gets_a_tool_timeout_result_and_the_run_finishes() {
+    // The tool's timeout (1 s) is far below the run limit (the default 600 s), so the per-tool
+    // timeout is what stops it and the run goes on.
+    let (server, mut stopped) = start_with_hanging_tool(|c| {
+        c.limits.tool_timeout_secs = 1;
+        assert!(c.limits.max_run_secs > c.limits.tool_timeout_secs);
+    })
+    .await;
+    let events = tokio::time::timeout(
+        HANG_GUARD,
+        server.run("alice", &input("/tool hang {}", Some("1.0"))),
+    )
+    .await
+    .expect("the run ends");
+    let types = types(&events);
+    assert_eq!(
+        types[..6],
+        [
+            "RUN_STARTED",
+            "TOOL_CALL_START",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_END",
+            "TOOL_CALL_RESULT",
+            "TEXT_MESSAGE_START",
+        ],
+        "{types:?}"
+    );
+    assert_eq!(
+        types[types.len() - 2..],
+        ["TEXT_MESSAGE_END", "RUN_FINISHED"]
+    );
+    assert!(
+        types[6..types.len() - 2]
+            .iter()
+            .all(|t| *t == "TEXT_MESSAGE_CONTENT"),
+        "{types:?}"
+    );
+    let last = terminal(&events);
+    assert_eq!(last["type"], "RUN_FINISHED");
+    assert!(
+        last.get("outcome").is_none_or(|o| o["type"] == "success"),
+        "{last}"
+    );
+    // What the user sees: the call's result is the stable `tool_timeout` error, and the model's
+    // answer reads it back.
+    let result = events
+        .iter()
+        .find(|e| e["type"] == "TOOL_CALL_RESULT")
+        .expect("the call gets a result");
+    assert_eq!(result["toolCallId"], events[1]["toolCallId"]);
+    let content: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, ToolError::Timeout.to_result());
+    assert_eq!(content["error"], "tool_timeout");
+    assert!(
+        text(&events).starts_with("The hang tool returned: "),
+        "{}",
+        text(&events)
+    );
+    assert!(text(&events).contains("tool_timeout"), "{}", text(&events));
+    // The timeout dropped the tool's future: it did not keep running.
+    let how = tokio::time::timeout(HANG_GUARD, stopped.recv())
+        .await
+        .expect("the tool is stopped")
+        .unwrap();
+    assert_eq!(how, "dropped");
     server.stop().await;
 }
 

@@ -1,6 +1,6 @@
-//! SIGTERM to the real binary with a stream open: the stream ends with `RUN_ERROR
-//! server_shutdown` (not a truncated body the client would take for success) and the process
-//! exits cleanly within its deadline.
+//! SIGTERM (and SIGINT, Ctrl-C) to the real binary with a stream open: the stream ends with
+//! `RUN_ERROR server_shutdown` (not a truncated body the client would take for success) and the
+//! process exits cleanly within its deadline.
 
 mod common;
 
@@ -12,6 +12,15 @@ use common::*;
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {
+    signal_ends_open_streams_with_server_shutdown_and_exits("-TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_ends_open_streams_with_server_shutdown_and_exits() {
+    signal_ends_open_streams_with_server_shutdown_and_exits("-INT").await;
+}
+
+async fn signal_ends_open_streams_with_server_shutdown_and_exits(signal: &str) {
     let idp = TestIdp::start().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_agui-server"))
         .arg("serve")
@@ -57,7 +66,7 @@ async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {
     }
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -72,10 +81,13 @@ async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {
     let events = sse_events(&body);
     let last = terminal(&events);
     assert_eq!(last["type"], "RUN_ERROR");
-    assert_eq!(last["code"], "server_shutdown");
+    assert_eq!(last["code"], "server_shutdown", "after kill {signal}");
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
-    assert!(exit.success(), "clean exit after draining: {exit:?}");
+    assert!(
+        exit.success(),
+        "clean exit after draining (kill {signal}): {exit:?}"
+    );
 }

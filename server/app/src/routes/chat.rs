@@ -149,7 +149,7 @@ async fn start_run(state: AppState, agent: &str, request: Request) -> Result<Res
     }
     if input.messages.len() > state.config.limits.max_messages {
         return Err(ApiError::InvalidInput {
-            field: Some("/messages".into()),
+            field: "/messages".into(),
             message: format!(
                 "at most {} messages are accepted in one run",
                 state.config.limits.max_messages
@@ -566,8 +566,10 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
 fn parse_input(bytes: &[u8]) -> Result<RunAgentInput, ApiError> {
     agui_protocol::parse_run_input(bytes).map_err(|error| match error.kind {
         agui_protocol::InputErrorKind::Syntax => ApiError::InvalidJson,
+        // No deeper pointer means the body as a whole is wrong (e.g. not an object): the root
+        // pointer `""` says so.
         agui_protocol::InputErrorKind::Shape => ApiError::InvalidInput {
-            field: error.pointer,
+            field: error.pointer.unwrap_or_default(),
             message: error.message,
         },
     })

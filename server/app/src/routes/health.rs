@@ -2,10 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
@@ -33,14 +34,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             },
         }
     };
-    let Some(message) = message else {
-        return Json(json!({"status": "ready"})).into_response();
-    };
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"error": "not_ready", "message": message})),
-    )
-        .into_response()
+    match message {
+        None => Json(json!({"status": "ready"})).into_response(),
+        Some(message) => ApiError::NotReady { message }.into_response(),
+    }
 }
 
 /// Prometheus text exposition.
