@@ -12,14 +12,14 @@ CARGO ?= cargo
 NODE_TREES := tests/conformance/v1 tests/conformance/v0 tests/idp web
 SERVER_BIN := target/debug/agui-server
 
-.PHONY: help run dev chromium build test test-rust test-conformance lint fmt deps readme-config bench bench-quick bench-deps clean
+.PHONY: help run dev chromium node-deps build test test-rust test-conformance lint fmt deps readme-config bench bench-quick bench-deps clean
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
 run: ## The demo: a real OpenID provider, agui-server and the CopilotKit app; prints the URL and the demo accounts.
 	$(CARGO) build -p agui-server
-	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory node-deps
 	node web/scripts/run-demo.mjs
 
 dev: ## agui-server alone with an in-process issuer and the scripted model; prints a curl to try.
@@ -29,7 +29,9 @@ dev: ## agui-server alone with an in-process issuer and the scripted model; prin
 build: ## Build the whole workspace once (all targets, debug).
 	$(CARGO) build --workspace --all-targets --locked
 
-deps: $(NODE_TREES:%=%/node_modules/.installed) chromium ## Install the Node packages (from lockfiles) and Debian's Chromium when root.
+deps: node-deps chromium ## Install the Node packages (from lockfiles) and Debian's Chromium when root.
+
+node-deps: $(NODE_TREES:%=%/node_modules/.installed) ## Install the Node packages from the lockfiles (what `make run` needs).
 
 chromium: ## Install Debian's Chromium for the browser tests (says what to do without root).
 	web/scripts/install-chromium.sh

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { DEMO_ACCOUNTS } from '../../tests/idp/demo.mjs';
-import { assert, chatDirect, credentialCounts, toolResult } from './harness.mjs';
+import { assert, auditRecords, chatDirect, toolResult } from './harness.mjs';
 
 /** The Chromium the tests drive (Debian's package; AGUI_CHROMIUM overrides). */
 export const CHROMIUM = process.env.AGUI_CHROMIUM ?? '/usr/bin/chromium';
@@ -113,6 +113,7 @@ async function storedUser(page, stack) {
  * accept body tokens, so every successful run also proves the properties → header bridge.
  */
 export async function runBrowserMain(h, stack, browser, shots) {
+  const passStart = Date.now();
   const page = await newPage(browser, stack);
   const cards = (id) => page.getByTestId(id);
   try {
@@ -141,6 +142,21 @@ export async function runBrowserMain(h, stack, browser, shots) {
       assert(text.includes('Vera Viewer') && text.includes('viewer'), `identity card: ${text}`);
     });
 
+    await step(h, page, shots, "browser: the tool's JSON reply reads literally (no \"[blocked]\" link) and the card's role pill is visible", async () => {
+      const reply = page.getByTestId('copilot-assistant-message').filter({ hasText: 'The whoami tool returned' });
+      await reply.first().waitFor();
+      const text = await reply.first().innerText();
+      assert(!text.includes('[blocked]') && text.includes('"name":"Vera Viewer"'), `whoami reply: ${text}`);
+      assert((await reply.first().locator('code').filter({ hasText: '"subject":"vera"' }).count()) === 1, 'the JSON is not shown as code');
+      // CopilotKit's stylesheet has its own --accent (near-white) inside the chat: the pill must use the app's.
+      const pill = await cards('card-identity').first().locator('.role').first().evaluate((el) => {
+        const style = getComputedStyle(el);
+        return { background: style.backgroundColor, color: style.color };
+      });
+      const accent = await page.evaluate(() => getComputedStyle(document.querySelector('.topbar .dot')).backgroundColor);
+      assert(pill.background === accent && pill.color === 'rgb(255, 255, 255)', `role pill ${JSON.stringify(pill)}, app accent ${accent}`);
+    });
+
     await step(h, page, shots, 'browser: the streamed reply names the viewer', async () => {
       await send(page, 'hello from the browser');
       await page.getByText('Hello, Vera Viewer! You said: "hello from the browser"').waitFor();
@@ -162,7 +178,7 @@ export async function runBrowserMain(h, stack, browser, shots) {
       await waitForCount(cards('card-accent'), 1);
       await page.getByText('The change_accent_color tool returned').waitFor();
       const accent = await page.evaluate(() => ({
-        variable: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+        variable: getComputedStyle(document.documentElement).getPropertyValue('--app-accent').trim(),
         border: getComputedStyle(document.querySelector('.topbar')).borderBottomColor,
       }));
       assert(accent.variable === 'teal' && accent.border === 'rgb(0, 128, 128)', `accent: ${JSON.stringify(accent)}`);
@@ -199,10 +215,13 @@ export async function runBrowserMain(h, stack, browser, shots) {
       await page.screenshot({ path: join(shots, '04-admin-deleted.png') });
     });
 
-    await step(h, page, shots, 'browser: agui-server authenticated the browser runs by header only (body token source off)', async () => {
-      const counts = await credentialCounts(stack.aguiUrl);
-      assert(counts.header > 0, `credential_source="header" = ${counts.header}`);
-      assert(counts.body === 0, `credential_source="body" = ${counts.body}`);
+    await step(h, page, shots, "browser: agui-server recorded every run of this pass with credential_source=header (body token source off)", async () => {
+      // agui-server's per-run record (its audit log's run_started), read with its own CLI.
+      const runs = auditRecords(stack, { kind: 'run_started', since: passStart });
+      const bySubject = (sub) => runs.filter((r) => r.subject === sub).length;
+      assert(bySubject('vera') > 0 && bySubject('ada') > 0, `runs recorded: vera ${bySubject('vera')}, ada ${bySubject('ada')}`);
+      const other = runs.filter((r) => r.detail?.credential_source !== 'header');
+      assert(other.length === 0, `runs not authenticated by header: ${JSON.stringify(other.map((r) => r.detail))}`);
     });
   } finally {
     await page.context().close();
@@ -312,6 +331,51 @@ export async function runBrowserSilentRenew(h, stack, browser, shots) {
       await page.getByText('Hello, Vera Viewer! You said: "hello with a renewed token"').waitFor();
       // Same conversation: the renewal did not remount the chat.
       assert((await page.getByText('Hello, Vera Viewer! You said: "hello before renewal"').count()) === 1, 'the conversation was lost');
+    });
+  } finally {
+    await page.context().close();
+  }
+}
+
+/**
+ * agui-server's own refusals through the runtime (stack E: the `default` agent requires the `admin`
+ * role; one run a minute per user, already used by the contract tests): the viewer, whom the hop
+ * verifies, gets agui-server's 403 as the "not allowed" message; the admin, over the rate limit,
+ * gets agui-server's 429 as a visible, human message.
+ */
+export async function runBrowserAguiRefusals(h, stack, browser, shots) {
+  let page = await newPage(browser, stack);
+  try {
+    await step(h, page, shots, "browser (agui-server's 403 via the runtime): the viewer's run on an admin-only agent shows \"not allowed\" with insufficient_scope", async () => {
+      await signIn(page, 'vera'); // the identity panel shows Vera: the hop and /whoami accept her
+      await send(page, 'hello to the admin-only agent');
+      const banner = page.getByTestId('problem-forbidden');
+      await banner.waitFor();
+      const text = await banner.innerText();
+      assert(text.includes('not allowed') && text.includes('insufficient_scope'), `banner: ${text}`);
+      assert((await page.getByText('You said: "hello to the admin-only agent"').count()) === 0, 'the run was answered');
+      await page.screenshot({ path: join(shots, '07-agui-forbidden.png') });
+    });
+  } finally {
+    await page.context().close();
+  }
+  page = await newPage(browser, stack);
+  try {
+    await step(h, page, shots, "browser (agui-server's 429 via the runtime): the admin over the rate limit sees a human message", async () => {
+      await signIn(page, 'ada');
+      const banner = page.getByTestId('problem-other');
+      // The contract tests used ada's one run a minute; if a minute has passed since, this first
+      // run is answered and the next one, back to back, is over the limit.
+      for (const text of ['first message', 'second message']) {
+        if (await banner.isVisible()) break;
+        await send(page, text);
+        const answered = page.getByText(`Hello, Ada Lovelace! You said: "${text}"`);
+        await Promise.race([banner.waitFor().catch(() => {}), answered.waitFor().catch(() => {})]);
+      }
+      const text = await banner.innerText();
+      assert(/too many requests/i.test(text), `banner: ${text}`);
+      assert((await page.getByTestId('problem-forbidden').count()) === 0 && (await page.getByTestId('problem-expired').count()) === 0, 'classified as 401/403');
+      await page.screenshot({ path: join(shots, '08-rate-limited.png') });
     });
   } finally {
     await page.context().close();

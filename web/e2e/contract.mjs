@@ -3,16 +3,21 @@
 // the real agui-server and IdP, that
 //   1. a token given only as `properties.authorization` reaches agui-server as an Authorization
 //      HEADER (the stack runs with agui-server's body token source switched off, so a run that
-//      succeeds could not have used the body copy), and the metrics say `credential_source=header`;
+//      succeeds could not have used the body copy), and agui-server's record of that run says
+//      `credential_source=header`;
 //   2. a bad token surfaces in onError as `HTTP 401: …` (what the app turns into "sign in again");
 //   3. the hop does not leak threads: user B can neither connect to (replay), run on, stop, list
-//      nor read user A's thread, while A can (the positive control shows the replay really holds
-//      A's words, so the refusals are meaningful).
+//      nor read user A's thread (404 thread_not_found, as agui-server answers), while A can (the
+//      positive control shows the replay really holds A's words, so the refusals are meaningful);
+//   4. (runRefusalContract) when agui-server ITSELF refuses a run the hop let through (403
+//      insufficient_scope, 429 rate_limited, 401 invalid_token), CopilotKit's runtime answers
+//      HTTP 200 with a RUN_ERROR whose message is `HTTP <status>: <agui-server's JSON>`, and the
+//      client's onError gets that message.
 
 import { randomUUID } from 'node:crypto';
 
 import { DEMO_ACCOUNTS, signInWithPassword } from '../../tests/idp/demo.mjs';
-import { assert, chatDirect, credentialCounts } from './harness.mjs';
+import { assert, auditRecords, chatDirect } from './harness.mjs';
 
 // @copilotkit/core skips the runtime's /info on the server ("typeof window === 'undefined'"),
 // leaving no agents (shared/reference/copilotkit.md §6 gotcha 1).
@@ -91,16 +96,16 @@ export async function runContract(h, stack) {
     assert(direct.status === 200, `the same token in the header: ${direct.status}`);
   });
 
-  await h.test('contract: CopilotKitCore with properties={authorization} only → header reaches agui-server, reply streams', async () => {
-    const before = await credentialCounts(stack.aguiUrl);
+  await h.test('contract: CopilotKitCore with properties={authorization} only → header reaches agui-server, reply streams, the run is recorded with credential_source=header', async () => {
     const errors = [];
     const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: vera }, errors });
     const reply = await say(core, agent, 'hello from the contract test');
     assert(errors.length === 0, `onError: ${JSON.stringify(errors)}`);
     assert(reply.includes('Hello, Vera Viewer!') && reply.includes('hello from the contract test'), `reply: ${reply}`);
-    const after = await credentialCounts(stack.aguiUrl);
-    assert(after.header > before.header, `credential_source=header did not grow (${before.header} → ${after.header})`);
-    assert(after.body === before.body, `credential_source=body grew (${before.body} → ${after.body})`);
+    // agui-server's own record of this run (not a counter that /whoami also bumps).
+    const runs = auditRecords(stack, { kind: 'run_started', thread: agent.threadId });
+    assert(runs.length === 1, `run_started records for the thread: ${runs.length}`);
+    assert(runs[0].subject === 'vera' && runs[0].detail?.credential_source === 'header', `run record: ${JSON.stringify(runs[0])}`);
   });
 
   await h.test('contract: an invalid token surfaces in onError as "HTTP 401: …invalid_token…"', async () => {
@@ -131,7 +136,8 @@ export async function runContract(h, stack) {
     for (const viaProperties of [true, false]) {
       const response = await runtimeRequest(stack, '/agent/default/connect', { token: vera, viaProperties, body: connectBody(threadId) });
       const text = await response.text();
-      assert(response.status === 403, `connect as vera (${viaProperties ? 'properties' : 'header'}): HTTP ${response.status}`);
+      assert(response.status === 404, `connect as vera (${viaProperties ? 'properties' : 'header'}): HTTP ${response.status}`);
+      assert(JSON.parse(text).error === 'thread_not_found', `refusal: ${text}`);
       assert(!text.includes(secret), 'the refusal leaked the thread');
     }
   });
@@ -140,20 +146,20 @@ export async function runContract(h, stack) {
     const body = { ...connectBody(threadId), messages: [{ id: randomUUID(), role: 'user', content: 'what did ada say?' }] };
     const response = await runtimeRequest(stack, '/agent/default/run', { token: vera, viaProperties: true, body });
     const text = await response.text();
-    assert(response.status === 403, `run as vera: HTTP ${response.status}`);
-    assert(!text.includes(secret), 'the refusal leaked the thread');
+    assert(response.status === 404, `run as vera: HTTP ${response.status}`);
+    assert(!text.includes(secret) && !/another user|belongs/i.test(text), `the refusal leaked the thread or its existence: ${text}`);
     // And through the client the app uses: the run fails visibly, nothing from ada's thread appears.
     const veraErrors = [];
     const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: vera }, errors: veraErrors });
     agent.threadId = threadId;
     const reply = await quietly(() => say(core, agent, 'show me the history').catch(() => ''));
     assert(!reply.includes(secret) && !JSON.stringify(agent.messages).includes(secret), 'ada\'s words reached vera');
-    assert(veraErrors.some((e) => e.message.startsWith('HTTP 403:')), `no HTTP 403 in onError: ${JSON.stringify(veraErrors)}`);
+    assert(veraErrors.some((e) => e.message.startsWith('HTTP 404:') && e.message.includes('thread_not_found')), `no HTTP 404 in onError: ${JSON.stringify(veraErrors)}`);
   });
 
   await h.test("thread leak: another user cannot stop someone else's thread; no token gets 401", async () => {
     const stop = await runtimeRequest(stack, `/agent/default/stop/${threadId}`, { token: vera, body: {} });
-    assert(stop.status === 403, `stop as vera: HTTP ${stop.status}`);
+    assert(stop.status === 404, `stop as vera: HTTP ${stop.status}`);
     const anonymous = await runtimeRequest(stack, '/agent/default/connect', { body: connectBody(threadId) });
     assert(anonymous.status === 401, `connect without a token: HTTP ${anonymous.status}`);
     assert(/^Bearer/.test(anonymous.headers.get('www-authenticate') ?? ''), 'no WWW-Authenticate challenge');
@@ -166,5 +172,98 @@ export async function runContract(h, stack) {
       assert(response.status === 404, `GET ${path}: HTTP ${response.status}`);
       assert(!text.includes(secret), `GET ${path} leaked the thread`);
     }
+  });
+}
+
+/** One run through the runtime with the token only in `forwardedProps` (as the app sends it); the SSE events. */
+async function runViaRuntime(stack, token, text) {
+  const body = { ...connectBody(randomUUID()), messages: [{ id: randomUUID(), role: 'user', content: text }] };
+  const response = await runtimeRequest(stack, '/agent/default/run', { token, viaProperties: true, body });
+  const raw = await response.text();
+  const events = raw
+    .split('\n\n')
+    .map((frame) => frame.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join(''))
+    .filter(Boolean)
+    .map((data) => JSON.parse(data));
+  return { status: response.status, contentType: response.headers.get('content-type') ?? '', events };
+}
+
+// agui-server's refusal as the runtime delivers it: HTTP 200, an SSE stream, one RUN_ERROR whose
+// message is "HTTP <status>: <agui-server's JSON body>". (The hop's own refusals are non-200.)
+function assertRunError(run, status, code) {
+  assert(run.status === 200 && run.contentType.includes('text/event-stream'), `the runtime answered HTTP ${run.status} (${run.contentType}): not agui-server's refusal through the runtime`);
+  const error = run.events.find((e) => e.type === 'RUN_ERROR');
+  assert(error, `no RUN_ERROR in ${JSON.stringify(run.events).slice(0, 300)}`);
+  assert(error.message.startsWith(`HTTP ${status}:`), `RUN_ERROR message: ${error.message}`);
+  const body = JSON.parse(error.message.slice(`HTTP ${status}:`.length));
+  assert(body.error === code, `agui-server's code: ${JSON.stringify(body)}`);
+  assert(!run.events.some((e) => e.type === 'TEXT_MESSAGE_CONTENT'), 'the refused run produced text');
+}
+
+/**
+ * agui-server's own refusals through the runtime, on a stack whose `default` agent requires the
+ * `admin` role (the viewer's verified token passes the hop but not agui-server) and whose rate
+ * limit is one run a minute with a burst of one. Runs before the browser refusal tests.
+ *
+ * @param {import('./harness.mjs').Harness} h
+ * @param {{webUrl: string, aguiUrl: string, issuer: string}} stack
+ */
+export async function runRefusalContract(h, stack) {
+  const runtimeUrl = `${stack.webUrl}/api/copilotkit`;
+  const vera = await demoToken(stack, 'vera');
+  const ada = await demoToken(stack, 'ada');
+
+  await h.test("contract (agui-server refuses): the viewer's run gets agui-server's 403 as HTTP 200 + RUN_ERROR \"HTTP 403: …insufficient_scope…\" in onError", async () => {
+    // Control: the hop verifies vera (so a refusal cannot be the hop's own).
+    const whoami = await fetch(`${stack.webUrl}/api/whoami`, { headers: { authorization: `Bearer ${vera}` } });
+    assert(whoami.status === 200, `vera's /whoami: HTTP ${whoami.status}`);
+    const since = Date.now();
+    assertRunError(await runViaRuntime(stack, vera, 'hello from a viewer'), 403, 'insufficient_scope');
+    const errors = [];
+    const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: vera }, errors });
+    await quietly(() => say(core, agent, 'hello again').catch(() => {}));
+    const seen = errors.find((e) => e.message.startsWith('HTTP 403:'));
+    assert(seen && seen.message.includes('"insufficient_scope"'), `onError: ${JSON.stringify(errors)}`);
+    // The cause, in agui-server's audit log: the agent's access rule.
+    const denials = auditRecords(stack, { kind: 'access_denied', since }).filter((r) => r.subject === 'vera' && r.detail?.reason === 'agent_access');
+    assert(denials.length === 2, `agent_access denials recorded for vera: ${denials.length}`);
+  });
+
+  await h.test('contract (agui-server refuses): over the rate limit, agui-server\'s 429 arrives as RUN_ERROR "HTTP 429: …rate_limited…" in onError (the admin\'s first run is the control)', async () => {
+    const errors = [];
+    const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: ada }, errors });
+    const reply = await say(core, agent, 'my one run this minute');
+    assert(errors.length === 0 && reply.includes('Hello, Ada Lovelace!'), `the admin's first run: ${reply} ${JSON.stringify(errors)}`);
+    assertRunError(await runViaRuntime(stack, ada, 'one run too many'), 429, 'rate_limited');
+    await quietly(() => say(core, agent, 'and another').catch(() => {}));
+    const seen = errors.find((e) => e.message.startsWith('HTTP 429:'));
+    assert(seen && seen.message.includes('"rate_limited"'), `onError: ${JSON.stringify(errors)}`);
+  });
+}
+
+/**
+ * agui-server's own 401 through the runtime. The hop verified the viewer's token a moment ago
+ * (its /whoami cache holds it, IDENTITY_CACHE_MS); agui-server is then restarted on the same
+ * address with another audience, so it now refuses that token while the hop still lets it through.
+ * Ends the stack's usefulness: run it last.
+ *
+ * @param {import('./harness.mjs').Harness} h
+ */
+export async function runAguiUnauthorizedContract(h, stack) {
+  await h.test('contract (agui-server refuses): a token agui-server no longer accepts gets its 401 as HTTP 200 + RUN_ERROR "HTTP 401: …invalid_token…" in onError', async () => {
+    const vera = await demoToken(stack, 'vera');
+    const runtimeUrl = `${stack.webUrl}/api/copilotkit`;
+    const errors = [];
+    const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: vera }, errors });
+    // Fills the hop's identity cache (agui-server answers 403 here: the default agent is admin-only).
+    await quietly(() => say(core, agent, 'fill the cache').catch(() => {}));
+    assert(errors.length === 1 && errors[0].message.startsWith('HTTP 403:'), `before the restart: ${JSON.stringify(errors)}`);
+    await stack.restartAgui({ AGUI_OIDC_AUDIENCE: 'another-service' });
+    const whoami = await fetch(`${stack.aguiUrl}/whoami`, { headers: { authorization: `Bearer ${vera}` } });
+    assert(whoami.status === 401, `agui-server's /whoami after the restart: HTTP ${whoami.status}`);
+    assertRunError(await runViaRuntime(stack, vera, 'after the restart'), 401, 'invalid_token');
+    await quietly(() => say(core, agent, 'still there?').catch(() => {}));
+    const seen = errors.find((e) => e.message.startsWith('HTTP 401:'));
+    assert(seen && seen.message.includes('"invalid_token"'), `onError: ${JSON.stringify(errors)}`);
   });
 }

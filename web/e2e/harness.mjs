@@ -2,6 +2,7 @@
 // tests, prints TAP-like `ok - ` / `not ok - ` / `ok - … # SKIP` lines, and keeps going after a
 // failure so one run reports everything.
 
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -77,18 +78,22 @@ export function screenshotDir(webDir) {
 }
 
 /**
- * Reads agui-server's `agui_authenticated_requests_total` counters from /metrics.
+ * agui-server's audit records in the stack's store, read with its own CLI
+ * (`agui-server audit --kind … [--thread …] [--since …]`, one JSON object per line).
  *
- * @param {string} aguiUrl
- * @returns {Promise<{header: number, body: number}>}
+ * @param {{serverBin: string, databaseUrl: string}} stack
+ * @param {{kind: string, thread?: string, since?: number}} filter `since`: epoch ms
+ * @returns {object[]}
  */
-export async function credentialCounts(aguiUrl) {
-  const text = await (await fetch(`${aguiUrl}/metrics`)).text();
-  const read = (source) => {
-    const match = new RegExp(`^agui_authenticated_requests_total\\{[^}]*credential_source="${source}"[^}]*\\}\\s+(\\d+)`, 'm').exec(text);
-    return match ? Number(match[1]) : 0;
-  };
-  return { header: read('header'), body: read('body') };
+export function auditRecords(stack, { kind, thread, since }) {
+  const args = ['audit', '--database-url', stack.databaseUrl, '--kind', kind];
+  if (thread) args.push('--thread', thread);
+  if (since !== undefined) args.push('--since', String(since));
+  // Only the store is needed: none of the stack's AGUI_* settings (issuer, config) go along.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('AGUI_')));
+  const result = spawnSync(stack.serverBin, args, { encoding: 'utf8', env });
+  if (result.status !== 0) throw new Error(`agui-server audit failed (exit ${result.status}): ${result.stderr.trim().slice(0, 500)}`);
+  return result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line));
 }
 
 /**

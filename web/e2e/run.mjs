@@ -9,7 +9,11 @@
 //      every successful run proves the properties → Authorization header bridge;
 //   B. a 10 s access-token lifetime, AGUI_LEEWAY_SECS=0, silent renew off: the expiry flow;
 //   C. AGUI_OIDC_REQUIRED_SCOPES=agui:admin (the app never gets it): the 403 message;
-//   D. a 70 s access-token lifetime with silent renew on: the background renewal.
+//   D. a 70 s access-token lifetime with silent renew on: the background renewal;
+//   E. agui-server itself refuses what the hop lets through: its `default` agent requires the
+//      `admin` role (the viewer gets 403 insufficient_scope) and one run a minute per user (429);
+//      last, agui-server is restarted with another audience while the hop's cache still holds the
+//      viewer's token (401). Each arrives as CopilotKit's HTTP 200 + RUN_ERROR "HTTP <status>: …".
 // Without Chromium the browser tests print `SKIP: …` and count as skipped, unless
 // AGUI_REQUIRE_BROWSER=1, which makes that a failure.
 
@@ -20,14 +24,18 @@ import { createInterface } from 'node:readline';
 import { runGuardUnitTests } from '../server/guard.test.mjs';
 import { ensureBuilt } from '../scripts/build.mjs';
 import { REPO_ROOT, startStack, WEB_DIR } from '../scripts/stack.mjs';
-import { launchBrowser, runBrowserExpiry, runBrowserForbidden, runBrowserMain, runBrowserSilentRenew } from './browser.mjs';
-import { runContract } from './contract.mjs';
+import { runAppUnitTests } from './app-units.test.mjs';
+import { runDemoModelTests } from './demo-model.test.mjs';
+import { launchBrowser, runBrowserAguiRefusals, runBrowserExpiry, runBrowserForbidden, runBrowserMain, runBrowserSilentRenew } from './browser.mjs';
+import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
 import { Harness, screenshotDir } from './harness.mjs';
 
 const EXPIRY_TOKEN_TTL_SECS = 10;
 // oidc-client-ts renews 60 s before `exp` (accessTokenExpiringNotificationTimeInSeconds), so a
 // 70 s token is renewed about 10 s after sign-in.
 const SILENT_RENEW_TOKEN_TTL_SECS = 70;
+// Stack E: agui-server's own access rule and rate limit (server/app/src/agents.rs, cli.rs).
+const ADMIN_ONLY_DEFAULT_AGENT = '[agents.default]\nrequired_roles = ["admin"]\n';
 const h = new Harness();
 const requireBrowser = process.env.AGUI_REQUIRE_BROWSER === '1';
 const stacks = new Set();
@@ -80,6 +88,8 @@ function runIdpSelfTest() {
 try {
   h.add(await runIdpSelfTest());
   await runGuardUnitTests(h);
+  await runAppUnitTests(h);
+  await runDemoModelTests(h);
   await h.test('app: TypeScript type check (tsc --noEmit)', async () => {
     const tsc = spawnSync(process.execPath, [join(WEB_DIR, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', WEB_DIR], { encoding: 'utf8' });
     if (tsc.status !== 0) throw new Error(`${tsc.stdout}${tsc.stderr}`.trim().split('\n').slice(0, 10).join(' | '));
@@ -97,6 +107,7 @@ try {
       h.skip('browser: token expiry', launched.reason);
       h.skip('browser: 403 message', launched.reason);
       h.skip('browser: silent renew', launched.reason);
+      h.skip("browser: agui-server's own 403 and 429 through the runtime", launched.reason);
     }
   } else {
     try {
@@ -126,6 +137,15 @@ try {
       runBrowserForbidden(h, stack, browser, shots),
     );
   }
+  await withStack(
+    'stack E (agui-server refuses: admin-only agent, 1 run a minute)',
+    { aguiConfigToml: ADMIN_ONLY_DEFAULT_AGENT, aguiEnv: { AGUI_RUNS_PER_MINUTE: '1', AGUI_RUN_BURST: '1' } },
+    async (stack) => {
+      await runRefusalContract(h, stack);
+      if (browser) await runBrowserAguiRefusals(h, stack, browser, shots);
+      await runAguiUnauthorizedContract(h, stack);
+    },
+  );
 } catch (error) {
   h.fail('web tests', error.stack ?? error);
 } finally {

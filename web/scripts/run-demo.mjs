@@ -4,11 +4,12 @@
 // stops all three on Ctrl-C (SIGINT/SIGTERM), leaving no process behind.
 //
 // Environment: AGUI_WEB_PORT (default 5173; 0 = any), AGUI_IDP_PORT and AGUI_PORT (default any),
-// OPENAI_API_KEY / OPENAI_BASE_URL (a real model instead of the scripted one), AGUI_SERVER_BIN.
+// OPENAI_API_KEY / OPENAI_BASE_URL (a real model instead of the scripted one; its name from
+// AGUI_OPENAI_MODEL, else OPENAI_MODEL, else gpt-4o-mini), AGUI_SERVER_BIN.
 
 import { DEMO_ACCOUNTS } from '../../tests/idp/demo.mjs';
 import { ensureBuilt } from './build.mjs';
-import { startStack } from './stack.mjs';
+import { modelEnv, startStack } from './stack.mjs';
 
 const port = (name, fallback) => {
   const value = Number(process.env[name] ?? fallback);
@@ -44,7 +45,8 @@ try {
   await shutdown(1);
 }
 
-const model = process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL ? 'OpenAI-compatible (OPENAI_*)' : 'scripted';
+const { AGUI_MODEL: kind, AGUI_OPENAI_MODEL: openaiModel } = modelEnv(process.env);
+const model = kind === 'openai' ? `${openaiModel}, OpenAI-compatible (${process.env.OPENAI_BASE_URL || 'https://api.openai.com/v1'})` : 'scripted';
 const accounts = Object.entries(DEMO_ACCOUNTS)
   .map(([login, a]) => `    ${login.padEnd(6)} password ${a.password.padEnd(16)} ${a.name}, roles: ${a.roles.join(', ')}`)
   .join('\n');

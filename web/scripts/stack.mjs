@@ -25,6 +25,23 @@ export const REPO_ROOT = resolve(WEB_DIR, '..');
 const STARTUP_DEADLINE_MS = 60_000;
 const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 const ANSI = /\x1b\[[0-9;]*m/g;
+/** The model a real (OpenAI-compatible) provider uses when neither AGUI_OPENAI_MODEL nor OPENAI_MODEL is set. */
+export const DEFAULT_OPENAI_MODEL = 'gpt-4o-mini';
+
+/**
+ * The model settings agui-server gets from this environment: the scripted model, or, when
+ * OPENAI_API_KEY or OPENAI_BASE_URL is set, the OpenAI-compatible provider with AGUI_OPENAI_MODEL
+ * (agui-server requires one), taken from AGUI_OPENAI_MODEL, else OPENAI_MODEL, else
+ * {@link DEFAULT_OPENAI_MODEL}.
+ *
+ * @param {Record<string, string|undefined>} env usually process.env
+ * @returns {{AGUI_MODEL: string, AGUI_OPENAI_MODEL?: string}}
+ */
+export function modelEnv(env) {
+  if (!env.OPENAI_API_KEY && !env.OPENAI_BASE_URL) return { AGUI_MODEL: 'scripted' };
+  const model = [env.AGUI_OPENAI_MODEL, env.OPENAI_MODEL].map((m) => m?.trim()).find(Boolean) ?? DEFAULT_OPENAI_MODEL;
+  return { AGUI_MODEL: 'openai', AGUI_OPENAI_MODEL: model };
+}
 
 /**
  * Asks the OS for a free loopback port (bound and released at once; the IdP needs the app's
@@ -55,9 +72,13 @@ export function freePort() {
  * @param {boolean} [options.acceptBodyToken] false sets AGUI_ACCEPT_BODY_TOKEN=false
  * @param {boolean} [options.silentRenew] the app's automatic silent renew (default true)
  * @param {Record<string,string>} [options.aguiEnv] extra agui-server environment
+ * @param {string} [options.aguiConfigToml] an agui-server TOML file's content (AGUI_CONFIG), e.g.
+ *   `[agents.default]` access rules
+ * @param {string[]} [options.namedAgents] agents the web server registers besides `default`
  * @param {(line: string) => void} [options.log] where the children's output goes (default: kept only)
- * @returns {Promise<{issuer: string, aguiUrl: string, webUrl: string, logs: () => string[],
- *   stop: () => Promise<void>}>}
+ * @returns {Promise<{issuer: string, aguiUrl: string, webUrl: string, databaseUrl: string,
+ *   serverBin: string, aguiEnv: Record<string,string>, logs: () => string[],
+ *   restartAgui: (env: Record<string,string>) => Promise<void>, stop: () => Promise<void>}>}
  */
 export async function startStack(options = {}) {
   const {
@@ -69,6 +90,8 @@ export async function startStack(options = {}) {
     acceptBodyToken,
     silentRenew = true,
     aguiEnv = {},
+    aguiConfigToml,
+    namedAgents = [],
     log,
   } = options;
   const serverBin = resolve(REPO_ROOT, process.env.AGUI_SERVER_BIN ?? 'target/debug/agui-server');
@@ -114,18 +137,33 @@ export async function startStack(options = {}) {
       AGUI_LISTEN: `127.0.0.1:${aguiPort}`,
       AGUI_OIDC_ISSUER: issuer,
       AGUI_OIDC_AUDIENCE: 'agui-server',
-      AGUI_MODEL: process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL ? 'openai' : 'scripted',
+      ...modelEnv(process.env),
       // The store (threads, runs, audit log) lives with this stack unless one is given.
       AGUI_DATABASE_URL: process.env.AGUI_DATABASE_URL ?? `sqlite://${join(scratch, 'agui.db')}?mode=rwc`,
       ...aguiEnv,
     };
     if (leewaySecs !== undefined) env.AGUI_LEEWAY_SECS = String(leewaySecs);
     if (acceptBodyToken === false) env.AGUI_ACCEPT_BODY_TOKEN = 'false';
-    const agui = launch(children, serverBin, ['serve'], { env });
+    if (aguiConfigToml !== undefined) {
+      env.AGUI_CONFIG = join(scratch, 'agui.toml');
+      writeFileSync(env.AGUI_CONFIG, aguiConfigToml);
+    }
+    let agui = launch(children, serverBin, ['serve'], { env });
     const aguiUrl = await readyLine(agui, record('agui-server'), (line) => LISTENING.exec(line.replace(ANSI, ''))?.[1]);
+
+    // Stops agui-server and starts it again on the same address and store with `changes` to its
+    // environment (tests use it to make agui-server refuse what the hop has already verified).
+    const restartAgui = async (changes) => {
+      await stopChild(agui);
+      children.splice(children.indexOf(agui), 1);
+      agui = launch(children, serverBin, ['serve'], { env: { ...env, ...changes, AGUI_LISTEN: new URL(aguiUrl).host } });
+      const again = await readyLine(agui, record('agui-server'), (line) => LISTENING.exec(line.replace(ANSI, ''))?.[1]);
+      if (again !== aguiUrl) throw new Error(`agui-server came back on ${again}, not ${aguiUrl}`);
+    };
 
     const webArgs = [join(WEB_DIR, 'server/index.mjs'), '--port', String(appPort), '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'];
     if (!silentRenew) webArgs.push('--no-silent-renew');
+    if (namedAgents.length > 0) webArgs.push('--agents', namedAgents.join(','));
     const web = launch(children, 'node', webArgs);
     const { url: webUrl } = await readyLine(web, record('web'), (line) => {
       if (!line.startsWith('{')) return null;
@@ -133,7 +171,8 @@ export async function startStack(options = {}) {
       return parsed.url ? parsed : null;
     });
 
-    return { issuer, aguiUrl, webUrl, logs: () => [...lines], stop };
+    const aguiEnvironment = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('AGUI_')));
+    return { issuer, aguiUrl, webUrl, databaseUrl: env.AGUI_DATABASE_URL, serverBin, aguiEnv: aguiEnvironment, logs: () => [...lines], restartAgui, stop };
   } catch (error) {
     await stop();
     const tail = lines.slice(-30).join('\n');

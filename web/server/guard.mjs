@@ -12,7 +12,8 @@
 // "connect replays history and never calls /chat"). Without a check here, anyone who learns a
 // thread id reads another user's conversation. So the hop verifies the caller's token through
 // agui-server's `GET /whoami` (the same verification agui-server applies to `/chat`; cached briefly)
-// and compares the verified (issuer, subject) with the thread's recorded owner.
+// and compares the verified (issuer, subject) with the thread's recorded owner; anyone else gets
+// agui-server's own answer for a thread that does not exist (404 thread_not_found).
 
 import { createHash } from 'node:crypto';
 
@@ -222,7 +223,9 @@ export function threadGuard({ verifier, owners, log = () => {} }) {
     }
     if (!owners.authorize(route.method, threadId, ownerKey(verdict.identity))) {
       log(`refused ${route.method} on another user's thread (caller subject ${verdict.identity.subject})`);
-      throw jsonResponse(403, { error: 'forbidden', message: 'this conversation belongs to another user' });
+      // The same answer as for a thread that does not exist, as agui-server gives (DESIGN: a
+      // thread's existence is not revealed to anyone but its owner).
+      throw jsonResponse(404, { error: 'thread_not_found', message: 'No such thread.' });
     }
   };
 }

@@ -102,4 +102,17 @@ export async function runGuardUnitTests(h) {
     const allowed = await refusal({ request: post({ threadId: 't' }, { authorization: 'Bearer x.y.z' }), route: { method: 'agent/run', agentId: 'default' } });
     assert(allowed === null, `a verified first run was refused: ${allowed?.status}`);
   });
+
+  await h.test("unit: the guard answers another user's thread with agui-server's 404 thread_not_found (existence not revealed)", async () => {
+    const { fetch } = fakeWhoami((authorization) => [200, { issuer: 'i', subject: authorization === 'Bearer a.a.a' ? 'a' : 'b' }]);
+    const guard = threadGuard({ verifier: new IdentityVerifier({ whoamiUrl: 'http://agui/whoami', fetch }), owners: new ThreadOwners() });
+    const refusal = async (ctx) => guard(ctx).then(() => null, (thrown) => thrown);
+    const run = (token, threadId) => ({ request: post({ threadId }, { authorization: `Bearer ${token}` }), route: { method: 'agent/run', agentId: 'default' } });
+    assert((await refusal(run('a.a.a', 'owned'))) === null, "a's first run was refused (control)");
+    assert((await refusal(run('a.a.a', 'owned'))) === null, "a's second run was refused (control)");
+    const other = await refusal(run('b.b.b', 'owned'));
+    assert(other instanceof Response && other.status === 404, `b on a's thread: ${other?.status}`);
+    const body = await other.json();
+    assert(body.error === 'thread_not_found' && !/another user|belongs/i.test(body.message), `b's refusal: ${JSON.stringify(body)}`);
+  });
 }

@@ -1,11 +1,18 @@
 // The page: sign-in, who is signed in (as agui-server verified it), and the chat, which mounts only
 // when a user is signed in and forwards the access token through `properties`, as the product
 // promises (the runtime hop turns it into an Authorization header; web/server/guard.mjs).
-import { CopilotChat, CopilotKitProvider, useConfigureSuggestions, useFrontendTool } from "@copilotkit/react-core/v2";
-import { useCallback, useEffect, useMemo, useState, type ReactElement } from "react";
+import {
+  CopilotChat,
+  CopilotChatAssistantMessage,
+  CopilotKitProvider,
+  useConfigureSuggestions,
+  useFrontendTool,
+} from "@copilotkit/react-core/v2";
+import { useCallback, useEffect, useMemo, useState, type ComponentProps, type ReactElement } from "react";
 import { useAuth } from "react-oidc-context";
 import { z } from "zod";
 import { classifyRunError, type RunProblem } from "./errors";
+import { showJsonLiterally } from "./markdown";
 import { backendToolRenderers } from "./ToolCards";
 
 /** The identity agui-server verified (its `GET /whoami`). */
@@ -95,10 +102,18 @@ function Chat({ runtimeUrl, token, onProblem }: { runtimeUrl: string; token: str
     >
       <ChatTools />
       <div className="chat" data-testid="chat">
-        <CopilotChat labels={{ chatInputPlaceholder: "Ask something…" }} />
+        <CopilotChat
+          labels={{ chatInputPlaceholder: "Ask something…" }}
+          messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
+        />
       </div>
     </CopilotKitProvider>
   );
+}
+
+/** CopilotKit's markdown renderer, with quoted JSON shown literally (src/markdown.ts). */
+function AssistantMarkdown({ content, ...rest }: ComponentProps<typeof CopilotChatAssistantMessage.MarkdownRenderer>): ReactElement {
+  return <CopilotChatAssistantMessage.MarkdownRenderer {...rest} content={showJsonLiterally(content ?? "")} />;
 }
 
 /** The frontend tool and the static suggestions; must live inside the provider. */
@@ -110,7 +125,9 @@ function ChatTools(): null {
     handler: async ({ color }) => {
       // Runs in the browser; its return value is the tool result the agent continues with.
       if (!CSS.supports("color", color)) return `"${color}" is not a colour; the accent is unchanged`;
-      document.documentElement.style.setProperty("--accent", color);
+      // `--app-accent`, not `--accent`: CopilotKit's stylesheet defines its own `--accent` (a
+      // near-white) inside the chat, which would hide the cards' role pills and borders.
+      document.documentElement.style.setProperty("--app-accent", color);
       return `accent colour set to ${color}`;
     },
     render: ({ args, status }) => (

@@ -1,0 +1,89 @@
+// Unit tests of the app's pure modules (web/src/errors.ts, web/src/markdown.ts), no browser: the
+// TypeScript is transpiled with the project's own `typescript` (types are checked by the
+// `tsc --noEmit` test) and imported from a temporary file. Exported for web/e2e/run.mjs.
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { WEB_DIR } from '../scripts/stack.mjs';
+import { assert } from './harness.mjs';
+
+async function importTs(relativePath) {
+  const { default: ts } = await import('typescript');
+  const source = readFileSync(join(WEB_DIR, relativePath), 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    fileName: relativePath,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'agui-web-unit-'));
+  try {
+    const file = join(dir, 'module.mjs');
+    writeFileSync(file, outputText);
+    return await import(pathToFileURL(file).href);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const same = (actual, expected, what) =>
+  assert(JSON.stringify(actual) === JSON.stringify(expected), `${what}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`);
+
+/** @param {import('./harness.mjs').Harness} h */
+export async function runAppUnitTests(h) {
+  const { classifyRunError } = await importTs('src/errors.ts');
+  const { showJsonLiterally } = await importTs('src/markdown.ts');
+
+  // The message shapes are the ones CopilotKit's runtime produces from agui-server's answers
+  // ("HTTP <status>: <body>", shared/reference/copilotkit.md §3) and the ones the client reports
+  // for a failed fetch.
+  await h.test('unit: classifyRunError: HTTP 401 with our JSON code → "expired" with the code', async () => {
+    same(classifyRunError('HTTP 401: {"error":"invalid_token","message":"the token has expired"}'), { kind: 'expired', code: 'invalid_token' }, '401');
+    same(classifyRunError('  HTTP 401: {"error":"unauthorized","message":"sign in first"}\n'), { kind: 'expired', code: 'unauthorized' }, '401, padded');
+  });
+
+  await h.test('unit: classifyRunError: HTTP 403 → "forbidden" with the code and agui-server\'s message', async () => {
+    same(
+      classifyRunError('HTTP 403: {"error":"insufficient_scope","message":"the token lacks a required scope or role: admin"}'),
+      { kind: 'forbidden', code: 'insufficient_scope', detail: 'the token lacks a required scope or role: admin' },
+      '403',
+    );
+  });
+
+  await h.test('unit: classifyRunError: 429, 5xx, other statuses and a non-JSON body → a human message', async () => {
+    const limited = classifyRunError('HTTP 429: {"error":"rate_limited","message":"too many runs; retry in 60 s"}');
+    assert(limited.kind === 'other' && /too many requests/i.test(limited.detail), `429: ${JSON.stringify(limited)}`);
+    const down = classifyRunError('HTTP 503: {"error":"store_unavailable","message":"the store is unavailable"}');
+    assert(down.kind === 'other' && down.detail.includes('HTTP 503') && /unavailable/.test(down.detail), `503: ${JSON.stringify(down)}`);
+    const proxy = classifyRunError('HTTP 502: <html><body>Bad Gateway</body></html>');
+    assert(proxy.kind === 'other' && proxy.detail.includes('HTTP 502'), `502 with HTML: ${JSON.stringify(proxy)}`);
+    same(classifyRunError('HTTP 404: {"error":"thread_not_found","message":"no such thread"}'), { kind: 'other', detail: 'no such thread' }, '404');
+    same(classifyRunError('HTTP 400: not json at all'), { kind: 'other', detail: 'The request failed (HTTP 400).' }, '400, non-JSON');
+    same(classifyRunError('HTTP 401: <html>expired</html>'), { kind: 'expired', code: 'unauthorized' }, '401, non-JSON');
+    same(classifyRunError('HTTP 403: '), { kind: 'forbidden', code: 'forbidden', detail: '' }, '403, empty body');
+  });
+
+  await h.test('unit: classifyRunError: a network failure or any other message is shown as it is (shortened)', async () => {
+    same(classifyRunError('TypeError: Failed to fetch'), { kind: 'other', detail: 'TypeError: Failed to fetch' }, 'network');
+    same(classifyRunError('fetch failed'), { kind: 'other', detail: 'fetch failed' }, 'undici');
+    same(classifyRunError(''), { kind: 'other', detail: 'Something went wrong.' }, 'empty');
+    const long = classifyRunError(`Agent execution failed: ${'x '.repeat(300)}`);
+    assert(long.kind === 'other' && long.detail.length === 198 && long.detail.endsWith('…'), `long: ${long.detail.length}`);
+    // "HTTP" not at the start is not a status line.
+    same(classifyRunError('proxy said HTTP 401: no'), { kind: 'other', detail: 'proxy said HTTP 401: no' }, 'embedded');
+  });
+
+  await h.test('unit: showJsonLiterally puts JSON in code spans (no autolinks) and leaves prose alone', async () => {
+    const reply = 'The whoami tool returned: {"issuer":"http://127.0.0.1:8080","name":"Vera Viewer","roles":["viewer"]}';
+    same(
+      showJsonLiterally(reply),
+      'The whoami tool returned: `{"issuer":"http://127.0.0.1:8080","name":"Vera Viewer","roles":["viewer"]}`',
+      'tool reply',
+    );
+    same(showJsonLiterally('list: [1, 2]\nno json {here}'), 'list: `[1, 2]`\nno json {here}', 'per line');
+    for (const prose of ['Hello, Vera Viewer! You said: "hi"', 'see [the docs](https://example.test)', 'already `{"a":1}` code', '{"a":1', 'a "quoted" 42']) {
+      same(showJsonLiterally(prose), prose, `unchanged: ${prose}`);
+    }
+  });
+}
