@@ -381,3 +381,75 @@ export async function runBrowserAguiRefusals(h, stack, browser, shots) {
     await page.context().close();
   }
 }
+
+// The scripted model's paced stream (DESIGN "The scripted model"): 200 deltas of 16 letters, one
+// every 50 ms, so the run lasts about 10 s unless it is stopped.
+const LONG_STREAM = { deltas: 200, size: 16, delayMs: 50 };
+
+/**
+ * Stop: CopilotKit's Stop button, pressed while a long reply streams, must end agui-server's run
+ * (recorded as `cancelled`), not just the page's view of it. The app sends the stop with the
+ * signed-in user's token (src/App.tsx `StoppableChat`); CopilotKit's own stop carries none and
+ * the hop refuses it, so the run went on to `success` (the failure this test catches).
+ */
+export async function runBrowserStop(h, stack, browser, shots) {
+  const page = await newPage(browser, stack);
+  const stops = [];
+  page.on('response', (response) => {
+    if (/\/api\/copilotkit\/agent\/[^/]+\/stop\//.test(response.url())) {
+      stops.push({ url: response.url(), status: response.status(), authorized: Boolean(response.request().headers().authorization) });
+    }
+  });
+  const { deltas, size, delayMs } = LONG_STREAM;
+  const fullLength = deltas * size;
+  const reply = page.getByTestId('copilot-assistant-message').last();
+  const sendButton = page.getByTestId('copilot-send-button');
+  try {
+    await step(h, page, shots, "browser (stop): the Stop button ends agui-server's run as cancelled and the reply stops growing", async () => {
+      await signIn(page, 'vera');
+      const started = Date.now();
+      await send(page, `/stream ${deltas} ${size} ${delayMs}`);
+      // Some text has streamed: the first two deltas ("a" × size, then "b" × size).
+      await reply.filter({ hasText: `${'a'.repeat(size)}${'b'.repeat(size)}` }).waitFor();
+      await sendButton.locator('svg.lucide-square').waitFor(); // the button is CopilotKit's Stop now
+      await sendButton.click();
+
+      await waitUntil(() => stops.length > 0, 'no stop request was sent');
+      const [stop] = stops;
+      const threadId = decodeURIComponent(stop.url.split('/stop/')[1]);
+
+      // agui-server recorded the run as ended, and how: the cause, read from its audit log.
+      let ended = [];
+      await waitUntil(() => {
+        ended = auditRecords(stack, { kind: 'run_ended', thread: threadId, since: started });
+        return ended.length > 0;
+      }, `agui-server recorded no end for thread ${threadId}`);
+      assert(ended.length === 1 && ended[0].detail?.outcome === 'cancelled', `agui-server recorded: ${JSON.stringify(ended.map((r) => r.detail))}`);
+      // Through the hop, with the user's token (CopilotKit's own stop has none and gets 401).
+      assert(stops.length === 1 && stop.status === 200 && stop.authorized, `stop requests: ${JSON.stringify(stops)}`);
+
+      // The page is idle again (the Stop icon is gone) and holds only part of the reply.
+      await sendButton.locator('svg.lucide-square').waitFor({ state: 'detached' });
+      const stopped = (await reply.innerText()).trim();
+      assert(/^a+b+/.test(stopped) && stopped.length < fullLength, `the reply after Stop has ${stopped.length} of ${fullLength} characters`);
+      // A later run in the same chat is answered; the stopped reply has not grown meanwhile.
+      await send(page, 'hello after stop');
+      await page.getByText('Hello, Vera Viewer! You said: "hello after stop"').waitFor();
+      const after = (await page.getByTestId('copilot-assistant-message').filter({ hasText: /^a+b+/ }).first().innerText()).trim();
+      assert(after === stopped, `the stopped reply grew from ${stopped.length} to ${after.length} characters`);
+      assert(!(await page.getByRole('alert').isVisible()), `a problem banner: ${await page.getByRole('alert').innerText().catch(() => '')}`);
+      await page.screenshot({ path: join(shots, '09-stopped.png') });
+    });
+  } finally {
+    await page.context().close();
+  }
+}
+
+// Polls `condition` (no fixed sleep); the harness's per-test limit bounds it.
+async function waitUntil(condition, message, everyMs = 200) {
+  for (let i = 0; i < 250; i += 1) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+  throw new Error(message);
+}

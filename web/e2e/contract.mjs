@@ -157,9 +157,17 @@ export async function runContract(h, stack) {
     assert(veraErrors.some((e) => e.message.startsWith('HTTP 404:') && e.message.includes('thread_not_found')), `no HTTP 404 in onError: ${JSON.stringify(veraErrors)}`);
   });
 
-  await h.test("thread leak: another user cannot stop someone else's thread; no token gets 401", async () => {
+  await h.test("thread leak: another user cannot stop someone else's thread; a stop without a token gets 401; the owner's passes (control)", async () => {
     const stop = await runtimeRequest(stack, `/agent/default/stop/${threadId}`, { token: vera, body: {} });
     assert(stop.status === 404, `stop as vera: HTTP ${stop.status}`);
+    // CopilotKit's own stop request: no Authorization, `{runId}` as the body, no properties.
+    const anonymousStop = await runtimeRequest(stack, `/agent/default/stop/${threadId}`, { body: { runId: randomUUID() } });
+    assert(anonymousStop.status === 401, `stop without a token: HTTP ${anonymousStop.status}`);
+    // Control: the owner's stop with her token passes the hop and reaches the runtime, which
+    // answers that nothing is running on the thread any more.
+    const ownerStop = await runtimeRequest(stack, `/agent/default/stop/${threadId}`, { token: ada, body: {} });
+    const ownerText = await ownerStop.text();
+    assert(ownerStop.status === 200 && JSON.parse(ownerText).stopped === false, `stop as ada: HTTP ${ownerStop.status} ${ownerText}`);
     const anonymous = await runtimeRequest(stack, '/agent/default/connect', { body: connectBody(threadId) });
     assert(anonymous.status === 401, `connect without a token: HTTP ${anonymous.status}`);
     assert(/^Bearer/.test(anonymous.headers.get('www-authenticate') ?? ''), 'no WWW-Authenticate challenge');

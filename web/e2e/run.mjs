@@ -6,7 +6,8 @@
 //
 // Stacks (scripts/stack.mjs, all on 127.0.0.1):
 //   A. agui-server with AGUI_ACCEPT_BODY_TOKEN=false: contract tests + the main browser flow, so
-//      every successful run proves the properties → Authorization header bridge;
+//      every successful run proves the properties → Authorization header bridge; then the Stop
+//      button, which must end agui-server's run (recorded `cancelled`);
 //   B. a 10 s access-token lifetime, AGUI_LEEWAY_SECS=0, silent renew off: the expiry flow;
 //   C. AGUI_OIDC_REQUIRED_SCOPES=agui:admin (the app never gets it): the 403 message;
 //   D. a 70 s access-token lifetime with silent renew on: the background renewal;
@@ -26,7 +27,7 @@ import { ensureBuilt } from '../scripts/build.mjs';
 import { REPO_ROOT, startStack, WEB_DIR } from '../scripts/stack.mjs';
 import { runAppUnitTests } from './app-units.test.mjs';
 import { runDemoModelTests } from './demo-model.test.mjs';
-import { launchBrowser, runBrowserAguiRefusals, runBrowserExpiry, runBrowserForbidden, runBrowserMain, runBrowserSilentRenew } from './browser.mjs';
+import { launchBrowser, runBrowserAguiRefusals, runBrowserExpiry, runBrowserForbidden, runBrowserMain, runBrowserSilentRenew, runBrowserStop } from './browser.mjs';
 import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
 import { Harness, screenshotDir } from './harness.mjs';
 
@@ -104,6 +105,7 @@ try {
     } else {
       console.log(`SKIP: ${message}`);
       h.skip('browser: main flow (viewer, admin, header-only)', launched.reason);
+      h.skip("browser: Stop ends agui-server's run", launched.reason);
       h.skip('browser: token expiry', launched.reason);
       h.skip('browser: 403 message', launched.reason);
       h.skip('browser: silent renew', launched.reason);
@@ -123,6 +125,7 @@ try {
   await withStack('stack A (body token off)', { acceptBodyToken: false }, async (stack) => {
     await runContract(h, stack);
     if (browser) await runBrowserMain(h, stack, browser, shots);
+    if (browser) await runBrowserStop(h, stack, browser, shots);
   });
   if (browser) {
     await withStack(

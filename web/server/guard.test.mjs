@@ -115,4 +115,27 @@ export async function runGuardUnitTests(h) {
     const body = await other.json();
     assert(body.error === 'thread_not_found' && !/another user|belongs/i.test(body.message), `b's refusal: ${JSON.stringify(body)}`);
   });
+
+  await h.test("unit: a stop needs the owner's token: none is 401, another user's is 404, the owner's passes", async () => {
+    const { fetch } = fakeWhoami((authorization) => [200, { issuer: 'i', subject: authorization === 'Bearer a.a.a' ? 'a' : 'b' }]);
+    const guard = threadGuard({ verifier: new IdentityVerifier({ whoamiUrl: 'http://agui/whoami', fetch }), owners: new ThreadOwners() });
+    const refusal = async (ctx) => guard(ctx).then(() => null, (thrown) => thrown);
+    // What CopilotKit's stop sends: the thread in the path, `{runId}` in the body, no properties.
+    const stop = (headers) => ({
+      request: new Request('http://hop/api/copilotkit/agent/default/stop/owned', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ runId: 'r1' }),
+      }),
+      route: { method: 'agent/stop', agentId: 'default', threadId: 'owned' },
+    });
+    const claim = await refusal({ request: post({ threadId: 'owned' }, { authorization: 'Bearer a.a.a' }), route: { method: 'agent/run', agentId: 'default' } });
+    assert(claim === null, `a's first run was refused: ${claim?.status}`);
+    const anonymous = await refusal(stop({}));
+    assert(anonymous instanceof Response && anonymous.status === 401, `stop without a token: ${anonymous?.status}`);
+    const other = await refusal(stop({ authorization: 'Bearer b.b.b' }));
+    assert(other instanceof Response && other.status === 404 && (await other.json()).error === 'thread_not_found', `b's stop: ${other?.status}`);
+    const owner = await refusal(stop({ authorization: 'Bearer a.a.a' }));
+    assert(owner === null, `the owner's stop was refused: ${owner?.status}`);
+  });
 }

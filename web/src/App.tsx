@@ -5,7 +5,10 @@ import {
   CopilotChat,
   CopilotChatAssistantMessage,
   CopilotKitProvider,
+  HttpAgent,
+  useAgent,
   useConfigureSuggestions,
+  useCopilotKit,
   useFrontendTool,
 } from "@copilotkit/react-core/v2";
 import { useCallback, useEffect, useMemo, useState, type ComponentProps, type ReactElement } from "react";
@@ -102,12 +105,48 @@ function Chat({ runtimeUrl, token, onProblem }: { runtimeUrl: string; token: str
     >
       <ChatTools />
       <div className="chat" data-testid="chat">
-        <CopilotChat
-          labels={{ chatInputPlaceholder: "Ask something…" }}
-          messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
-        />
+        <StoppableChat token={token} />
       </div>
     </CopilotKitProvider>
+  );
+}
+
+/**
+ * CopilotKit's chat, whose Stop button really stops the run on the server.
+ *
+ * CopilotKit's own Stop (`copilotkit.stopAgent` → `ProxiedCopilotRuntimeAgent.abortRun`, 1.74)
+ * POSTs `/agent/default/stop/<thread>` with the agent's headers and a `{runId}` body, never
+ * `properties`. The app sends its token only through `properties`, so that request carried no
+ * credential, the hop refused it (401) and agui-server's run went on to the end. Here the Stop
+ * button runs the very same `stopAgent` (it also stops in-flight frontend tools and any follow-up
+ * run), with the signed-in user's token added to the agent's headers for that one synchronous
+ * call: `abortRun` builds its request before returning, and the previous headers are put back
+ * straight after, so runs still carry the token only through `properties` (the bridge the tests
+ * prove). The hop verifies that token and checks the thread is the caller's (web/server/guard.mjs).
+ */
+function StoppableChat({ token }: { token: string }): ReactElement {
+  const { agent } = useAgent();
+  const { copilotkit } = useCopilotKit();
+  const onStop = useCallback(() => {
+    if (!agent.isRunning) return; // CopilotChat offers its own Stop only while a run is going on
+    if (!(agent instanceof HttpAgent)) {
+      copilotkit.stopAgent({ agent });
+      return;
+    }
+    const previous = agent.headers;
+    agent.headers = { ...previous, Authorization: `Bearer ${token}` };
+    try {
+      copilotkit.stopAgent({ agent });
+    } finally {
+      agent.headers = previous;
+    }
+  }, [agent, copilotkit, token]);
+  return (
+    <CopilotChat
+      labels={{ chatInputPlaceholder: "Ask something…" }}
+      messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
+      onStop={onStop}
+    />
   );
 }
 
