@@ -19,13 +19,14 @@ use crate::tools::ToolSpec;
 #[derive(Debug, Clone)]
 pub struct ModelRequest {
     /// The conversation so far: the client's history plus this run's assistant and tool messages.
-    pub messages: Vec<Message>,
+    /// Shared with the run (a turn's request is a reference count, not a copy of the thread).
+    pub messages: Arc<Vec<Message>>,
     /// The backend tools this principal may use (already filtered by policy).
-    pub tools: Vec<ToolSpec>,
+    pub tools: Arc<[Arc<ToolSpec>]>,
     /// The frontend tools the client offered in `RunAgentInput.tools`.
-    pub frontend_tools: Vec<FrontendTool>,
+    pub frontend_tools: Arc<[FrontendTool]>,
     /// `RunAgentInput.context`, for the system prompt.
-    pub context: Vec<Context>,
+    pub context: Arc<[Context]>,
     /// The verified caller. In-process providers (the scripted model) may read it; a remote
     /// provider must never send it anywhere: it only reaches the model through the rendered
     /// system prompt's `{user.*}` placeholders.

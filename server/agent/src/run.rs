@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use agui_auth::Principal;
 use agui_protocol::{
-    AssistantMessage, Event, Message, MessageId, ReasoningEnd, ReasoningMessageContent,
+    AssistantMessage, Context, Event, Message, MessageId, ReasoningEnd, ReasoningMessageContent,
     ReasoningMessageEnd, ReasoningMessageStart, ReasoningStart, RunAgentInput, RunFinished,
     RunFinishedOutcome, RunStarted, StateDelta, StateSnapshot, TextMessageContent, TextMessageEnd,
-    TextMessageStart, TokenUsage, ToolCall, ToolCallArgs, ToolCallEnd, ToolCallId, ToolCallResult,
-    ToolCallStart, ToolMessage, ToolResultContent,
+    TextMessageStart, TokenUsage, Tool as FrontendTool, ToolCall, ToolCallArgs, ToolCallEnd,
+    ToolCallId, ToolCallResult, ToolCallStart, ToolMessage, ToolResultContent,
 };
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -28,7 +28,7 @@ use crate::audit::{AuditEvent, AuditSink};
 use crate::error::RunErrorCode;
 use crate::model::{ModelDelta, ModelProvider, ModelRequest};
 use crate::sink::{EventSink, SinkError};
-use crate::tools::{StateAccess, ToolContext, ToolError, ToolRegistry, schema};
+use crate::tools::{StateAccess, ToolContext, ToolError, ToolRegistry, ToolSpec, schema};
 
 /// Limits of one run.
 #[derive(Debug, Clone, Copy)]
@@ -170,8 +170,10 @@ async fn drive(
     started.parent_run_id = input.parent_run_id.clone();
     sink.send(Event::RunStarted(started)).await?;
 
-    let offered = params.tools.offered_to(&params.principal);
-    let mut history = input.messages.clone();
+    let offered: Arc<[Arc<ToolSpec>]> = params.tools.offered_to(&params.principal).into();
+    let frontend_tools: Arc<[FrontendTool]> = input.tools.clone().into();
+    let context: Arc<[Context]> = input.context.clone().into();
+    let mut history = Arc::new(input.messages.clone());
     let mut usage: Vec<TokenUsage> = Vec::new();
     let state = StateAccess::new(input.state.clone());
     let mut baseline_sent = false;
@@ -180,8 +182,8 @@ async fn drive(
         let request = ModelRequest {
             messages: history.clone(),
             tools: offered.clone(),
-            frontend_tools: input.tools.clone(),
-            context: input.context.clone(),
+            frontend_tools: frontend_tools.clone(),
+            context: context.clone(),
             principal: params.principal.clone(),
         };
         let turn = model_turn(params, sink, request, cancel.clone()).await?;
@@ -190,7 +192,7 @@ async fn drive(
             return finish(sink, input, None, usage).await;
         }
 
-        history.push(turn.assistant_message());
+        Arc::make_mut(&mut history).push(turn.assistant_message());
         let (frontend, backend): (Vec<_>, Vec<_>) = turn.calls.into_iter().partition(|call| {
             input.tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name)
         });
@@ -203,7 +205,8 @@ async fn drive(
             );
             event.role = Some(Default::default());
             sink.send(Event::ToolCallResult(event)).await?;
-            history.push(Message::Tool(ToolMessage::new(message_id, call.id, result)));
+            Arc::make_mut(&mut history)
+                .push(Message::Tool(ToolMessage::new(message_id, call.id, result)));
         }
         send_state_changes(sink, &state, &input.state, &mut baseline_sent).await?;
         if !frontend.is_empty() {

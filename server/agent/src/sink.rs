@@ -76,7 +76,37 @@ impl EventSink {
     /// # Errors
     /// [`SinkError::Closed`] when the client is gone; [`SinkError::Violation`] when the event
     /// would have broken the stream (the run has then been ended with `RUN_ERROR`).
-    pub async fn send(&mut self, mut event: Event) -> Result<(), SinkError> {
+    pub fn send(&mut self, event: Event) -> impl Future<Output = Result<(), SinkError>> + '_ {
+        // Checked and encoded before the future is built: only the frame's `Bytes` is held
+        // across the await, so every future that sends events stays small (a run's task lives
+        // as long as its stream, and an `Event` is a few hundred bytes).
+        let prepared = self.prepare(event);
+        async move {
+            match prepared {
+                Prepared::Frame(frame) => self.push(frame).await,
+                Prepared::Dropped => Ok(()),
+                Prepared::Violation(message) => {
+                    self.fail(RunErrorCode::ProtocolViolation).await?;
+                    Err(SinkError::Violation(message))
+                }
+            }
+        }
+    }
+
+    /// Ends the run with `RUN_ERROR {code}` unless it already has a terminal event.
+    /// `RUN_ERROR` implicitly closes whatever is open (AG-UI §4 rule 10).
+    ///
+    /// # Errors
+    /// [`SinkError::Closed`] when the client is gone.
+    pub async fn fail(&mut self, code: RunErrorCode) -> Result<(), SinkError> {
+        match self.prepare_failure(code) {
+            Some(frame) => self.push(frame).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stamps, checks, adapts and encodes one event.
+    fn prepare(&mut self, mut event: Event) -> Prepared {
         if event.base().timestamp.is_none() {
             event.base_mut().timestamp = Some(now_millis());
         }
@@ -87,52 +117,58 @@ impl EventSink {
                 violation = %message,
                 "an agent or tool emitted an invalid event; ending the run"
             );
-            self.fail(RunErrorCode::ProtocolViolation).await?;
-            return Err(SinkError::Violation(message));
+            return Prepared::Violation(message);
         }
-        self.write(event).await
+        match self.encode(event) {
+            Some(frame) => Prepared::Frame(frame),
+            None => Prepared::Dropped,
+        }
     }
 
-    /// Ends the run with `RUN_ERROR {code}` unless it already has a terminal event.
-    /// `RUN_ERROR` implicitly closes whatever is open (AG-UI §4 rule 10).
-    ///
-    /// # Errors
-    /// [`SinkError::Closed`] when the client is gone.
-    pub async fn fail(&mut self, code: RunErrorCode) -> Result<(), SinkError> {
+    /// The `RUN_ERROR {code}` frame, or `None` when the run already has its terminal event.
+    fn prepare_failure(&mut self, code: RunErrorCode) -> Option<Bytes> {
         if self.guard.finished() {
-            return Ok(());
+            return None;
         }
-        let mut event = Event::RunError(RunError::new(code.message().to_owned()));
-        if let Event::RunError(error) = &mut event {
-            error.code = Some(code.as_str().to_owned());
-        }
+        let mut error = RunError::new(code.message().to_owned());
+        error.code = Some(code.as_str().to_owned());
+        let mut event = Event::RunError(error);
         event.base_mut().timestamp = Some(now_millis());
         if let Err(violation) = self.guard.check(&event) {
             // Unreachable by the guard's rules (RUN_ERROR is always admitted before a terminal
             // event); log rather than loop.
             tracing::error!(%violation, "RUN_ERROR rejected by the sequence guard");
-            return Ok(());
+            return None;
         }
-        self.write(event).await
+        self.encode(event)
     }
 
-    async fn write(&mut self, event: Event) -> Result<(), SinkError> {
-        let Some(event) = self.dialect.adapt(event) else {
-            return Ok(());
-        };
+    /// The event in the client's dialect and encoding; `None` when the dialect drops it.
+    fn encode(&mut self, event: Event) -> Option<Bytes> {
+        let event = self.dialect.adapt(event)?;
         let mut frame = Vec::with_capacity(self.last_frame_len + 32);
         match self.encoding {
             Encoding::Sse => sse::encode_into(&event, &mut frame),
             Encoding::Proto => proto::encode_frame_into(&event, &mut frame),
         }
         self.last_frame_len = frame.len();
-        self.tx
-            .send(Bytes::from(frame))
-            .await
-            .map_err(|_| SinkError::Closed)?;
+        Some(Bytes::from(frame))
+    }
+
+    async fn push(&mut self, frame: Bytes) -> Result<(), SinkError> {
+        self.tx.send(frame).await.map_err(|_| SinkError::Closed)?;
         self.events_sent += 1;
         Ok(())
     }
+}
+
+/// An event made ready for the wire.
+enum Prepared {
+    Frame(Bytes),
+    /// The client's dialect has no such event.
+    Dropped,
+    /// The event would break the sequence; the message says which rule.
+    Violation(String),
 }
 
 /// Milliseconds since the Unix epoch: AG-UI timestamps are integers (reference §1).

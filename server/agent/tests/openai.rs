@@ -59,10 +59,10 @@ fn user(text: &str) -> Message {
 
 fn request(messages: Vec<Message>) -> ModelRequest {
     ModelRequest {
-        messages,
-        tools: Vec::new(),
-        frontend_tools: Vec::new(),
-        context: Vec::new(),
+        messages: Arc::new(messages),
+        tools: Arc::new([]),
+        frontend_tools: Arc::new([]),
+        context: Arc::new([]),
         principal: Arc::new(principal()),
     }
 }
@@ -518,28 +518,28 @@ async fn request_carries_prompt_key_and_tools_but_never_the_token() {
         }),
         user("list my documents"),
     ]);
-    req.tools = vec![
-        ToolSpec {
+    req.tools = Arc::new([
+        Arc::new(ToolSpec {
             name: "whoami".into(),
             description: "Who is calling".into(),
             parameters: json!({"type": "object", "properties": {}}),
-        },
-        ToolSpec {
+        }),
+        Arc::new(ToolSpec {
             name: "list_my_documents".into(),
             description: "The caller's documents".into(),
             parameters: json!({"type": "object", "properties": {}}),
-        },
-    ];
-    req.frontend_tools = vec![Tool {
+        }),
+    ]);
+    req.frontend_tools = Arc::new([Tool {
         name: "change_accent_colour".into(),
         description: "Changes the UI accent colour".into(),
         parameters: Some(json!({"type": "object", "properties": {"colour": {"type": "string"}}})),
         metadata: None,
-    }];
-    req.context = vec![Context {
+    }]);
+    req.context = Arc::new([Context {
         description: "Current page".into(),
         value: "documents".into(),
-    }];
+    }]);
     let (_, error) = turn(&provider, req).await;
     assert!(error.is_none(), "{error:?}");
 

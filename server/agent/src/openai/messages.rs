@@ -28,6 +28,8 @@ use async_openai::types::chat::{
     ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionTools,
     CreateChatCompletionRequest, FunctionCall, FunctionObject, ImageUrl,
 };
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::config::OpenAiConfig;
@@ -47,7 +49,7 @@ pub(crate) fn build_request(
     ) {
         messages.push(system_message(system));
     }
-    for message in &request.messages {
+    for message in request.messages.iter() {
         if let Some(converted) = convert_message(message, config.allow_client_system_messages) {
             messages.push(converted);
         }
@@ -259,7 +261,7 @@ fn image_url(source: &PartSource) -> Option<String> {
 
 /// The backend tools the principal may use, then the client's frontend tools, as `function`
 /// tools.
-fn offered_tools(backend: &[ToolSpec], frontend: &[FrontendTool]) -> Vec<ChatCompletionTools> {
+fn offered_tools(backend: &[Arc<ToolSpec>], frontend: &[FrontendTool]) -> Vec<ChatCompletionTools> {
     let backend = backend
         .iter()
         .map(|t| function_tool(&t.name, &t.description, Some(t.parameters.clone())));
@@ -312,10 +314,10 @@ mod tests {
 
     fn request(messages: Vec<Message>) -> ModelRequest {
         ModelRequest {
-            messages,
-            tools: vec![],
-            frontend_tools: vec![],
-            context: vec![],
+            messages: Arc::new(messages),
+            tools: Arc::new([]),
+            frontend_tools: Arc::new([]),
+            context: Arc::new([]),
             principal: Arc::new(principal()),
         }
     }
@@ -456,17 +458,17 @@ mod tests {
     fn backend_and_frontend_tools_are_offered_as_functions() {
         let config = OpenAiConfig::new("http://127.0.0.1:1/v1", "k", "m");
         let mut req = request(vec![Message::User(UserMessage::new("u", "hi"))]);
-        req.tools = vec![ToolSpec {
+        req.tools = Arc::new([Arc::new(ToolSpec {
             name: "whoami".into(),
             description: "Who am I".into(),
             parameters: json!({"type": "object", "properties": {}}),
-        }];
-        req.frontend_tools = vec![FrontendTool {
+        })]);
+        req.frontend_tools = Arc::new([FrontendTool {
             name: "set_accent".into(),
             description: String::new(),
             parameters: None,
             metadata: None,
-        }];
+        }]);
         assert_eq!(
             wire(&config, &req)["tools"],
             json!([

@@ -167,7 +167,11 @@ pub trait Tool: Send + Sync + 'static {
 /// The backend tools of one agent.
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
-    tools: BTreeMap<String, Arc<dyn Tool>>,
+    /// Shared: every run of an agent holds its registry, so a clone is a reference count.
+    tools: Arc<BTreeMap<String, Arc<dyn Tool>>>,
+    /// Each tool's [`Tool::spec`], built once at registration: runs offer them on every turn,
+    /// and a spec's JSON Schema is dozens of allocations to build or clone.
+    specs: Arc<BTreeMap<String, Arc<ToolSpec>>>,
 }
 
 impl fmt::Debug for ToolRegistry {
@@ -201,7 +205,9 @@ impl ToolRegistry {
 
     /// Adds (or replaces) a tool.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.tools.insert(tool.spec().name, tool);
+        let spec = tool.spec();
+        Arc::make_mut(&mut self.tools).insert(spec.name.clone(), tool);
+        Arc::make_mut(&mut self.specs).insert(spec.name.clone(), Arc::new(spec));
     }
 
     /// A registry with only the named tools (unknown names are reported).
@@ -212,7 +218,9 @@ impl ToolRegistry {
         let mut subset = Self::new();
         for name in names {
             let tool = self.tools.get(name).ok_or_else(|| name.clone())?;
-            subset.tools.insert(name.clone(), tool.clone());
+            Arc::make_mut(&mut subset.tools).insert(name.clone(), tool.clone());
+            Arc::make_mut(&mut subset.specs)
+                .insert(name.clone(), self.specs[name.as_str()].clone());
         }
         Ok(subset)
     }
@@ -233,11 +241,11 @@ impl ToolRegistry {
     }
 
     /// The specs of the tools `principal` may use: what the model is offered (the first gate).
-    pub fn offered_to(&self, principal: &Principal) -> Vec<ToolSpec> {
+    pub fn offered_to(&self, principal: &Principal) -> Vec<Arc<ToolSpec>> {
         self.tools
-            .values()
-            .filter(|tool| tool.policy().allows(principal))
-            .map(|tool| tool.spec())
+            .iter()
+            .filter(|(_, tool)| tool.policy().allows(principal))
+            .map(|(name, _)| self.specs[name.as_str()].clone())
             .collect()
     }
 }
