@@ -86,7 +86,7 @@ pub fn build(
     model_override: Option<Arc<dyn ModelProvider>>,
     tools_override: Option<ToolRegistry>,
     model_latency: &Arc<Histogram>,
-) -> Result<BTreeMap<String, Agent>, ConfigError> {
+) -> Result<BTreeMap<String, Arc<Agent>>, ConfigError> {
     let builtins = ToolRegistry::with_builtins_on(documents.clone());
     let mut configs = config.agents.clone();
     configs.entry("default".to_owned()).or_default();
@@ -116,13 +116,13 @@ pub fn build(
         });
         agents.insert(
             id.clone(),
-            Agent {
+            Arc::new(Agent {
                 id,
                 model,
                 tools,
                 required_roles: agent.required_roles,
                 required_scopes: agent.required_scopes,
-            },
+            }),
         );
     }
     Ok(agents)

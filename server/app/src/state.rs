@@ -28,7 +28,7 @@ pub struct Inner {
     /// Verifies tokens against the configured issuers.
     pub auth: Authenticator,
     /// The agents by id; `default` serves `POST /chat`.
-    pub agents: BTreeMap<String, Agent>,
+    pub agents: BTreeMap<String, Arc<Agent>>,
     /// The built-in document tools' store (inspectable by tests and operators).
     pub documents: DocumentStore,
     /// An audit sink that replaces the store's for run events (tests); `None` in production.

@@ -131,7 +131,7 @@ async fn denied_tools_are_not_offered_to_the_model() {
             .tools
             .offered_to(p)
             .into_iter()
-            .map(|t| t.name)
+            .map(|t| t.name.clone())
             .collect::<Vec<_>>()
     };
     assert!(!names(&viewer).contains(&"delete_document".to_owned()));

@@ -264,7 +264,7 @@ impl Authenticator {
         &self,
         token: &str,
         source: CredentialSource,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Arc<Principal>, AuthError> {
         let inner = &self.inner;
         let cacheable = token.len() <= inner.max_token_bytes;
         let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
@@ -281,6 +281,7 @@ impl Authenticator {
                 .verify(token, source, &fingerprint)
                 .await
                 .map(|(principal, kid, key)| {
+                    let principal = Arc::new(principal);
                     if cacheable {
                         inner.verified.insert(
                             digest,
@@ -340,7 +341,7 @@ impl Authenticator {
 
 impl Inner {
     /// A token verified earlier, if its entry is still good (see [`VerifiedCache`]).
-    fn cached(&self, digest: &[u8; 32], source: CredentialSource) -> Option<Principal> {
+    fn cached(&self, digest: &[u8; 32], source: CredentialSource) -> Option<Arc<Principal>> {
         let current_key = |issuer: &str, kid: Option<&str>, alg| match self
             .issuers
             .get(issuer)

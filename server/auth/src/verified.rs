@@ -24,7 +24,7 @@ const CAPACITY: usize = 4_096;
 pub(crate) type Digest = [u8; 32];
 
 struct Entry {
-    principal: Principal,
+    principal: Arc<Principal>,
     kid: Option<String>,
     alg: Algorithm,
     key: Arc<VerifyKey>,
@@ -55,7 +55,7 @@ impl VerifiedCache {
         digest: &Digest,
         source: CredentialSource,
         probe: &Probe<'_>,
-    ) -> Option<Principal> {
+    ) -> Option<Arc<Principal>> {
         let mut entries = self.lock();
         let entry = entries.get(digest)?;
         let still_good = probe.now < entry.valid_until
@@ -65,9 +65,16 @@ impl VerifiedCache {
             entries.remove(digest);
             return None;
         }
-        let mut principal = entry.principal.clone();
+        // Shared when the token arrives the way it did before (the usual case); a copy with
+        // this request's source otherwise.
+        let principal = if entry.principal.credential_source == source {
+            entry.principal.clone()
+        } else {
+            let mut principal = Principal::clone(&entry.principal);
+            principal.credential_source = source;
+            Arc::new(principal)
+        };
         drop(entries);
-        principal.credential_source = source;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(principal)
     }
@@ -76,7 +83,7 @@ impl VerifiedCache {
     pub(crate) fn insert(
         &self,
         digest: Digest,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         kid: Option<String>,
         key: Arc<VerifyKey>,
         valid_until: i64,

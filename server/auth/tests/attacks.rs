@@ -662,7 +662,8 @@ async fn principal_comes_from_the_verified_claims() {
     let token = idp.sign("rsa-1", &claims);
     let p = assert_accepted(
         auth.authenticate(&token, agui_auth::CredentialSource::Body)
-            .await,
+            .await
+            .map(std::sync::Arc::unwrap_or_clone),
     );
     assert_eq!(p.issuer, idp.issuer_url());
     assert_eq!(p.subject, "alice");

@@ -211,7 +211,8 @@ async fn a_verified_token_is_answered_from_the_cache_with_this_requests_source()
     assert_eq!(auth.stats().verified_cache_hits, 0);
     let again = assert_accepted(
         auth.authenticate(&token, agui_auth::CredentialSource::Body)
-            .await,
+            .await
+            .map(std::sync::Arc::unwrap_or_clone),
     );
     assert_eq!(auth.stats().verified_cache_hits, 1);
     assert_eq!(again.credential_source, agui_auth::CredentialSource::Body);

@@ -295,7 +295,7 @@ async fn claim_and_start(
 #[allow(clippy::too_many_arguments)]
 fn open_stream(
     state: AppState,
-    agent: crate::agents::Agent,
+    agent: Arc<crate::agents::Agent>,
     input: RunAgentInput,
     principal: Arc<Principal>,
     dialect: Dialect,
@@ -426,7 +426,7 @@ pub(crate) async fn authenticate(
     match state.auth.authenticate(token, source).await {
         Ok(principal) => {
             state.metrics.authenticated(source.as_str());
-            Ok(Arc::new(principal))
+            Ok(principal)
         }
         Err(error) => {
             record_auth_failure(state, caller, &error, Some(token));

@@ -26,7 +26,9 @@ pub async fn start(idp: &TestIdp, config: AuthConfig) -> (Authenticator, Arc<Man
 }
 
 pub async fn check(auth: &Authenticator, token: &str) -> Result<Principal, AuthError> {
-    auth.authenticate(token, CredentialSource::Header).await
+    auth.authenticate(token, CredentialSource::Header)
+        .await
+        .map(Arc::unwrap_or_clone)
 }
 
 /// Asserts the variant, the reason, 401 and the exact challenge.
