@@ -8,7 +8,7 @@
 //! WAL lets the pool's readers run beside this writer; SQLite's own lock serialises writers,
 //! and `busy_timeout` makes other processes (the `audit`/`forget` commands) wait their turn.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -85,15 +85,16 @@ impl SqliteWriter {
         let instance = self.instance.clone();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            let mut created = HashSet::new();
             let mut accesses = Vec::with_capacity(starts.len());
             let mut owned = Vec::new();
-            for request in &starts {
+            for request in starts {
                 let start = &request.start;
+                // A new thread is created with this run as its last: the usual case (every
+                // CopilotKit conversation starts one) costs one statement, not three.
                 let inserted = tx
                     .prepare_cached(
-                        "INSERT INTO threads (thread_id, issuer, subject, created_at) \
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (thread_id) DO NOTHING",
+                        "INSERT INTO threads (thread_id, issuer, subject, created_at, last_run_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (thread_id) DO NOTHING",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
@@ -105,7 +106,10 @@ impl SqliteWriter {
                     })
                     .map_err(backend)?;
                 if inserted == 1 {
-                    created.insert(start.thread_id.clone());
+                    insert_run(&tx, start, &instance, false)?;
+                    owned.push(WriteOp::Audit(request.audit));
+                    accesses.push(ThreadAccess::Owner { created: true });
+                    continue;
                 }
                 let owner = tx
                     .prepare_cached("SELECT issuer, subject FROM threads WHERE thread_id = ?1")
@@ -119,11 +123,9 @@ impl SqliteWriter {
                     })
                     .map_err(backend)?;
                 if owner == start.principal {
-                    owned.push(WriteOp::RunStarted(start.clone()));
-                    owned.push(WriteOp::Audit(request.audit.clone()));
-                    accesses.push(ThreadAccess::Owner {
-                        created: inserted == 1,
-                    });
+                    owned.push(WriteOp::RunStarted(request.start));
+                    owned.push(WriteOp::Audit(request.audit));
+                    accesses.push(ThreadAccess::Owner { created: false });
                 } else {
                     accesses.push(ThreadAccess::NotOwner { owner });
                 }
@@ -135,6 +137,43 @@ impl SqliteWriter {
         })
         .await
     }
+}
+
+/// Records a run's start; `touch_thread` also moves the thread's `last_run_at` (not needed when
+/// the thread was created by this very run).
+fn insert_run(
+    tx: &Transaction<'_>,
+    run: &super::RunStart,
+    instance: &str,
+    touch_thread: bool,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO runs (thread_id, run_id, issuer, subject, agent, \
+         credential_source, instance, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (thread_id, run_id) DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            run.thread_id,
+            run.run_id,
+            run.principal.issuer,
+            run.principal.subject,
+            run.agent,
+            run.credential_source,
+            instance,
+            run.started_at
+        ])
+    })
+    .map_err(backend)?;
+    if touch_thread {
+        tx.prepare_cached(
+            "UPDATE threads SET last_run_at = ?1 WHERE thread_id = ?2 \
+             AND (last_run_at IS NULL OR last_run_at < ?1)",
+        )
+        .and_then(|mut s| s.execute(params![run.started_at, run.thread_id]))
+        .map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Applies `ops` in order inside `tx`, one cached statement each.
@@ -160,32 +199,7 @@ fn apply(tx: &Transaction<'_>, ops: &[WriteOp], instance: &str) -> Result<(), St
                 })
                 .map_err(backend)?;
             }
-            WriteOp::RunStarted(run) => {
-                tx.prepare_cached(
-                    "INSERT INTO runs (thread_id, run_id, issuer, subject, agent, \
-                     credential_source, instance, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                     ON CONFLICT (thread_id, run_id) DO NOTHING",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        run.thread_id,
-                        run.run_id,
-                        run.principal.issuer,
-                        run.principal.subject,
-                        run.agent,
-                        run.credential_source,
-                        instance,
-                        run.started_at
-                    ])
-                })
-                .map_err(backend)?;
-                tx.prepare_cached(
-                    "UPDATE threads SET last_run_at = ?1 WHERE thread_id = ?2 \
-                     AND (last_run_at IS NULL OR last_run_at < ?1)",
-                )
-                .and_then(|mut s| s.execute(params![run.started_at, run.thread_id]))
-                .map_err(backend)?;
-            }
+            WriteOp::RunStarted(run) => insert_run(tx, run, instance, true)?,
             WriteOp::RunEnded(end) => {
                 tx.prepare_cached(
                     "UPDATE runs SET ended_at = ?1, outcome = ?2, error_code = ?3, usage = ?4 \
