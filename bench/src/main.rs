@@ -283,7 +283,11 @@ fn rerender(root: &std::path::Path) -> std::io::Result<()> {
 
 fn write_report(root: &std::path::Path, results: &suite::Results) -> std::io::Result<()> {
     let dir = root.join("bench/results");
-    let md = report::markdown(results, "chart.svg");
+    let mut md = report::markdown(results, "chart.svg");
+    // The profiler evidence (bench/PROFILE.md) goes into the report beside the figures.
+    if let Ok(profile) = std::fs::read_to_string(root.join("bench/PROFILE.md")) {
+        report::append_profile(&mut md, &profile);
+    }
     std::fs::write(dir.join("latest.md"), &md)?;
     std::fs::write(dir.join("chart.svg"), report::svg(results))?;
     println!("{md}");

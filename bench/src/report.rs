@@ -492,6 +492,23 @@ pub fn markdown(results: &Results, chart: &str) -> String {
     out
 }
 
+/// Appends the profiler evidence (`bench/PROFILE.md`) to a report, one heading level down so it
+/// nests under the report's title, with a link to its source.
+pub fn append_profile(report: &mut String, profile: &str) {
+    report.push_str("\n<!-- from bench/PROFILE.md -->\n");
+    let mut in_code = false;
+    for line in profile.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        if !in_code && line.starts_with('#') {
+            report.push('#');
+        }
+        report.push_str(line);
+        report.push('\n');
+    }
+}
+
 /// Renders the chart: for the std-at-50 scenario (or the first scenario with data), events/s and
 /// p99 time-to-first-event per server, both on log scales.
 pub fn svg(results: &Results) -> String {
@@ -600,6 +617,18 @@ fn xml(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_profile_nests_under_the_report_and_code_is_left_alone() {
+        let mut report = String::from("# agui-server benchmark\n");
+        append_profile(
+            &mut report,
+            "# Where the time goes\n\n## Short\n\n```sh\n# a comment\n```\n",
+        );
+        assert!(report.contains("\n## Where the time goes\n"), "{report}");
+        assert!(report.contains("\n### Short\n"), "{report}");
+        assert!(report.contains("\n# a comment\n"), "{report}");
+    }
+
     use super::*;
     use crate::stats::Summary;
     use crate::suite::{TokenMode, scenarios};
