@@ -292,6 +292,10 @@ impl Config {
         if self.limits.max_run_secs == 0 {
             return invalid("limits.max_run_secs", "must be at least 1");
         }
+        if self.limits.tool_timeout_secs == 0 {
+            // 0 would time every tool out at once, not switch the timeout off.
+            return invalid("limits.tool_timeout_secs", "must be at least 1");
+        }
         if self.limits.max_open_streams == 0 {
             return invalid("limits.max_open_streams", "must be at least 1");
         }
@@ -421,6 +425,38 @@ mod tests {
         assert_eq!(config.limits.tool_timeout_secs, 30);
         assert_eq!(config.limits.max_turns, 8);
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    /// Every count or duration that cannot be 0 is refused at 0, naming the setting; the
+    /// defaults (the control) validate.
+    #[test]
+    fn zero_limits_are_refused_by_name() {
+        type Zero = fn(&mut Config);
+        let valid = || -> Config {
+            toml::from_str(
+                "[[auth.issuers]]\nissuer = \"https://idp.example.com\"\naudiences = [\"agui\"]\n",
+            )
+            .expect("a minimal config")
+        };
+        assert!(valid().validate().is_ok(), "{:?}", valid().validate());
+        let cases: [(&str, Zero); 6] = [
+            ("backlog", |c| c.backlog = 0),
+            ("limits.max_body_bytes", |c| c.limits.max_body_bytes = 0),
+            ("limits.max_run_secs", |c| c.limits.max_run_secs = 0),
+            ("limits.tool_timeout_secs", |c| {
+                c.limits.tool_timeout_secs = 0
+            }),
+            ("limits.max_open_streams", |c| c.limits.max_open_streams = 0),
+            ("limits.max_turns", |c| c.limits.max_turns = 0),
+        ];
+        for (name, zero) in cases {
+            let mut config = valid();
+            zero(&mut config);
+            match config.validate() {
+                Err(ConfigError::Invalid { setting, .. }) => assert_eq!(setting, name),
+                other => panic!("{name} = 0 was not refused: {other:?}"),
+            }
+        }
     }
 
     /// A config file that sets nothing gets exactly the defaults.
