@@ -221,7 +221,81 @@ conformance!("multi_thread";
 );
 conformance!("current_thread";
     group_commit_writes_many_records_per_transaction,
+    a_full_queue_refuses_run_starts_and_recovers,
 );
+
+/// A full queue: records beyond it are dropped and counted, the log is unhealthy, and a run
+/// start is refused at once (`audit_unavailable`, the run is never served unrecorded); once the
+/// writer has caught up the same start is accepted (the control) and the log is healthy again.
+async fn a_full_queue_refuses_run_starts_and_recovers(fx: &Fixture) {
+    let log = AuditLog::start(
+        fx.store.clone(),
+        AuditLogOptions {
+            queue_capacity: 4,
+            ..Default::default()
+        },
+    );
+    // On this current-thread runtime the writer cannot run until we await: four records fill
+    // the queue and the fifth finds it full.
+    for i in 0..5 {
+        log.record(record(AuditKind::ToolCall, i, &alice(), "t"));
+    }
+    assert_eq!(log.stats().dropped, 1);
+    assert!(!log.healthy());
+
+    let principal = agui_auth::Principal {
+        issuer: alice().issuer,
+        subject: alice().subject,
+        name: None,
+        email: None,
+        email_verified: None,
+        roles: Vec::new(),
+        scopes: Vec::new(),
+        claims: serde_json::Map::new(),
+        credential_source: agui_auth::CredentialSource::Header,
+        token_fingerprint: "0123456789ab".into(),
+        expires_at: 4_102_444_800,
+    };
+    let error = log
+        .start_run(&principal, "full-queue", "r1", "default")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            store::StoreError::AuditUnavailable("audit queue full")
+        ),
+        "{error}"
+    );
+
+    log.flush().await;
+    assert_eq!(
+        fx.count("audit").await,
+        4,
+        "the queued records, not the dropped one"
+    );
+    assert!(
+        fx.store
+            .get_run("full-queue", "r1")
+            .await
+            .unwrap()
+            .is_none(),
+        "the refused start left no run behind"
+    );
+    let access = log
+        .start_run(&principal, "full-queue", "r1", "default")
+        .await
+        .unwrap();
+    assert_eq!(access, ThreadAccess::Owner { created: true });
+    assert!(log.healthy(), "the next commit makes it healthy again");
+    assert!(
+        fx.store
+            .get_run("full-queue", "r1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
 
 fn alice() -> PrincipalKey {
     PrincipalKey::new("https://idp.test", "alice")
