@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { errors } from 'oidc-provider';
 
 import { SIGNING_ALGS } from './keys.mjs';
+import { escapeHtml, page } from './login.mjs';
 
 /** The resource indicator agui-server is known by (RFC 8707). */
 export const AGUI_RESOURCE = 'http://agui-server';
@@ -118,6 +119,22 @@ export function providerConfiguration(settings, jwks, cookieKeys) {
     },
     features: {
       clientCredentials: { enabled: true },
+      // Self-contained logout pages: oidc-provider's stock ones @import a Google web font, so a
+      // sign-out would reach out of loopback.
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.body = page(
+            'Sign out',
+            `<p class="lead">Do you want to sign out from ${escapeHtml(ctx.host)}?</p>${form}
+            <button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+            <p><button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button></p>`,
+          );
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.body = page('Signed out', '<p class="lead">Your sign-out was successful.</p>');
+        },
+      },
       // The login page that accepts any user: off unless a browser demo asks for it.
       devInteractions: { enabled: settings.devInteractions === true },
       // RFC 8707 resource indicators are what make oidc-provider issue JWT access tokens
@@ -129,6 +146,16 @@ export function providerConfiguration(settings, jwks, cookieKeys) {
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resource) => resourceServerInfo(settings, resource, signingKid),
       },
+    },
+    // The error page, self-contained too (the stock one imports the same web font).
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = page(
+        'Something went wrong',
+        Object.entries(out)
+          .map(([key, value]) => `<p><b>${escapeHtml(key)}</b>: ${escapeHtml(value)}</p>`)
+          .join(''),
+      );
     },
     // Identity claims in the access token itself: agui-server builds its Principal from the
     // access token only (DESIGN "Keys and claims across vendors"), never from userinfo.

@@ -130,7 +130,7 @@ function loginPage(uid, details, login, error) {
   return page('Sign in', body);
 }
 
-function page(title, body) {
+export function page(title, body) {
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} · agui demo IdP</title>
@@ -166,6 +166,6 @@ async function readBody(req) {
   return text;
 }
 
-function escapeHtml(value) {
+export function escapeHtml(value) {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -44,9 +44,16 @@ export async function launchBrowser() {
 
 async function newPage(browser, stack) {
   const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
-  // Hermetic: nothing may leave loopback (the IdP's stock logout page @imports a web font).
-  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => route.abort());
+  // Hermetic: nothing may leave loopback. Every page (the app, the IdP's login, logout and error
+  // pages) must be self-contained: an attempt is blocked and recorded, and the sign-out step
+  // asserts there was none.
+  const external = [];
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => {
+    external.push(route.request().url());
+    return route.abort();
+  });
   const page = await context.newPage();
+  page.externalRequests = external;
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.consoleErrors = [];
   page.on('console', (message) => {
@@ -195,6 +202,7 @@ export async function runBrowserMain(h, stack, browser, shots) {
       await page.getByRole('button', { name: 'Yes, sign me out' }).click();
       await page.getByTestId('sign-in').waitFor();
       assert(page.url().startsWith(stack.webUrl), `after sign-out: ${page.url()}`);
+      assert(page.externalRequests.length === 0, `requests that tried to leave loopback: ${page.externalRequests.join(', ')}`);
       const stored = await page.evaluate((key) => window.sessionStorage.getItem(key), `oidc.user:${stack.issuer}:agui-web`);
       assert(stored === null, 'the user is still stored');
       await page.getByTestId('sign-in').click();
