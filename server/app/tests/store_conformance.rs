@@ -218,7 +218,40 @@ conformance!("multi_thread";
     migrations_from_empty_and_rerun_are_a_no_op,
     a_failing_durable_write_is_refused_and_the_log_recovers,
     group_commit_of_starts_claims_threads_and_records_only_owned_runs,
+    a_batch_of_starts_commits_whole_or_not_at_all,
 );
+
+/// `commit` is one transaction: when any write of the batch fails, no thread of it is claimed
+/// and no run is recorded (a refused caller never owns a thread it was told nothing about); the
+/// same batch commits once the fault is gone (the control).
+async fn a_batch_of_starts_commits_whole_or_not_at_all(fx: &Fixture) {
+    let starts = [
+        StartRequest {
+            start: start(&alice(), "atomic-1", "r1", 10),
+            audit: record(AuditKind::RunStarted, 10, &alice(), "atomic-1"),
+        },
+        StartRequest {
+            start: start(&bob(), "atomic-2", "r2", 11),
+            audit: record(AuditKind::RunStarted, 11, &bob(), "atomic-2"),
+        },
+    ];
+    fx.break_audit_writes(true).await;
+    assert!(fx.store.commit(&starts, &[]).await.is_err());
+    fx.break_audit_writes(false).await;
+    assert_eq!(
+        fx.count("threads").await,
+        0,
+        "no claim survives a failed batch"
+    );
+    assert_eq!(fx.count("runs").await, 0);
+    assert_eq!(fx.count("audit").await, 0);
+
+    let accesses = fx.store.commit(&starts, &[]).await.unwrap();
+    assert_eq!(accesses, vec![ThreadAccess::Owner { created: true }; 2]);
+    assert_eq!(fx.count("threads").await, 2);
+    assert_eq!(fx.count("runs").await, 2);
+    assert_eq!(fx.count("audit").await, 2);
+}
 conformance!("current_thread";
     group_commit_writes_many_records_per_transaction,
     a_full_queue_refuses_run_starts_and_recovers,

@@ -12,8 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::{
-    AuditFilter, AuditKind, AuditRecord, ForgetCounts, PrincipalKey, RunOutcome, RunRecord, Store,
-    StoreError, ThreadAccess, ThreadSummary, WriteOp, embedded, new_instance_id,
+    AuditFilter, AuditKind, AuditRecord, ForgetCounts, PrincipalKey, RunOutcome, RunRecord,
+    StartRequest, Store, StoreError, ThreadAccess, ThreadSummary, WriteOp, embedded,
+    new_instance_id,
 };
 
 /// The PostgreSQL store.
@@ -146,6 +147,118 @@ async fn insert_audit(
     Ok(())
 }
 
+impl PgStore {
+    /// Applies `ops` in order inside `tx`.
+    async fn apply(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        ops: &[WriteOp],
+    ) -> Result<(), StoreError> {
+        for op in ops {
+            match op {
+                WriteOp::Audit(record) => insert_audit(tx, record).await?,
+                WriteOp::RunStarted(run) => {
+                    insert_run(tx, run, &self.instance).await?;
+                    sqlx::query("UPDATE threads SET last_run_at = $1 WHERE thread_id = $2")
+                        .bind(run.started_at)
+                        .bind(&run.thread_id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                WriteOp::RunEnded(end) => {
+                    sqlx::query(
+                        "UPDATE runs SET ended_at = $1, outcome = $2, error_code = $3, usage = $4::jsonb \
+                         WHERE thread_id = $5 AND run_id = $6 AND ended_at IS NULL",
+                    )
+                    .bind(end.ended_at)
+                    .bind(end.outcome.as_str())
+                    .bind(&end.error_code)
+                    .bind(end.usage.as_ref().map(|u| u.to_string()))
+                    .bind(&end.thread_id)
+                    .bind(&end.run_id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                WriteOp::ToolCall { run_id } => {
+                    sqlx::query("UPDATE runs SET tool_calls = tool_calls + 1 WHERE run_id = $1")
+                        .bind(run_id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Claims `start`'s thread inside `tx`: created (with this run as its last), or read back.
+async fn claim_in(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    start: &super::RunStart,
+) -> Result<ThreadAccess, StoreError> {
+    // A concurrent `forget` may delete the row between the insert's conflict and the read:
+    // then nobody owns it and the next insert claims it.
+    for _ in 0..3 {
+        let inserted = sqlx::query(
+            "INSERT INTO threads (thread_id, issuer, subject, created_at, last_run_at) \
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (thread_id) DO NOTHING",
+        )
+        .bind(&start.thread_id)
+        .bind(&start.principal.issuer)
+        .bind(&start.principal.subject)
+        .bind(start.started_at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(ThreadAccess::Owner { created: true });
+        }
+        let row = sqlx::query("SELECT issuer, subject FROM threads WHERE thread_id = $1")
+            .bind(&start.thread_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(row) = row {
+            let owner = PrincipalKey::new(
+                row.try_get::<String, _>("issuer")?,
+                row.try_get::<String, _>("subject")?,
+            );
+            return Ok(if owner == start.principal {
+                ThreadAccess::Owner { created: false }
+            } else {
+                ThreadAccess::NotOwner { owner }
+            });
+        }
+    }
+    Err(StoreError::Backend(format!(
+        "thread {} kept disappearing while it was claimed",
+        start.thread_id
+    )))
+}
+
+/// The `runs` row of a started run.
+async fn insert_run(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    run: &super::RunStart,
+    instance: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO runs (thread_id, run_id, issuer, subject, agent, \
+         credential_source, instance, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (thread_id, run_id) DO NOTHING",
+    )
+    .bind(&run.thread_id)
+    .bind(&run.run_id)
+    .bind(&run.principal.issuer)
+    .bind(&run.principal.subject)
+    .bind(&run.agent)
+    .bind(&run.credential_source)
+    .bind(instance)
+    .bind(run.started_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -223,55 +336,42 @@ impl Store for PgStore {
 
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for op in ops {
-            match op {
-                WriteOp::Audit(record) => insert_audit(&mut tx, record).await?,
-                WriteOp::RunStarted(run) => {
-                    sqlx::query(
-                        "INSERT INTO runs (thread_id, run_id, issuer, subject, agent, \
-                         credential_source, instance, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (thread_id, run_id) DO NOTHING",
-                    )
-                    .bind(&run.thread_id)
-                    .bind(&run.run_id)
-                    .bind(&run.principal.issuer)
-                    .bind(&run.principal.subject)
-                    .bind(&run.agent)
-                    .bind(&run.credential_source)
-                    .bind(&self.instance)
-                    .bind(run.started_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("UPDATE threads SET last_run_at = $1 WHERE thread_id = $2")
-                        .bind(run.started_at)
-                        .bind(&run.thread_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                WriteOp::RunEnded(end) => {
-                    sqlx::query(
-                        "UPDATE runs SET ended_at = $1, outcome = $2, error_code = $3, usage = $4::jsonb \
-                         WHERE thread_id = $5 AND run_id = $6 AND ended_at IS NULL",
-                    )
-                    .bind(end.ended_at)
-                    .bind(end.outcome.as_str())
-                    .bind(&end.error_code)
-                    .bind(end.usage.as_ref().map(|u| u.to_string()))
-                    .bind(&end.thread_id)
-                    .bind(&end.run_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                WriteOp::ToolCall { run_id } => {
-                    sqlx::query("UPDATE runs SET tool_calls = tool_calls + 1 WHERE run_id = $1")
-                        .bind(run_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+        self.apply(&mut tx, ops).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// One transaction for the whole batch, as the SQLite store does: the claims (in thread-id
+    /// order, so two replicas' batches never wait on each other's threads in opposite orders),
+    /// the owned runs' starts and records, then `ops`. A thread created by its run is one
+    /// statement; an existing one is read back for its owner.
+    async fn commit(
+        &self,
+        starts: &[StartRequest],
+        ops: &[WriteOp],
+    ) -> Result<Vec<ThreadAccess>, StoreError> {
+        let mut order: Vec<usize> = (0..starts.len()).collect();
+        order.sort_by(|&a, &b| starts[a].start.thread_id.cmp(&starts[b].start.thread_id));
+        let mut tx = self.pool.begin().await?;
+        let mut accesses = vec![None; starts.len()];
+        let mut owned = Vec::new();
+        for index in order {
+            let request = &starts[index];
+            let access = claim_in(&mut tx, &request.start).await?;
+            if let ThreadAccess::Owner { created } = access {
+                if !created {
+                    owned.push(WriteOp::RunStarted(request.start.clone()));
+                } else {
+                    insert_run(&mut tx, &request.start, &self.instance).await?;
+                }
+                owned.push(WriteOp::Audit(request.audit.clone()));
+            }
+            accesses[index] = Some(access);
+        }
+        self.apply(&mut tx, &owned).await?;
+        self.apply(&mut tx, ops).await?;
+        tx.commit().await?;
+        Ok(accesses.into_iter().flatten().collect())
     }
 
     async fn get_run(
