@@ -148,7 +148,7 @@ export async function startStack(options = {}) {
       env.AGUI_CONFIG = join(scratch, 'agui.toml');
       writeFileSync(env.AGUI_CONFIG, aguiConfigToml);
     }
-    let agui = launch(children, serverBin, ['serve'], { env });
+    let agui = launch(children, serverBin, ['serve', '--exit-on-stdin-close'], { env });
     const aguiUrl = await readyLine(agui, record('agui-server'), (line) => LISTENING.exec(line.replace(ANSI, ''))?.[1]);
 
     // Stops agui-server and starts it again on the same address and store with `changes` to its
@@ -156,7 +156,7 @@ export async function startStack(options = {}) {
     const restartAgui = async (changes) => {
       await stopChild(agui);
       children.splice(children.indexOf(agui), 1);
-      agui = launch(children, serverBin, ['serve'], { env: { ...env, ...changes, AGUI_LISTEN: new URL(aguiUrl).host } });
+      agui = launch(children, serverBin, ['serve', '--exit-on-stdin-close'], { env: { ...env, ...changes, AGUI_LISTEN: new URL(aguiUrl).host } });
       const again = await readyLine(agui, record('agui-server'), (line) => LISTENING.exec(line.replace(ANSI, ''))?.[1]);
       if (again !== aguiUrl) throw new Error(`agui-server came back on ${again}, not ${aguiUrl}`);
     };

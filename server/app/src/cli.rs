@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve /chat with the configured issuers (fails closed without one).
-    Serve(ServeArgs),
+    Serve(ServeCommand),
     /// A self-contained local server: an in-process issuer on loopback, the scripted model, and a
     /// ready-to-paste curl command with a freshly minted token. Loopback only; not for production.
     Dev(DevArgs),
@@ -35,6 +35,18 @@ pub enum Command {
     Audit(AuditArgs),
     /// Delete one subject's threads, runs and audit records (itself recorded in the audit log).
     Forget(ForgetArgs),
+}
+
+/// `serve`: the settings, and how a launcher may stop it.
+#[derive(Debug, Clone, Args)]
+pub struct ServeCommand {
+    /// The settings.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Shut down (as on SIGTERM) when standard input reaches end-of-file: a launcher that keeps
+    /// the pipe open can die in any way, even SIGKILL, without leaving the server behind.
+    #[arg(long)]
+    pub exit_on_stdin_close: bool,
 }
 
 /// Settings for `audit`.

@@ -196,7 +196,8 @@ async fn forget_command(args: cli::ForgetArgs) -> ExitCode {
     }
 }
 
-async fn serve_command(args: cli::ServeArgs) -> ExitCode {
+async fn serve_command(command: cli::ServeCommand) -> ExitCode {
+    let args = command.serve;
     let config = match args
         .load()
         .and_then(|config| config.validate().map(|()| config))
@@ -216,8 +217,39 @@ async fn serve_command(args: cli::ServeArgs) -> ExitCode {
         Ok(state) => state,
         Err(error) => return config_failure(&error),
     };
-    run(listener, state, shutdown_signal()).await;
+    if command.exit_on_stdin_close {
+        let stop = async {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = stdin_closed() => tracing::info!("standard input closed; shutting down"),
+            }
+        };
+        run(listener, state, stop).await;
+    } else {
+        run(listener, state, shutdown_signal()).await;
+    }
     ExitCode::SUCCESS
+}
+
+/// Resolves when standard input reaches end-of-file (or cannot be read): the launcher holding
+/// the other end of the pipe is gone, however it ended.
+async fn stdin_closed() {
+    let (closed, wait) = tokio::sync::oneshot::channel::<()>();
+    let watcher = std::thread::Builder::new()
+        .name("agui-stdin-watch".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 256];
+            while matches!(std::io::Read::read(&mut stdin, &mut buf), Ok(n) if n > 0) {}
+            let _ = closed.send(());
+        });
+    match watcher {
+        Ok(_) => {
+            let _ = wait.await;
+        }
+        // Without a watcher nothing can tell; never shut down for that.
+        Err(_) => std::future::pending::<()>().await,
+    }
 }
 
 fn check_config(args: &cli::ServeArgs) -> ExitCode {

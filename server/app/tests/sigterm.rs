@@ -1,6 +1,7 @@
-//! SIGTERM (and SIGINT, Ctrl-C) to the real binary with a stream open: the stream ends with
-//! `RUN_ERROR server_shutdown` (not a truncated body the client would take for success) and the
-//! process exits cleanly within its deadline.
+//! SIGTERM (and SIGINT, Ctrl-C, and with `--exit-on-stdin-close` the launcher's pipe closing) to
+//! the real binary with a stream open: the stream ends with `RUN_ERROR server_shutdown` (not a
+//! truncated body the client would take for success) and the process exits cleanly within its
+//! deadline.
 
 mod common;
 
@@ -20,10 +21,24 @@ async fn sigint_ends_open_streams_with_server_shutdown_and_exits() {
     signal_ends_open_streams_with_server_shutdown_and_exits("-INT").await;
 }
 
+/// What `make run` relies on: a launcher that dies (even by SIGKILL) closes agui-server's stdin,
+/// and agui-server shuts down as on SIGTERM instead of living on as an orphan.
+#[tokio::test]
+async fn stdin_closing_ends_open_streams_with_server_shutdown_and_exits() {
+    signal_ends_open_streams_with_server_shutdown_and_exits("stdin").await;
+}
+
+/// `signal` is a `kill` option (`-TERM`, `-INT`) or `stdin`: close the pipe of a server started
+/// with `--exit-on-stdin-close`.
 async fn signal_ends_open_streams_with_server_shutdown_and_exits(signal: &str) {
     let idp = TestIdp::start().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agui-server"))
-        .arg("serve")
+    let by_stdin = signal == "stdin";
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agui-server"));
+    command.arg("serve");
+    if by_stdin {
+        command.arg("--exit-on-stdin-close").stdin(Stdio::piped());
+    }
+    let mut child = command
         .env("AGUI_LISTEN", "127.0.0.1:0")
         .env("AGUI_OIDC_ISSUER", idp.issuer_url())
         .env("AGUI_OIDC_AUDIENCE", AUDIENCE)
@@ -65,11 +80,15 @@ async fn signal_ends_open_streams_with_server_shutdown_and_exits(signal: &str) {
         ));
     }
 
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    if by_stdin {
+        drop(child.stdin.take().expect("stdin is piped"));
+    } else {
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 
     while let Some(chunk) = tokio::time::timeout(HANG_GUARD, response.chunk())
         .await
