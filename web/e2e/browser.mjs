@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { DEMO_ACCOUNTS } from '../../tests/idp/demo.mjs';
-import { assert, auditRecords, chatDirect, toolResult } from './harness.mjs';
+import { assert, auditRecords, chatDirect, sseEvents, toolResult } from './harness.mjs';
 
 /** The Chromium the tests drive (Debian's package; AGUI_CHROMIUM overrides). */
 export const CHROMIUM = process.env.AGUI_CHROMIUM ?? '/usr/bin/chromium';
@@ -164,9 +164,29 @@ export async function runBrowserMain(h, stack, browser, shots) {
       assert(pill.background === accent && pill.color === 'rgb(255, 255, 255)', `role pill ${JSON.stringify(pill)}, app accent ${accent}`);
     });
 
-    await step(h, page, shots, 'browser: the streamed reply names the viewer', async () => {
-      await send(page, 'hello from the browser');
-      await page.getByText('Hello, Vera Viewer! You said: "hello from the browser"').waitFor();
+    await step(h, page, shots, 'browser: the streamed reply names the viewer and reached the page as several TEXT_MESSAGE_CONTENT events', async () => {
+      const expected = 'Hello, Vera Viewer! You said: "hello from the browser"';
+      // The bodies of the page's run requests (the runtime's SSE), read once each run has ended.
+      const bodies = [];
+      const onResponse = (response) => {
+        if (response.request().method() === 'POST' && /\/api\/copilotkit\/agent\/[^/]+\/run$/.test(new URL(response.url()).pathname)) {
+          bodies.push(response.text());
+        }
+      };
+      page.on('response', onResponse);
+      try {
+        await send(page, 'hello from the browser');
+        await page.getByText(expected).waitFor();
+      } finally {
+        page.off('response', onResponse);
+      }
+      assert(bodies.length === 1, `run requests while sending: ${bodies.length}`);
+      const events = sseEvents(await bodies[0]);
+      const deltas = events.filter((e) => e.type === 'TEXT_MESSAGE_CONTENT');
+      // The page's text is these deltas joined, and there was more than one of them.
+      assert(deltas.map((e) => e.delta).join('') === expected, `the deltas join to: ${deltas.map((e) => e.delta).join('')}`);
+      assert(deltas.length >= 2, `the reply arrived as ${deltas.length} TEXT_MESSAGE_CONTENT event(s)`);
+      assert(new Set(deltas.map((e) => e.messageId)).size === 1, 'the deltas belong to more than one message');
     });
 
     await step(h, page, shots, 'browser: the viewer\'s "Delete document 2" is denied and document 2 still exists (checked through agui-server)', async () => {
@@ -196,6 +216,24 @@ export async function runBrowserMain(h, stack, browser, shots) {
       await page.setViewportSize({ width: 1180, height: 820 });
     });
 
+    await step(h, page, shots, 'browser: the "List my documents" suggestion shows the viewer\'s documents (as agui-server lists them for her)', async () => {
+      // Suggestions show only in an empty chat: a reload starts a new one (still signed in).
+      await page.reload();
+      await page.getByTestId('identity-name').filter({ hasText: 'Vera Viewer' }).waitFor();
+      await chatReady(page);
+      await page.getByRole('button', { name: 'List my documents' }).click();
+      await waitForCount(cards('card-documents'), 1);
+      const card = cards('card-documents').first();
+      const shown = await card.locator('li').evaluateAll((items) => items.map((li) => ({ id: li.dataset.docId, text: li.textContent.trim() })));
+      const { access_token: token } = await storedUser(page, stack);
+      const listed = toolResult((await chatDirect(stack.aguiUrl, token, 'list my documents')).events);
+      assert(Array.isArray(listed?.documents) && listed.documents.length > 0, `agui-server's list for the viewer: ${JSON.stringify(listed)}`);
+      const expected = listed.documents.map((d) => ({ id: String(d.id), text: `#${d.id} ${d.title}` }));
+      assert(JSON.stringify(shown) === JSON.stringify(expected), `the card shows ${JSON.stringify(shown)}, agui-server lists ${JSON.stringify(expected)}`);
+      // Document 2 is among them: the viewer's delete was refused.
+      assert(shown.some((d) => d.id === '2'), 'document 2 is missing from the viewer\'s list');
+    });
+
     await step(h, page, shots, 'browser: sign-out ends the session at the IdP (the next sign-in asks for a password)', async () => {
       await page.getByTestId('sign-out').click();
       // oidc-provider's RP-initiated logout asks for confirmation.
@@ -217,9 +255,12 @@ export async function runBrowserMain(h, stack, browser, shots) {
       await waitForCount(cards('card-deleted'), 1);
       assert((await cards('card-denied').count()) === 0, 'the admin got a denial card');
       const { access_token: token } = await storedUser(page, stack);
-      const { events } = await chatDirect(stack.aguiUrl, token, 'show document 2');
+      const { status, events } = await chatDirect(stack.aguiUrl, token, 'show document 2');
       const doc = toolResult(events);
-      assert(doc && doc.error, `document 2 still readable after the admin's delete: ${JSON.stringify(doc)}`);
+      assert(status === 200 && doc?.error === 'not_found', `document 2 after the admin's delete: ${JSON.stringify(doc)}`);
+      // Control: the same question about a document she did not delete is answered.
+      const other = toolResult((await chatDirect(stack.aguiUrl, token, 'show document 1')).events);
+      assert(other?.id === 1 && !other.error, `document 1: ${JSON.stringify(other)}`);
       await page.screenshot({ path: join(shots, '04-admin-deleted.png') });
     });
 

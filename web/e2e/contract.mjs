@@ -5,7 +5,10 @@
 //      HEADER (the stack runs with agui-server's body token source switched off, so a run that
 //      succeeds could not have used the body copy), and agui-server's record of that run says
 //      `credential_source=header`;
-//   2. a bad token surfaces in onError as `HTTP 401: …` (what the app turns into "sign in again");
+//   2. the hop forwards only `authorization` to agui-server (the `forwardHeaders` allowlist): a
+//      recording proxy between a second hop and agui-server sees no Cookie, X-* header or their
+//      values on /chat (or /whoami), while the run succeeds with the Authorization header;
+//   2b. a bad token surfaces in onError as `HTTP 401: …` (what the app turns into "sign in again");
 //   3. the hop does not leak threads: user B can neither connect to (replay), run on, stop, list
 //      nor read user A's thread (404 thread_not_found, as agui-server answers), while A can (the
 //      positive control shows the replay really holds A's words, so the refusals are meaningful);
@@ -14,10 +17,14 @@
 //      HTTP 200 with a RUN_ERROR whose message is `HTTP <status>: <agui-server's JSON>`, and the
 //      client's onError gets that message.
 
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
+import { createInterface } from 'node:readline';
 
 import { DEMO_ACCOUNTS, signInWithPassword } from '../../tests/idp/demo.mjs';
-import { assert, auditRecords, chatDirect } from './harness.mjs';
+import { WEB_DIR } from '../scripts/stack.mjs';
+import { assert, auditRecords, chatDirect, sseEvents } from './harness.mjs';
 
 // @copilotkit/core skips the runtime's /info on the server ("typeof window === 'undefined'"),
 // leaving no agents (shared/reference/copilotkit.md §6 gotcha 1).
@@ -108,6 +115,44 @@ export async function runContract(h, stack) {
     assert(runs[0].subject === 'vera' && runs[0].detail?.credential_source === 'header', `run record: ${JSON.stringify(runs[0])}`);
   });
 
+  await h.test('contract: the hop forwards only Authorization to agui-server (Cookie, X-Api-Key, X-Forwarded-For, X-Tenant stay behind), whether the token came as a header or as properties', async () => {
+    // A second hop (the real web/server CLI) whose agui-server is a recording proxy in front of
+    // this stack's agui-server, so the test sees exactly what agui-server receives.
+    const proxy = await recordingProxy(stack.aguiUrl);
+    const hop = await startHop(proxy.url, stack.issuer);
+    try {
+      const extras = { cookie: `session=cookie-${randomUUID()}`, 'x-api-key': `key-${randomUUID()}`, 'x-forwarded-for': '203.0.113.7', 'x-tenant': `tenant-${randomUUID()}` };
+      const leaked = (headers) => Object.keys(headers).filter((name) => name === 'cookie' || name.startsWith('x-') || Object.values(extras).some((v) => String(headers[name]).includes(v)));
+      // Control: these headers do go out from this client and the recorder sees them.
+      await fetch(`${proxy.url}/whoami`, { headers: extras });
+      assert(leaked(proxy.seen.at(-1).headers).length === Object.keys(extras).length, `the recorder saw ${Object.keys(proxy.seen.at(-1).headers)}`);
+
+      for (const viaProperties of [false, true]) {
+        const from = proxy.seen.length;
+        const message = `forwarding check ${viaProperties ? 'properties' : 'header'}`;
+        const headers = { 'content-type': 'application/json', accept: 'text/event-stream', ...extras };
+        if (!viaProperties) headers.authorization = `Bearer ${vera}`;
+        const body = { ...connectBody(randomUUID()), messages: [{ id: randomUUID(), role: 'user', content: message }] };
+        if (viaProperties) body.forwardedProps = { authorization: vera };
+        const response = await fetch(`${hop.url}/api/copilotkit/agent/default/run`, { method: 'POST', headers, body: JSON.stringify(body) });
+        const events = sseEvents(await response.text());
+        const text = events.filter((e) => e.type === 'TEXT_MESSAGE_CONTENT').map((e) => e.delta).join('');
+        // Positive control: the run succeeded (on this stack only a header token is accepted).
+        assert(response.status === 200 && events.some((e) => e.type === 'RUN_FINISHED') && text.includes('Hello, Vera Viewer!'), `run (${message}): HTTP ${response.status}, ${events.map((e) => e.type).join(',')}`);
+        const chats = proxy.seen.slice(from).filter((r) => r.method === 'POST' && r.path === '/chat');
+        assert(chats.length === 1, `POST /chat requests seen for ${message}: ${chats.length}`);
+        assert(chats[0].headers.authorization === `Bearer ${vera}`, `${message}: /chat got ${chats[0].headers.authorization ? 'another' : 'no'} Authorization header`);
+        // Nothing else from the browser: neither on /chat nor on the hop's own /whoami checks.
+        for (const seen of proxy.seen.slice(from)) {
+          assert(leaked(seen.headers).length === 0, `${message}: ${seen.method} ${seen.path} received ${leaked(seen.headers).join(', ')}`);
+        }
+      }
+    } finally {
+      await hop.stop();
+      await proxy.close();
+    }
+  });
+
   await h.test('contract: an invalid token surfaces in onError as "HTTP 401: …invalid_token…"', async () => {
     const errors = [];
     const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: 'e30.e30.not-a-signature' }, errors });
@@ -181,6 +226,70 @@ export async function runContract(h, stack) {
       assert(!text.includes(secret), `GET ${path} leaked the thread`);
     }
   });
+}
+
+/**
+ * A transparent loopback reverse proxy to `target` that records every request's method, path and
+ * headers (as agui-server would receive them); responses, SSE included, stream through unchanged.
+ *
+ * @param {string} target base URL
+ * @returns {Promise<{url: string, seen: {method: string, path: string, headers: Record<string, string>}[], close: () => Promise<void>}>}
+ */
+async function recordingProxy(target) {
+  const upstream = new URL(target);
+  const seen = [];
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method, path: req.url, headers: { ...req.headers } });
+    const forward = httpRequest(
+      { hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  await new Promise((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    seen,
+    close: () =>
+      new Promise((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * Starts another runtime hop (web/server/index.mjs, as scripts/stack.mjs does) in front of `aguiUrl`.
+ *
+ * @returns {Promise<{url: string, stop: () => Promise<void>}>}
+ */
+async function startHop(aguiUrl, issuer) {
+  const child = spawn(process.execPath, [`${WEB_DIR}/server/index.mjs`, '--port', '0', '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stderr = [];
+  createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line));
+  const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    const url = await new Promise((resolveUrl, reject) => {
+      child.once('exit', (code) => reject(new Error(`the hop exited (code ${code}): ${stderr.slice(-5).join(' | ')}`)));
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (line.startsWith('{"url"')) resolveUrl(JSON.parse(line).url);
+      });
+    });
+    return { url, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 /** One run through the runtime with the token only in `forwardedProps` (as the app sends it); the SSE events. */

@@ -119,13 +119,21 @@ export async function chatDirect(aguiUrl, token, message) {
       forwardedProps: {},
     }),
   });
-  const text = await response.text();
-  const events = text
+  return { status: response.status, events: sseEvents(await response.text()) };
+}
+
+/**
+ * The events of an SSE body (`data: {json}` frames separated by a blank line), parsed.
+ *
+ * @param {string} text
+ * @returns {object[]}
+ */
+export function sseEvents(text) {
+  return text
     .split('\n\n')
     .map((frame) => frame.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join(''))
     .filter(Boolean)
     .map((data) => JSON.parse(data));
-  return { status: response.status, events };
 }
 
 /** The content of the first TOOL_CALL_RESULT of a run, parsed. */
