@@ -8,7 +8,7 @@
 // also exit by themselves when our stdin pipe to them closes (even if we are SIGKILLed).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -180,6 +180,18 @@ export async function startStack(options = {}) {
   }
 }
 
+/** What the kernel says a process is doing (for a start-up that never finished). */
+function processState(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    const wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8').trim() || '-';
+    return `pid ${pid}, state ${state}, waiting in ${wchan}`;
+  } catch {
+    return `pid ${pid}, no longer running`;
+  }
+}
+
 function launch(children, command, args, options = {}) {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
   children.push(child);
@@ -188,7 +200,10 @@ function launch(children, command, args, options = {}) {
 
 function readyLine(child, record, match) {
   return new Promise((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${child.spawnfile}: not ready within ${STARTUP_DEADLINE_MS} ms`)), STARTUP_DEADLINE_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`${child.spawnfile}: not ready within ${STARTUP_DEADLINE_MS} ms (${processState(child.pid)})`)),
+      STARTUP_DEADLINE_MS,
+    );
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       reject(new Error(`${child.spawnfile} exited before it was ready (code ${code}, signal ${signal})`));
