@@ -7,14 +7,6 @@ use agui_server::agents::AgentConfig;
 use common::*;
 use serde_json::{Value, json};
 
-fn result_of(events: &[Value]) -> Value {
-    let result = events
-        .iter()
-        .find(|e| e["type"] == "TOOL_CALL_RESULT")
-        .expect("a tool result");
-    serde_json::from_str(result["content"].as_str().unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn a_viewer_cannot_delete_even_when_the_model_asks_and_the_document_survives() {
     let server = start().await;
@@ -22,7 +14,7 @@ async fn a_viewer_cannot_delete_even_when_the_model_asks_and_the_document_surviv
     let events = server
         .run_as("/chat", &viewer, &input("Delete document 2", Some("1.0")))
         .await;
-    assert_eq!(result_of(&events)["error"], "tool_not_allowed");
+    assert_eq!(tool_result(&events)["error"], "tool_not_allowed");
     assert_eq!(
         terminal(&events)["type"],
         "RUN_FINISHED",
@@ -40,7 +32,7 @@ async fn a_viewer_cannot_delete_even_when_the_model_asks_and_the_document_surviv
     let events = server
         .run_as("/chat", &viewer, &input("list my documents", Some("1.0")))
         .await;
-    let ids: Vec<u64> = result_of(&events)["documents"]
+    let ids: Vec<u64> = tool_result(&events)["documents"]
         .as_array()
         .unwrap()
         .iter()
@@ -57,11 +49,11 @@ async fn an_admin_can_delete_positive_control() {
     let events = server
         .run_as("/chat", &admin, &input("delete document 2", Some("1.0")))
         .await;
-    assert_eq!(result_of(&events), json!({"deleted": 2}));
+    assert_eq!(tool_result(&events), json!({"deleted": 2}));
     let events = server
         .run_as("/chat", &admin, &input("list my documents", Some("1.0")))
         .await;
-    let ids: Vec<u64> = result_of(&events)["documents"]
+    let ids: Vec<u64> = tool_result(&events)["documents"]
         .as_array()
         .unwrap()
         .iter()
@@ -80,7 +72,7 @@ async fn user_a_never_sees_user_b_documents() {
         .run_as("/chat", &bob, &input("show document 1", Some("1.0")))
         .await;
     assert!(
-        result_of(&events)["body"]
+        tool_result(&events)["body"]
             .as_str()
             .unwrap()
             .contains("owner: Test bob")
@@ -94,13 +86,13 @@ async fn user_a_never_sees_user_b_documents() {
         let events = server
             .run_as("/chat", &alice, &input(message, Some("1.0")))
             .await;
-        let text = result_of(&events).to_string();
+        let text = tool_result(&events).to_string();
         assert!(!text.contains("bob"), "{message}: {text}");
     }
     let events = server
         .run_as("/chat", &alice, &input("show document 99", Some("1.0")))
         .await;
-    assert_eq!(result_of(&events)["error"], "not_found");
+    assert_eq!(tool_result(&events)["error"], "not_found");
     server.stop().await;
 }
 
@@ -182,14 +174,14 @@ async fn arguments_that_do_not_match_the_schema_never_reach_the_tool() {
             &input("/tool delete_document {\"id\": \"2\"}", Some("1.0")),
         )
         .await;
-    let result = result_of(&events);
+    let result = tool_result(&events);
     assert_eq!(result["error"], "invalid_arguments");
     assert!(result["message"].as_str().unwrap().contains("/id"));
     let events = server
         .run_as("/chat", &admin, &input("list my documents", Some("1.0")))
         .await;
     assert_eq!(
-        result_of(&events)["documents"].as_array().unwrap().len(),
+        tool_result(&events)["documents"].as_array().unwrap().len(),
         3,
         "nothing was deleted"
     );
@@ -285,11 +277,11 @@ async fn named_agents_have_their_own_tools_and_access_rules() {
             &input("list my documents", None),
         )
         .await;
-    assert_eq!(result_of(&events)["error"], "unknown_tool");
+    assert_eq!(tool_result(&events)["error"], "unknown_tool");
     let events = server
         .run_as("/agents/support/chat", &viewer, &input("who am i", None))
         .await;
-    assert_eq!(result_of(&events)["subject"], "vera");
+    assert_eq!(tool_result(&events)["subject"], "vera");
     // The default agent still has every tool.
     let events = server
         .run_as(
@@ -298,6 +290,6 @@ async fn named_agents_have_their_own_tools_and_access_rules() {
             &input("list my documents", None),
         )
         .await;
-    assert!(result_of(&events)["documents"].is_array());
+    assert!(tool_result(&events)["documents"].is_array());
     server.stop().await;
 }

@@ -143,12 +143,7 @@ async fn an_unknown_tool_gets_an_error_result_the_model_can_read() {
     let events = server
         .run("alice", &input("/tool nope {}", Some("1.0")))
         .await;
-    let result = events
-        .iter()
-        .find(|e| e["type"] == "TOOL_CALL_RESULT")
-        .expect("a result");
-    let content: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
-    assert_eq!(content["error"], "unknown_tool");
+    assert_eq!(tool_result(&events)["error"], "unknown_tool");
     assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
     server.stop().await;
 }
@@ -156,9 +151,7 @@ async fn an_unknown_tool_gets_an_error_result_the_model_can_read() {
 #[tokio::test]
 async fn a_run_past_its_limit_ends_with_run_timeout() {
     let server = start_with(|c| short_run(c, 1), |b| b.model(model(HangingModel))).await;
-    let events = tokio::time::timeout(HANG_GUARD, server.run("alice", &input("hi", Some("1.0"))))
-        .await
-        .expect("the run ends");
+    let events = run_bounded(&server, "hi").await;
     assert_eq!(
         types(&events),
         [
@@ -170,6 +163,13 @@ async fn a_run_past_its_limit_ends_with_run_timeout() {
     );
     assert_eq!(terminal(&events)["code"], "run_timeout");
     server.stop().await;
+}
+
+/// Alice's 1.0 run of `text`, failing the test instead of hanging if it never ends.
+async fn run_bounded(server: &TestServer, text: &str) -> Vec<Value> {
+    tokio::time::timeout(HANG_GUARD, server.run("alice", &input(text, Some("1.0"))))
+        .await
+        .expect("the run ends")
 }
 
 /// A backend tool that never completes: it waits for its cancellation token, which only a
@@ -223,12 +223,7 @@ async fn a_tool_hanging_past_the_run_limit_ends_with_run_timeout() {
         assert!(c.limits.tool_timeout_secs > c.limits.max_run_secs);
     })
     .await;
-    let events = tokio::time::timeout(
-        HANG_GUARD,
-        server.run("alice", &input("/tool hang {}", Some("1.0"))),
-    )
-    .await
-    .expect("the run ends");
+    let events = run_bounded(&server, "/tool hang {}").await;
     // `sse_events` (inside `run`) already checked every event against the AG-UI rules.
     assert_eq!(
         types(&events),
@@ -269,12 +264,7 @@ async fn a_tool_past_its_timeout_gets_a_tool_timeout_result_and_the_run_finishes
         assert!(c.limits.max_run_secs > c.limits.tool_timeout_secs);
     })
     .await;
-    let events = tokio::time::timeout(
-        HANG_GUARD,
-        server.run("alice", &input("/tool hang {}", Some("1.0"))),
-    )
-    .await
-    .expect("the run ends");
+    let events = run_bounded(&server, "/tool hang {}").await;
     let types = types(&events);
     assert_eq!(
         types[..6],
@@ -306,12 +296,9 @@ async fn a_tool_past_its_timeout_gets_a_tool_timeout_result_and_the_run_finishes
     );
     // What the user sees: the call's result is the stable `tool_timeout` error, and the model's
     // answer reads it back.
-    let result = events
-        .iter()
-        .find(|e| e["type"] == "TOOL_CALL_RESULT")
-        .expect("the call gets a result");
-    assert_eq!(result["toolCallId"], events[1]["toolCallId"]);
-    let content: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    // `types[4]` is the TOOL_CALL_RESULT (asserted above): it answers the call that hung.
+    assert_eq!(events[4]["toolCallId"], events[1]["toolCallId"]);
+    let content = tool_result(&events);
     assert_eq!(content, ToolError::Timeout.to_result());
     assert_eq!(content["error"], "tool_timeout");
     assert!(

@@ -168,10 +168,15 @@ pub trait Tool: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
     /// Shared: every run of an agent holds its registry, so a clone is a reference count.
-    tools: Arc<BTreeMap<String, Arc<dyn Tool>>>,
-    /// Each tool's [`Tool::spec`], built once at registration: runs offer them on every turn,
-    /// and a spec's JSON Schema is dozens of allocations to build or clone.
-    specs: Arc<BTreeMap<String, Arc<ToolSpec>>>,
+    tools: Arc<BTreeMap<String, Registered>>,
+}
+
+/// A tool and its [`Tool::spec`], built once at registration: runs offer the specs on every
+/// turn, and a spec's JSON Schema is dozens of allocations to build or clone.
+#[derive(Clone)]
+struct Registered {
+    tool: Arc<dyn Tool>,
+    spec: Arc<ToolSpec>,
 }
 
 impl fmt::Debug for ToolRegistry {
@@ -205,9 +210,8 @@ impl ToolRegistry {
 
     /// Adds (or replaces) a tool.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        let spec = tool.spec();
-        Arc::make_mut(&mut self.tools).insert(spec.name.clone(), tool);
-        Arc::make_mut(&mut self.specs).insert(spec.name.clone(), Arc::new(spec));
+        let spec = Arc::new(tool.spec());
+        Arc::make_mut(&mut self.tools).insert(spec.name.clone(), Registered { tool, spec });
     }
 
     /// A registry with only the named tools (unknown names are reported).
@@ -217,17 +221,15 @@ impl ToolRegistry {
     pub fn subset(&self, names: &[String]) -> Result<Self, String> {
         let mut subset = Self::new();
         for name in names {
-            let tool = self.tools.get(name).ok_or_else(|| name.clone())?;
-            Arc::make_mut(&mut subset.tools).insert(name.clone(), tool.clone());
-            Arc::make_mut(&mut subset.specs)
-                .insert(name.clone(), self.specs[name.as_str()].clone());
+            let registered = self.tools.get(name).ok_or_else(|| name.clone())?;
+            Arc::make_mut(&mut subset.tools).insert(name.clone(), registered.clone());
         }
         Ok(subset)
     }
 
     /// The tool called `name`, whatever its policy.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name)
+        self.tools.get(name).map(|registered| &registered.tool)
     }
 
     /// Whether a tool called `name` exists.
@@ -243,9 +245,9 @@ impl ToolRegistry {
     /// The specs of the tools `principal` may use: what the model is offered (the first gate).
     pub fn offered_to(&self, principal: &Principal) -> Vec<Arc<ToolSpec>> {
         self.tools
-            .iter()
-            .filter(|(_, tool)| tool.policy().allows(principal))
-            .map(|(name, _)| self.specs[name.as_str()].clone())
+            .values()
+            .filter(|registered| registered.tool.policy().allows(principal))
+            .map(|registered| registered.spec.clone())
             .collect()
     }
 }

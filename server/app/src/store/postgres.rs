@@ -191,47 +191,52 @@ impl PgStore {
     }
 }
 
-/// Claims `start`'s thread inside `tx`: created (with this run as its last), or read back.
+/// Claims `thread_id` for `owner` on `conn` (a transaction or a pooled connection): the first
+/// insert wins and is `created` (with `last_run_at` when a run starts it); otherwise the owner is
+/// read back. The primary key makes a racing second insert a no-op.
 async fn claim_in(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    start: &super::RunStart,
+    conn: &mut sqlx::PgConnection,
+    owner: &PrincipalKey,
+    thread_id: &str,
+    now: i64,
+    last_run_at: Option<i64>,
 ) -> Result<ThreadAccess, StoreError> {
     // A concurrent `forget` may delete the row between the insert's conflict and the read:
     // then nobody owns it and the next insert claims it.
     for _ in 0..3 {
         let inserted = sqlx::query(
             "INSERT INTO threads (thread_id, issuer, subject, created_at, last_run_at) \
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (thread_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thread_id) DO NOTHING",
         )
-        .bind(&start.thread_id)
-        .bind(&start.principal.issuer)
-        .bind(&start.principal.subject)
-        .bind(start.started_at)
-        .execute(&mut **tx)
+        .bind(thread_id)
+        .bind(&owner.issuer)
+        .bind(&owner.subject)
+        .bind(now)
+        .bind(last_run_at)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         if inserted == 1 {
             return Ok(ThreadAccess::Owner { created: true });
         }
         let row = sqlx::query("SELECT issuer, subject FROM threads WHERE thread_id = $1")
-            .bind(&start.thread_id)
-            .fetch_optional(&mut **tx)
+            .bind(thread_id)
+            .fetch_optional(&mut *conn)
             .await?;
         if let Some(row) = row {
-            let owner = PrincipalKey::new(
+            let found = PrincipalKey::new(
                 row.try_get::<String, _>("issuer")?,
                 row.try_get::<String, _>("subject")?,
             );
-            return Ok(if owner == start.principal {
+            return Ok(if &found == owner {
                 ThreadAccess::Owner { created: false }
             } else {
-                ThreadAccess::NotOwner { owner }
+                ThreadAccess::NotOwner { owner: found }
             });
         }
     }
     Err(StoreError::Backend(format!(
-        "thread {} kept disappearing while it was claimed",
-        start.thread_id
+        "thread {thread_id} kept disappearing while it was claimed"
     )))
 }
 
@@ -280,37 +285,8 @@ impl Store for PgStore {
         thread_id: &str,
         now: i64,
     ) -> Result<ThreadAccess, StoreError> {
-        // One statement decides the owner: the primary key makes the second insert a no-op.
-        let inserted = sqlx::query(
-            "INSERT INTO threads (thread_id, issuer, subject, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (thread_id) DO NOTHING",
-        )
-        .bind(thread_id)
-        .bind(&owner.issuer)
-        .bind(&owner.subject)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        let row = sqlx::query("SELECT issuer, subject FROM threads WHERE thread_id = $1")
-            .bind(thread_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
-            // Deleted (forget) between the two statements: nobody owns it now; claim again.
-            return Box::pin(self.claim_thread(owner, thread_id, now)).await;
-        };
-        let found = PrincipalKey::new(
-            row.try_get::<String, _>("issuer")?,
-            row.try_get::<String, _>("subject")?,
-        );
-        Ok(if &found == owner {
-            ThreadAccess::Owner {
-                created: inserted == 1,
-            }
-        } else {
-            ThreadAccess::NotOwner { owner: found }
-        })
+        let mut conn = self.pool.acquire().await?;
+        claim_in(&mut conn, owner, thread_id, now, None).await
     }
 
     async fn list_threads(&self, owner: &PrincipalKey) -> Result<Vec<ThreadSummary>, StoreError> {
@@ -357,13 +333,26 @@ impl Store for PgStore {
         let mut owned = Vec::new();
         for index in order {
             let request = &starts[index];
-            let access = claim_in(&mut tx, &request.start).await?;
-            if let ThreadAccess::Owner { created } = access {
-                if !created {
-                    owned.push(WriteOp::RunStarted(request.start.clone()));
-                } else {
-                    insert_run(&mut tx, &request.start, &self.instance).await?;
+            let start = &request.start;
+            let access = claim_in(
+                &mut tx,
+                &start.principal,
+                &start.thread_id,
+                start.started_at,
+                Some(start.started_at),
+            )
+            .await?;
+            match access {
+                // Created by this run, with it as the last: only the run row is left to write.
+                ThreadAccess::Owner { created: true } => {
+                    insert_run(&mut tx, start, &self.instance).await?;
                 }
+                ThreadAccess::Owner { created: false } => {
+                    owned.push(WriteOp::RunStarted(start.clone()));
+                }
+                ThreadAccess::NotOwner { .. } => {}
+            }
+            if matches!(access, ThreadAccess::Owner { .. }) {
                 owned.push(WriteOp::Audit(request.audit.clone()));
             }
             accesses[index] = Some(access);

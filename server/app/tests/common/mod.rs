@@ -224,6 +224,15 @@ pub fn text(events: &[Value]) -> String {
         .collect()
 }
 
+/// The parsed content of the run's first `TOOL_CALL_RESULT`.
+pub fn tool_result(events: &[Value]) -> Value {
+    let result = events
+        .iter()
+        .find(|e| e["type"] == "TOOL_CALL_RESULT")
+        .expect("a tool result");
+    serde_json::from_str(result["content"].as_str().unwrap()).unwrap()
+}
+
 /// Asserts the stream holds exactly one terminal event, last, and returns it.
 pub fn terminal(events: &[Value]) -> &Value {
     let terminals = events
