@@ -317,3 +317,4 @@ pub const HANG_GUARD: Duration = Duration::from_secs(30);
 pub fn model(provider: impl ModelProvider) -> Arc<dyn ModelProvider> {
     Arc::new(provider)
 }
+pub mod error_body;

@@ -2,11 +2,8 @@
 //! unsupported protocol versions, and RFC 6750 answers for missing or bad credentials. Every
 //! rejection has a positive control: the same request without the defect streams.
 
-mod common;
-#[path = "common/error_body.rs"]
-mod error_body;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -15,7 +12,7 @@ use serde_json::{Value, json};
 async fn error_body(response: reqwest::Response) -> Value {
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: Value = response.json().await.unwrap();
-    error_body::assert_valid_error_body(&body);
+    crate::common::error_body::assert_valid_error_body(&body);
     body
 }
 

@@ -1,9 +1,8 @@
 //! Every scripted scenario over a real socket, in both dialects: the exact event sequence, one
 //! terminal event, and the wire details clients depend on.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

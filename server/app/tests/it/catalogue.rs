@@ -13,9 +13,7 @@ use agui_server::error::ApiError;
 use axum::response::IntoResponse;
 use serde_json::Value;
 
-#[path = "common/error_body.rs"]
-mod error_body;
-use error_body::assert_valid_error_body;
+use crate::common::error_body::assert_valid_error_body;
 
 fn read_json(name: &str) -> Value {
     let path = format!(

@@ -1,12 +1,11 @@
 //! Thread ownership, run records, the audit trail of denials, per-principal limits and the
 //! store's availability, through `POST /chat` and `GET /threads` of a real server.
 
-mod common;
 
 use std::time::Duration;
 
 use agui_server::store::{AuditFilter, AuditKind, AuditRecord, RunOutcome};
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn on_thread(text: &str, thread: &str) -> Value {

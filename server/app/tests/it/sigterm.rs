@@ -3,13 +3,12 @@
 //! truncated body the client would take for success) and the process exits cleanly within its
 //! deadline.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use agui_auth::testing::TestIdp;
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {

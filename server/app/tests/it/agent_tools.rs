@@ -1,10 +1,9 @@
 //! Tools gated per user, shared state, named agents and frontend-tool rules, through the real
 //! server with the scripted model driving the calls.
 
-mod common;
 
 use agui_server::agents::AgentConfig;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

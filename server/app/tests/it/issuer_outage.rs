@@ -2,14 +2,13 @@
 //! ready, answers 503 with Retry-After for that issuer's tokens (a 401 would make clients throw
 //! away a good token), and recovers by itself once the issuer is back.
 
-mod common;
 
 use std::time::Duration;
 
 use agui_auth::testing::TestIdp;
 use agui_server::config::Config;
 use agui_server::state::AppState;
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn cold_start_with_the_issuer_down_is_503_then_recovers() {

@@ -5,7 +5,6 @@
 //! the run finishes), and a client that disconnects (proven causally: the provider observes the
 //! cancellation before its next delta).
 
-mod common;
 
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use agui_agent::{
 };
 use agui_protocol::{Event, TextMessageContent};
 use async_trait::async_trait;
-use common::*;
+use crate::common::*;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};

@@ -1,12 +1,11 @@
 //! Keepalive comments on a silent SSE stream, with paused time at router level (no socket): the
 //! comment comes after the configured silence, not before, and never on protobuf streams.
 
-mod common;
 
 use std::time::Duration;
 
 use axum::body::Body;
-use common::*;
+use crate::common::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

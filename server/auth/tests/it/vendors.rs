@@ -2,11 +2,10 @@
 //! configs in `examples/issuers/` (the README shows the same files). Each config is used as
 //! written except for the issuer URL, which points at the local TestIdp.
 
-mod common;
 
 use agui_auth::AuthConfig;
 use agui_auth::testing::TestIdp;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn example(name: &str) -> AuthConfig {
@@ -107,7 +106,7 @@ async fn entra_keys_without_alg_and_app_roles() {
 
 #[test]
 fn the_readme_shows_every_example_config() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     for name in ["keycloak", "auth0", "okta", "entra"] {
         let path = format!(
             "{}/examples/issuers/{name}.toml",

@@ -17,8 +17,8 @@ use agui_protocol::proto::{decode_frame, encode_frame, from_pb};
 use agui_protocol::{Event, EventType};
 use serde_json::Value;
 
-const CORPUS: &str = include_str!("fixtures/proto/events.json");
-const EXPECTED: &str = include_str!("fixtures/proto/expected.json");
+const CORPUS: &str = include_str!("../fixtures/proto/events.json");
+const EXPECTED: &str = include_str!("../fixtures/proto/expected.json");
 
 struct Case {
     index: usize,

@@ -1,9 +1,8 @@
 //! CORS exactly as DESIGN (off by default; an exact origin list; preflight allows the headers a
 //! client sends; the headers a client must read are exposed) and the request-head limit.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn cors_is_off_by_default() {

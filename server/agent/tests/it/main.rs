@@ -1,0 +1,3 @@
+//! The crate's integration tests, one binary (one link instead of one per file).
+
+mod openai;

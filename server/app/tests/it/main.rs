@@ -1,0 +1,23 @@
+//! The crate's integration tests, one binary (one link instead of one per file).
+
+mod common;
+
+mod accountability;
+mod agent_tools;
+mod catalogue;
+mod chat_errors;
+mod chat_scripted;
+mod cli;
+mod http_edges;
+mod issuer_outage;
+mod keepalive;
+mod limits_local;
+mod limits_redis;
+mod openai_agent;
+mod openai_fixtures;
+mod replicas;
+mod run_failures;
+mod sigterm;
+mod store_auth_failures;
+mod store_conformance;
+mod store_no_token;

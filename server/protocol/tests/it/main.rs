@@ -1,0 +1,5 @@
+//! The crate's integration tests, one binary (one link instead of one per file).
+
+mod events;
+mod input;
+mod proto_parity;
