@@ -395,13 +395,13 @@ export async function runBrowserSilentRenew(h, stack, browser, shots) {
 export async function runBrowserAguiRefusals(h, stack, browser, shots) {
   let page = await newPage(browser, stack);
   try {
-    await step(h, page, shots, "browser (agui-server's 403 via the runtime): the viewer's run on an admin-only agent shows \"not allowed\" with insufficient_scope", async () => {
+    await step(h, page, shots, "browser (agui-server's 403 via the runtime): the viewer's run on an admin-only agent shows \"not allowed\" with access_denied", async () => {
       await signIn(page, 'vera'); // the identity panel shows Vera: the hop and /whoami accept her
       await send(page, 'hello to the admin-only agent');
       const banner = page.getByTestId('problem-forbidden');
       await banner.waitFor();
       const text = await banner.innerText();
-      assert(text.includes('not allowed') && text.includes('insufficient_scope'), `banner: ${text}`);
+      assert(text.includes('not allowed') && text.includes('access_denied'), `banner: ${text}`);
       assert((await page.getByText('You said: "hello to the admin-only agent"').count()) === 0, 'the run was answered');
       await page.screenshot({ path: join(shots, '07-agui-forbidden.png') });
     });

@@ -13,7 +13,7 @@
 //      nor read user A's thread (404 thread_not_found, as agui-server answers), while A can (the
 //      positive control shows the replay really holds A's words, so the refusals are meaningful);
 //   4. (runRefusalContract) when agui-server ITSELF refuses a run the hop let through (403
-//      insufficient_scope, 429 rate_limited, 401 invalid_token), CopilotKit's runtime answers
+//      access_denied, 429 rate_limited, 401 invalid_token), CopilotKit's runtime answers
 //      HTTP 200 with a RUN_ERROR whose message is `HTTP <status>: <agui-server's JSON>`, and the
 //      client's onError gets that message.
 
@@ -330,17 +330,18 @@ export async function runRefusalContract(h, stack) {
   const vera = await demoToken(stack, 'vera');
   const ada = await demoToken(stack, 'ada');
 
-  await h.test("contract (agui-server refuses): the viewer's run gets agui-server's 403 as HTTP 200 + RUN_ERROR \"HTTP 403: …insufficient_scope…\" in onError", async () => {
+  await h.test("contract (agui-server refuses): the viewer's run on an admin-only agent gets agui-server's 403 access_denied as HTTP 200 + RUN_ERROR \"HTTP 403: …access_denied…\" in onError", async () => {
     // Control: the hop verifies vera (so a refusal cannot be the hop's own).
     const whoami = await fetch(`${stack.webUrl}/api/whoami`, { headers: { authorization: `Bearer ${vera}` } });
     assert(whoami.status === 200, `vera's /whoami: HTTP ${whoami.status}`);
     const since = Date.now();
-    assertRunError(await runViaRuntime(stack, vera, 'hello from a viewer'), 403, 'insufficient_scope');
+    // A missing role is access_denied: insufficient_scope would name a scope the client cannot ask for.
+    assertRunError(await runViaRuntime(stack, vera, 'hello from a viewer'), 403, 'access_denied');
     const errors = [];
     const { core, agent } = await connectedCore({ runtimeUrl, properties: { authorization: vera }, errors });
     await quietly(() => say(core, agent, 'hello again').catch(() => {}));
     const seen = errors.find((e) => e.message.startsWith('HTTP 403:'));
-    assert(seen && seen.message.includes('"insufficient_scope"'), `onError: ${JSON.stringify(errors)}`);
+    assert(seen && seen.message.includes('"access_denied"'), `onError: ${JSON.stringify(errors)}`);
     // The cause, in agui-server's audit log: the agent's access rule.
     const denials = auditRecords(stack, { kind: 'access_denied', since }).filter((r) => r.subject === 'vera' && r.detail?.reason === 'agent_access');
     assert(denials.length === 2, `agent_access denials recorded for vera: ${denials.length}`);

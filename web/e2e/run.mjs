@@ -12,7 +12,7 @@
 //   C. AGUI_OIDC_REQUIRED_SCOPES=agui:admin (the app never gets it): the 403 message;
 //   D. a 70 s access-token lifetime with silent renew on: the background renewal;
 //   E. agui-server itself refuses what the hop lets through: its `default` agent requires the
-//      `admin` role (the viewer gets 403 insufficient_scope) and one run a minute per user (429);
+//      `admin` role (the viewer gets 403 access_denied) and one run a minute per user (429);
 //      last, agui-server is restarted with another audience while the hop's cache still holds the
 //      viewer's token (401). Each arrives as CopilotKit's HTTP 200 + RUN_ERROR "HTTP <status>: …".
 // Without Chromium the browser tests print `SKIP: …` and count as skipped, unless

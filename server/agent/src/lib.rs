@@ -15,7 +15,7 @@
 //! - [`tools`]: the `Tool` trait, per-tool policy, the registry and the built-in tools.
 //! - [`sink`]: the guarded, dialect-aware, encoding event sink feeding the response body.
 //! - [`run`]: the run loop and its supervisor (timeouts, cancellation, panics, shutdown).
-//! - [`audit`]: the `AuditSink` trait every feature records through, and a log-only implementation.
+//! - [`audit`]: the `AuditSink` trait the run loop records through.
 //! - [`error`]: the catalogue of in-stream `RUN_ERROR` codes.
 
 pub mod audit;
@@ -27,13 +27,13 @@ pub mod scripted;
 pub mod sink;
 pub mod tools;
 
-pub use audit::{AuditEvent, AuditSink, LogAuditSink};
+pub use audit::{AuditEvent, AuditSink};
 pub use error::RunErrorCode;
 pub use model::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream};
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use run::{RunOutcome, RunParams, RunSettings, run_to_completion};
 pub use scripted::ScriptedModel;
-pub use sink::{EventSink, SinkError};
+pub use sink::{EventSink, EventTap, SinkError};
 pub use tools::{
     DocumentStore, StateAccess, Tool, ToolContext, ToolError, ToolPolicy, ToolRegistry, ToolSpec,
 };

@@ -15,9 +15,9 @@ use agui_auth::Principal;
 use agui_protocol::{
     AssistantMessage, Context, Event, Message, MessageId, ReasoningEnd, ReasoningMessageContent,
     ReasoningMessageEnd, ReasoningMessageStart, ReasoningStart, RunAgentInput, RunFinished,
-    RunFinishedOutcome, RunStarted, StateDelta, StateSnapshot, TextMessageContent, TextMessageEnd,
-    TextMessageStart, TokenUsage, Tool as FrontendTool, ToolCall, ToolCallArgs, ToolCallEnd,
-    ToolCallId, ToolCallResult, ToolCallStart, ToolMessage, ToolResultContent,
+    RunFinishedOutcome, RunStarted, StateDelta, StateSnapshot, StepFinished, TextMessageContent,
+    TextMessageEnd, TextMessageStart, TokenUsage, Tool as FrontendTool, ToolCall, ToolCallArgs,
+    ToolCallEnd, ToolCallId, ToolCallResult, ToolCallStart, ToolMessage, ToolResultContent,
 };
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -71,6 +71,9 @@ pub struct RunParams {
     pub client_gone: CancellationToken,
     /// Fires when the server shuts down.
     pub shutdown: CancellationToken,
+    /// Fires when someone stops the run on purpose (CopilotKit's Stop): it ends cancelled, with
+    /// a terminal event for whoever still listens.
+    pub stop: CancellationToken,
 }
 
 /// How a run ended, for metrics and audit.
@@ -99,6 +102,8 @@ impl RunOutcome {
 enum Stop {
     Code(RunErrorCode),
     Sink(SinkError),
+    /// Stopped on purpose.
+    Cancelled,
 }
 
 impl From<SinkError> for Stop {
@@ -120,6 +125,7 @@ pub async fn run_to_completion(params: RunParams, mut sink: EventSink) -> (RunOu
             biased;
             () = params.client_gone.cancelled() => Err(Stop::Sink(SinkError::Closed)),
             () = params.shutdown.cancelled() => Err(Stop::Code(RunErrorCode::ServerShutdown)),
+            () = params.stop.cancelled() => Err(Stop::Cancelled),
             () = deadline => Err(Stop::Code(RunErrorCode::RunTimeout)),
             result = work => match result {
                 Ok(result) => result,
@@ -143,6 +149,11 @@ pub async fn run_to_completion(params: RunParams, mut sink: EventSink) -> (RunOu
             Ok(()) => RunOutcome::Error(code),
             Err(_) => RunOutcome::Cancelled,
         },
+        Err(Stop::Cancelled) => {
+            // Whoever still listens learns it was stopped; either way it ended cancelled.
+            let _ = finish_cancelled(&mut sink, &params.input).await;
+            RunOutcome::Cancelled
+        }
     };
     params.audit.record(AuditEvent::RunEnded {
         issuer: params.principal.issuer.clone(),
@@ -238,6 +249,44 @@ async fn send_state_changes(
     }
     sink.send(Event::StateDelta(StateDelta::new(ops))).await?;
     Ok(())
+}
+
+/// Closes whatever the run left open, then `RUN_FINISHED {outcome: cancelled}` (AG-UI §7
+/// "Cancelled"; 0.0.x clients get `RUN_ERROR cancelled`, which their dialect maps it to).
+async fn finish_cancelled(sink: &mut EventSink, input: &RunAgentInput) -> Result<(), SinkError> {
+    if sink.finished() {
+        return Ok(());
+    }
+    let open = sink.open_items();
+    if !open.subagents.is_empty() {
+        // A subagent's run cannot be closed from here; RUN_ERROR closes everything at once.
+        return sink.fail(RunErrorCode::Cancelled).await;
+    }
+    for id in open.tool_calls {
+        sink.send(Event::ToolCallEnd(ToolCallEnd::new(id))).await?;
+    }
+    for id in open.text_messages {
+        sink.send(Event::TextMessageEnd(TextMessageEnd::new(id)))
+            .await?;
+    }
+    for id in open.reasoning_messages {
+        sink.send(Event::ReasoningMessageEnd(ReasoningMessageEnd::new(id)))
+            .await?;
+    }
+    for id in open.reasoning_spans {
+        sink.send(Event::ReasoningEnd(ReasoningEnd::new(id)))
+            .await?;
+    }
+    for name in open.steps.into_iter().rev() {
+        sink.send(Event::StepFinished(StepFinished::new(name)))
+            .await?;
+    }
+    let mut finished = RunFinished::new(input.thread_id.clone(), input.run_id.clone());
+    finished.outcome = Some(RunFinishedOutcome::Cancelled);
+    match sink.send(Event::RunFinished(finished)).await {
+        Err(SinkError::Violation(_)) => Ok(()),
+        other => other,
+    }
 }
 
 async fn finish(
@@ -485,7 +534,9 @@ async fn run_backend_tools(
             Err(error) => (error.to_result().to_string(), "error"),
         };
         params.audit.record(AuditEvent::ToolCall {
+            issuer: params.principal.issuer.clone(),
             subject: params.principal.subject.clone(),
+            thread_id: params.input.thread_id.to_string(),
             run_id: params.input.run_id.to_string(),
             tool: call.name.clone(),
             decision: if outcome == "denied" {

@@ -26,16 +26,36 @@ pub enum SinkError {
     Violation(String),
 }
 
+/// Sees every event a run puts on the wire, after the sequence guard and the client's dialect:
+/// exactly what the client saw (the server keeps it as the thread's history and hands it to
+/// clients following the run).
+pub trait EventTap: Send + 'static {
+    /// One event, in the order sent. Called before the frame is queued for the client, so it
+    /// must not block.
+    fn event(&mut self, event: &Event);
+}
+
 /// Feeds one run's response body.
-#[derive(Debug)]
 pub struct EventSink {
     tx: mpsc::Sender<Bytes>,
     guard: SequenceGuard,
     dialect: Dialect,
     encoding: Encoding,
+    tap: Option<Box<dyn EventTap>>,
     /// Size of the last frame, to size the next buffer in one allocation.
     last_frame_len: usize,
     events_sent: u64,
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSink")
+            .field("dialect", &self.dialect)
+            .field("encoding", &self.encoding)
+            .field("tapped", &self.tap.is_some())
+            .field("events_sent", &self.events_sent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventSink {
@@ -46,9 +66,17 @@ impl EventSink {
             guard: SequenceGuard::new(),
             dialect,
             encoding,
+            tap: None,
             last_frame_len: 128,
             events_sent: 0,
         }
+    }
+
+    /// Hands every event that reaches the wire to `tap` as well.
+    #[must_use]
+    pub fn with_tap(mut self, tap: Box<dyn EventTap>) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// The dialect of the client this sink writes for.
@@ -146,6 +174,9 @@ impl EventSink {
     /// The event in the client's dialect and encoding; `None` when the dialect drops it.
     fn encode(&mut self, event: Event) -> Option<Bytes> {
         let event = self.dialect.adapt(event)?;
+        if let Some(tap) = &mut self.tap {
+            tap.event(&event);
+        }
         let mut frame = Vec::with_capacity(self.last_frame_len + 32);
         match self.encoding {
             Encoding::Sse => sse::encode_into(&event, &mut frame),

@@ -12,30 +12,10 @@ use agui_agent::{
 };
 use agui_auth::Principal;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError, ModelKind};
+use crate::config::{AgentConfig, Config, ConfigError, ModelKind};
 use crate::metrics::Histogram;
-
-/// One `[agents.<id>]` table.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AgentConfig {
-    /// The model kind; default: the server's `model.kind`.
-    pub model: Option<ModelKind>,
-    /// System prompt; may use `{user.name}`, `{user.email}`, `{user.roles}`. Never contains a token.
-    pub system_prompt: Option<String>,
-    /// The backend tools this agent exposes (names); default: every built-in tool.
-    pub tools: Option<Vec<String>>,
-    /// Roles a principal must all have to run this agent.
-    pub required_roles: Vec<String>,
-    /// Scopes a principal must all have to run this agent.
-    pub required_scopes: Vec<String>,
-    /// Pass client `system`/`developer` messages to the model (off: they are dropped; some
-    /// CopilotKit features send them).
-    pub allow_client_system_messages: bool,
-}
 
 /// A runnable agent.
 #[derive(Clone)]
@@ -62,14 +42,39 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// What a principal lacks to run an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingGrant {
+    /// A scope its token was not issued with (403 `insufficient_scope`, naming the scope).
+    Scope(String),
+    /// A role it does not hold (403 `access_denied`: a role is not something the client can
+    /// ask its issuer for, so no scope is named).
+    Role(String),
+}
+
+impl std::fmt::Display for MissingGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Scope(scope) => write!(f, "scope {scope}"),
+            Self::Role(role) => write!(f, "role {role}"),
+        }
+    }
+}
+
 impl Agent {
-    /// The first required scope or role the principal lacks, if any (`None`: may run it).
-    pub fn missing_grant(&self, principal: &Principal) -> Option<String> {
-        self.required_scopes
+    /// The first required scope, then role, the principal lacks (`None`: it may run the agent).
+    pub fn missing_grant(&self, principal: &Principal) -> Option<MissingGrant> {
+        if let Some(scope) = self
+            .required_scopes
             .iter()
             .find(|s| !principal.has_scope(s))
-            .or_else(|| self.required_roles.iter().find(|r| !principal.has_role(r)))
-            .cloned()
+        {
+            return Some(MissingGrant::Scope(scope.clone()));
+        }
+        self.required_roles
+            .iter()
+            .find(|r| !principal.has_role(r))
+            .map(|role| MissingGrant::Role(role.clone()))
     }
 }
 

@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,59 +17,30 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::DropGuard;
 
-use crate::metrics::Metrics;
+use crate::admission::Admitted;
 
 /// Coalesce at most this many bytes into one write.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// The body stream of one run.
-pub struct EventBody {
+pub(crate) struct EventBody {
     rx: mpsc::Receiver<Bytes>,
     keepalive: Option<(Duration, Pin<Box<Sleep>>)>,
     _cancel_run_on_drop: DropGuard,
-    slot: StreamSlot,
+    /// The stream's place under the server's and the principal's limits, held as long as the
+    /// body exists.
+    admitted: Admitted,
     sent_first: bool,
-}
-
-/// Counts the stream as open until dropped.
-pub struct StreamSlot(Arc<dyn SlotRelease>);
-
-/// Something that tracks open streams.
-pub trait SlotRelease: Send + Sync + 'static {
-    /// Called once when the stream closes.
-    fn release(&self);
-
-    /// Called once, when the stream's first event frame is handed to the connection.
-    fn first_frame(&self) {}
-}
-
-impl SlotRelease for Metrics {
-    fn release(&self) {
-        self.stream_closed();
-    }
-}
-
-impl StreamSlot {
-    /// A slot released through `owner` on drop.
-    pub fn new(owner: Arc<dyn SlotRelease>) -> Self {
-        Self(owner)
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        self.0.release();
-    }
 }
 
 impl EventBody {
     /// A body reading `rx`, with keepalive comments after `keepalive` of silence (SSE only: pass
     /// `None` for protobuf, whose clients drop empty frames).
-    pub fn new(
+    pub(crate) fn new(
         rx: mpsc::Receiver<Bytes>,
         keepalive: Option<Duration>,
         cancel_run_on_drop: DropGuard,
-        slot: StreamSlot,
+        admitted: Admitted,
     ) -> Self {
         let keepalive = keepalive
             .filter(|period| !period.is_zero())
@@ -79,7 +49,7 @@ impl EventBody {
             rx,
             keepalive,
             _cancel_run_on_drop: cancel_run_on_drop,
-            slot,
+            admitted,
             sent_first: false,
         }
     }
@@ -94,7 +64,7 @@ impl Stream for EventBody {
             Poll::Ready(Some(first)) => {
                 let batch = coalesce(first, &mut this.rx);
                 if !std::mem::replace(&mut this.sent_first, true) {
-                    this.slot.0.first_frame();
+                    this.admitted.first_frame();
                 }
                 if let Some((period, sleep)) = &mut this.keepalive {
                     sleep.as_mut().reset(Instant::now() + *period);

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use agui_auth::AuthConfig;
 
-use crate::agents::AgentConfig;
 use serde::{Deserialize, Serialize};
 
 /// Which model answers runs.
@@ -164,6 +163,25 @@ impl Default for AuditConfig {
     }
 }
 
+/// One `[agents.<id>]` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The model kind; default: the server's `model.kind`.
+    pub model: Option<ModelKind>,
+    /// System prompt; may use `{user.name}`, `{user.email}`, `{user.roles}`. Never contains a token.
+    pub system_prompt: Option<String>,
+    /// The backend tools this agent exposes (names); default: every built-in tool.
+    pub tools: Option<Vec<String>>,
+    /// Roles a principal must all have to run this agent.
+    pub required_roles: Vec<String>,
+    /// Scopes a principal must all have to run this agent.
+    pub required_scopes: Vec<String>,
+    /// Pass client `system`/`developer` messages to the model (off: they are dropped; some
+    /// CopilotKit features send them).
+    pub allow_client_system_messages: bool,
+}
+
 /// The complete configuration of `agui-server serve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -302,7 +320,7 @@ impl Config {
         if self.limits.max_turns == 0 {
             return invalid("limits.max_turns", "must be at least 1");
         }
-        if let Err(message) = crate::store::parse_trusted_proxies(&self.trusted_proxies) {
+        if let Err(message) = crate::client_addr::parse_trusted_proxies(&self.trusted_proxies) {
             return invalid("trusted_proxies", &message);
         }
         if let Some(url) = &self.store.database_url
@@ -352,6 +370,18 @@ impl Config {
                 return invalid(
                     "agents",
                     &format!("agent id `{id}`: use 1-64 letters, digits, `-` or `_`"),
+                );
+            }
+            // Named in a `WWW-Authenticate` challenge when missing, so each must be a scope
+            // token a client could ask its issuer for.
+            if let Some(scope) = agent
+                .required_scopes
+                .iter()
+                .find(|s| !agui_auth::is_scope_token(s))
+            {
+                return invalid(
+                    "agents.<id>.required_scopes",
+                    &format!("agent `{id}`: {scope:?} is not a valid scope token (RFC 6749 §3.3)"),
                 );
             }
             let uses_openai = agent.model.unwrap_or(self.model.kind) == ModelKind::Openai;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,10 +63,9 @@ pub struct Metrics {
     runs: Mutex<BTreeMap<&'static str, u64>>,
     tool_calls: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Request received → first event frame handed to the connection.
-    pub time_to_first_event: Histogram,
+    pub time_to_first_event: Arc<Histogram>,
     /// Model turn requested → first delta (shared with the agents' model wrappers).
     pub model_latency: Arc<Histogram>,
-    active_streams: AtomicI64,
     events_sent: AtomicU64,
 }
 
@@ -116,23 +115,9 @@ impl Metrics {
         self.events_sent.fetch_add(events, Ordering::Relaxed);
     }
 
-    /// A stream opened; returns the number open now (including this one).
-    pub fn stream_opened(&self) -> i64 {
-        self.active_streams.fetch_add(1, Ordering::AcqRel) + 1
-    }
-
-    /// A stream closed.
-    pub fn stream_closed(&self) {
-        self.active_streams.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Streams open now.
-    pub fn active_streams(&self) -> i64 {
-        self.active_streams.load(Ordering::Acquire)
-    }
-
-    /// Renders every metric, plus `extra` lines (e.g. the JWKS cache's), in text format.
-    pub fn render(&self, extra: &str) -> String {
+    /// Renders every metric, with `open_streams` (the server's stream cap reports it), plus
+    /// `extra` lines (e.g. the JWKS cache's), in text format.
+    pub fn render(&self, open_streams: usize, extra: &str) -> String {
         let mut out = String::with_capacity(2048);
         let lock = |m: &Mutex<BTreeMap<_, u64>>| {
             m.lock()
@@ -206,7 +191,7 @@ impl Metrics {
             "gauge",
             "Event streams open now.",
         );
-        let _ = writeln!(out, "agui_active_streams {}", self.active_streams());
+        let _ = writeln!(out, "agui_active_streams {open_streams}");
         header(
             &mut out,
             "agui_events_sent_total",
@@ -273,8 +258,7 @@ mod tests {
         m.request("/chat", 200);
         m.auth_failure("expired");
         m.run_finished("success", 7);
-        assert_eq!(m.stream_opened(), 1);
-        let text = m.render("");
+        let text = m.render(1, "");
         assert!(
             text.contains("agui_http_requests_total{route=\"/chat\",status=\"200\"} 2\n"),
             "{text}"

@@ -174,11 +174,11 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "agents.<id>.required_roles",
-        "Roles a caller must all have to run the agent (else 403 `insufficient_scope`).",
+        "Roles a caller must all have to run the agent (else 403 `access_denied`).",
     ),
     (
         "agents.<id>.required_scopes",
-        "Scopes a caller must all have to run the agent (else 403 `insufficient_scope`).",
+        "Scopes a caller must all have to run the agent (else 403 `insufficient_scope`, naming the scope).",
     ),
     (
         "agents.<id>.allow_client_system_messages",
@@ -270,7 +270,7 @@ pub fn keys() -> Vec<Key> {
             .expect("a minimal issuer parses");
     let example = serde_json::to_value(example).unwrap_or(Value::Null);
     flatten("auth.issuers[]", &example, &mut keys);
-    let agent = serde_json::to_value(crate::agents::AgentConfig::default()).unwrap_or(Value::Null);
+    let agent = serde_json::to_value(crate::config::AgentConfig::default()).unwrap_or(Value::Null);
     flatten("agents.<id>", &agent, &mut keys);
     for key in keys
         .iter_mut()

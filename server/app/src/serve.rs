@@ -84,7 +84,7 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     drop(listener);
     let deadline = Duration::from_secs(state.config.shutdown_deadline_secs);
     tracing::info!(
-        open_streams = state.metrics.active_streams(),
+        open_streams = state.stream_cap.open(),
         ?deadline,
         "shutting down"
     );
@@ -98,9 +98,9 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     }
     state.auth.shutdown();
     // Every run has ended (or been cut): write what the audit log still holds.
-    if let Some(ready) = state.accountability.ready() {
-        ready.failures.flush_all();
-        if tokio::time::timeout(AUDIT_FLUSH_DEADLINE, ready.log.flush())
+    if let Some(connected) = state.backends.connected() {
+        connected.failures.flush_all();
+        if tokio::time::timeout(AUDIT_FLUSH_DEADLINE, connected.log.flush())
             .await
             .is_err()
         {

@@ -1,19 +1,20 @@
 //! The shared application state: configuration, the authenticator, the agent parts, metrics,
 //! and the shutdown machinery. Cheap to clone (`Arc` inside).
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-
-use agui_agent::{AuditSink, DocumentStore, ModelProvider, RunSettings, ToolRegistry};
+use agui_agent::{DocumentStore, ModelProvider, RunSettings, ToolRegistry};
 use agui_auth::Authenticator;
+use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accountability::Accountability;
+use crate::admission::StreamCap;
 use crate::agents::{self, Agent};
+use crate::backends::Backends;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 
@@ -31,10 +32,12 @@ pub struct Inner {
     pub agents: BTreeMap<String, Arc<Agent>>,
     /// The built-in document tools' store (inspectable by tests and operators).
     pub documents: DocumentStore,
-    /// An audit sink that replaces the store's for run events (tests); `None` in production.
-    pub audit_override: Option<Arc<dyn AuditSink>>,
     /// The store, the audit log, the auth-failure aggregator and the per-principal limiter.
-    pub accountability: Arc<Accountability>,
+    pub backends: Arc<Backends>,
+    /// The server-wide cap on open streams.
+    pub stream_cap: StreamCap,
+    /// Proxies whose `X-Forwarded-For` is believed for the client address.
+    pub trusted_proxies: Vec<IpNet>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Fires when the server starts shutting down; every run watches it.
@@ -65,9 +68,14 @@ impl AppState {
             config,
             model: None,
             tools: None,
-            audit: None,
             authenticator: None,
         }
+    }
+
+    /// Every metric in Prometheus text format, as `GET /metrics` serves it.
+    pub fn metrics_text(&self) -> String {
+        let extra = self.auth.stats().to_prometheus();
+        self.metrics.render(self.stream_cap.open(), &extra)
     }
 
     /// The limits of each run.
@@ -80,12 +88,11 @@ impl AppState {
     }
 }
 
-/// Builds an [`AppState`]; tests swap in their own model, tools or audit sink.
+/// Builds an [`AppState`]; tests swap in their own model or tools.
 pub struct AppStateBuilder {
     config: Config,
     model: Option<Arc<dyn ModelProvider>>,
     tools: Option<ToolRegistry>,
-    audit: Option<Arc<dyn AuditSink>>,
     authenticator: Option<Authenticator>,
 }
 
@@ -102,12 +109,6 @@ impl AppStateBuilder {
         self
     }
 
-    /// Sends run events to `audit` instead of the store's audit log.
-    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
-        self.audit = Some(audit);
-        self
-    }
-
     /// Uses an already started authenticator (e.g. `dev`'s).
     pub fn authenticator(mut self, auth: Authenticator) -> Self {
         self.authenticator = Some(auth);
@@ -120,6 +121,13 @@ impl AppStateBuilder {
     /// A config that cannot work, or an issuer whose discovery document names another issuer.
     pub async fn build(self) -> Result<AppState, ConfigError> {
         self.config.validate()?;
+        let trusted_proxies = crate::client_addr::parse_trusted_proxies(
+            &self.config.trusted_proxies,
+        )
+        .map_err(|message| ConfigError::Invalid {
+            setting: "trusted_proxies",
+            message,
+        })?;
         let auth = match self.authenticator {
             Some(auth) => auth,
             None => Authenticator::start(self.config.auth.clone())
@@ -136,14 +144,15 @@ impl AppStateBuilder {
             &metrics.model_latency,
         )?;
         let shutdown = CancellationToken::new();
-        let accountability = Accountability::start(&self.config, shutdown.clone()).await?;
+        let backends = Backends::start(&self.config, shutdown.clone()).await;
         Ok(AppState(Arc::new(Inner {
+            stream_cap: StreamCap::new(self.config.limits.max_open_streams),
+            trusted_proxies,
             config: self.config,
             auth,
             agents,
             documents,
-            audit_override: self.audit,
-            accountability,
+            backends,
             metrics,
             shutdown,
             runs: TaskTracker::new(),

@@ -25,6 +25,7 @@
 //! - `keys`: JWKS entries to one-algorithm verification keys.
 //! - `fetch`: outbound HTTP (discovery, JWKS), rustls, body cap, timeouts.
 //! - `principal`: [`Principal`], claim mapping by JSON Pointer, allow/deny matching.
+//! - `peek`: [`unverified_claims`], what a refused token claims (for audit records only).
 //! - `clock`: injectable time ([`Clock`], [`SystemClock`], [`ManualClock`]).
 //! - `jws`: minting tokens with generated keys (dev issuer and tests).
 //! - `dev`: [`dev::DevIssuer`], the loopback issuer of `agui-server dev`.
@@ -42,6 +43,7 @@ mod idp;
 mod jwks;
 pub mod jws;
 mod keys;
+mod peek;
 mod principal;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -50,7 +52,9 @@ mod verified;
 
 pub use authenticator::{AuthStats, Authenticator};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{AccessList, AuthConfig, ClaimMapping, ConfigError, IssuerConfig, TypPolicy};
+pub use config::{
+    AccessList, AuthConfig, ClaimMapping, ConfigError, IssuerConfig, TypPolicy, is_scope_token,
+};
 pub use credential::{
     CredentialSource, credential_from_headers, resolve_credential, take_body_credential,
 };
@@ -59,4 +63,5 @@ pub use error::{
     conflicting_credentials,
 };
 pub use jwks::IssuerStats;
+pub use peek::unverified_claims;
 pub use principal::{Principal, token_fingerprint};

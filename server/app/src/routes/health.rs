@@ -10,22 +10,22 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
-pub async fn healthz() -> Json<serde_json::Value> {
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Readiness: at least one issuer has usable keys, the store is connected and answers, and the
 /// server is not shutting down. (A store that answers but refuses writes is reported per run,
 /// 503 `audit_unavailable`: each refused run is also the probe that notices its recovery.)
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let message = if state.shutdown.is_cancelled() {
         Some("The server is shutting down.")
     } else if !state.auth.is_ready() {
         Some("No issuer has usable keys yet.")
     } else {
-        match state.accountability.ready() {
+        match state.backends.connected() {
             None => Some("The store is not connected yet."),
-            Some(ready) => match ready.store().ping().await {
+            Some(connected) => match connected.store().ping().await {
                 Ok(()) => None,
                 Err(error) => {
                     tracing::warn!(target: "agui::store", %error, "readiness: store ping failed");
@@ -41,14 +41,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let extra = state.auth.stats().to_prometheus();
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&extra),
+        state.metrics_text(),
     )
         .into_response()
 }

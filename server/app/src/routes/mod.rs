@@ -1,9 +1,21 @@
 //! The router: routes, middleware, and JSON answers for unknown paths and methods.
+//!
+//! # Layout
+//!
+//! - this file: the router, the request counter, CORS.
+//! - [`auth`]: request authentication shared by every route (caller, verification, refusal
+//!   records, the [`auth::Authenticated`] extractor).
+//! - `run`: the pipeline of one run (authenticate → admit → validate → commit → stream).
+//! - `chat`: `POST /chat` and `POST /agents/{id}/chat`.
+//! - `whoami`, `threads`: the caller's principal and threads.
+//! - `health`: `/healthz`, `/readyz`, `/metrics`.
 
-pub mod chat;
-pub mod health;
-pub mod threads;
-pub mod whoami;
+pub(crate) mod auth;
+mod chat;
+mod health;
+mod run;
+mod threads;
+mod whoami;
 
 use std::time::Duration;
 

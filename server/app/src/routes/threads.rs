@@ -2,25 +2,24 @@
 //! hop). Header credentials only, like `/whoami`.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::routes::whoami::authenticate_header;
+use crate::routes::auth::Authenticated;
 use crate::state::AppState;
 use crate::store::PrincipalKey;
 
 /// `{"threads": [{"thread_id", "created_at", "last_run_at"?}, …]}`; times in ms since the epoch.
-pub async fn threads(
+pub(crate) async fn threads(
     State(state): State<AppState>,
-    request: Request,
+    Authenticated(principal): Authenticated,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let principal = authenticate_header(&state, request).await?;
-    let ready = state
-        .accountability
-        .ready()
+    let connected = state
+        .backends
+        .connected()
         .ok_or(ApiError::StoreUnavailable)?;
-    let threads = ready
+    let threads = connected
         .store()
         .list_threads(&PrincipalKey::of(&principal))
         .await

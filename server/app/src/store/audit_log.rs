@@ -231,11 +231,6 @@ impl AuditLog {
             && !self.counters.overflowed.load(Ordering::Relaxed)
     }
 
-    /// Transactions committed so far (group commit makes this far fewer than operations).
-    pub fn commits(&self) -> u64 {
-        self.counters.commits.load(Ordering::Relaxed)
-    }
-
     /// All counters.
     pub fn stats(&self) -> AuditStats {
         AuditStats {
@@ -288,38 +283,9 @@ fn start_records(
 }
 
 /// The store operations for one [`AuditEvent`] of the run loop: the audit record plus the
-/// matching `runs` change (start, end, tool-call count).
+/// matching `runs` change (its end, or one more tool call).
 pub fn ops_for_event(event: AuditEvent, at: i64) -> Vec<WriteOp> {
     match event {
-        AuditEvent::RunStarted {
-            issuer,
-            subject,
-            thread_id,
-            run_id,
-            agent,
-            credential_source,
-        } => {
-            let key = PrincipalKey::new(issuer, subject);
-            let record = AuditRecord {
-                at,
-                ..AuditRecord::now(AuditKind::RunStarted)
-            }
-            .principal(&key)
-            .thread(&thread_id)
-            .run(&run_id)
-            .detail(json!({ "agent": agent, "credential_source": credential_source }));
-            vec![
-                WriteOp::RunStarted(RunStart {
-                    principal: key,
-                    thread_id,
-                    run_id,
-                    agent,
-                    credential_source: credential_source.to_owned(),
-                    started_at: at,
-                }),
-                WriteOp::Audit(record),
-            ]
-        }
         AuditEvent::RunEnded {
             issuer,
             subject,
@@ -354,20 +320,26 @@ pub fn ops_for_event(event: AuditEvent, at: i64) -> Vec<WriteOp> {
             ]
         }
         AuditEvent::ToolCall {
+            issuer,
             subject,
+            thread_id,
             run_id,
             tool,
             decision,
             outcome,
         } => {
-            let mut record = AuditRecord {
+            let record = AuditRecord {
                 at,
                 ..AuditRecord::now(AuditKind::ToolCall)
             }
+            .principal(&PrincipalKey::new(issuer, subject))
+            .thread(&thread_id)
             .run(&run_id)
             .detail(json!({ "tool": tool, "decision": decision, "outcome": outcome }));
-            record.subject = Some(subject);
-            vec![WriteOp::ToolCall { run_id }, WriteOp::Audit(record)]
+            vec![
+                WriteOp::ToolCall { thread_id, run_id },
+                WriteOp::Audit(record),
+            ]
         }
     }
 }

@@ -1,11 +1,10 @@
 //! Thread ownership, run records, the audit trail of denials, per-principal limits and the
 //! store's availability, through `POST /chat` and `GET /threads` of a real server.
 
-
 use std::time::Duration;
 
-use agui_server::store::{AuditFilter, AuditKind, AuditRecord, RunOutcome};
 use crate::common::*;
+use agui_server::store::{AuditFilter, AuditKind, AuditRecord, RunOutcome};
 use serde_json::{Value, json};
 
 fn on_thread(text: &str, thread: &str) -> Value {
@@ -15,7 +14,7 @@ fn on_thread(text: &str, thread: &str) -> Value {
 }
 
 async fn audit(server: &TestServer, kind: AuditKind) -> Vec<AuditRecord> {
-    let ready = server.state.accountability.ready().expect("store ready");
+    let ready = server.state.backends.connected().expect("store ready");
     ready.log.flush().await;
     ready
         .store()
@@ -56,18 +55,17 @@ const BREAK_AUDIT: &str =
     "CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END";
 
 /// Runs one statement on the SQLite file at `path` through a fresh connection (fault
-/// injection from outside the server's pool).
+/// injection from outside the server's connections).
 async fn sqlite_exec(path: &std::path::Path, sql: &str) {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::query(sql)
-        .persistent(false)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    let (path, sql) = (path.to_owned(), sql.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        conn.execute_batch(&sql).unwrap();
+    })
+    .await
+    .unwrap();
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
@@ -208,7 +206,7 @@ async fn every_run_is_recorded_with_its_principal_source_and_outcome() {
     let failing = on_thread("/fail", "rec-1");
     server.run_as("/chat", &token, &failing).await;
 
-    let ready = server.state.accountability.ready().unwrap();
+    let ready = server.state.backends.connected().unwrap();
     ready.log.flush().await;
     let run = ready
         .store()
@@ -381,7 +379,7 @@ async fn an_auth_failure_flood_becomes_aggregated_records_not_one_per_request() 
         .run_as("/chat", &good, &input("hi", Some("1.0")))
         .await;
 
-    let ready = server.state.accountability.ready().unwrap().clone();
+    let ready = server.state.backends.connected().unwrap().clone();
     ready.failures.flush_all();
     let records = audit(&server, AuditKind::AuthFailure).await;
     assert_eq!(records.len(), 2, "one record per reason: {records:?}");
@@ -443,7 +441,7 @@ async fn an_unreachable_store_is_503_and_not_ready_then_the_server_recovers() {
     std::fs::remove_file(&blocker).unwrap();
     let mut recovered = false;
     for _ in 0..400 {
-        if server.state.accountability.ready().is_some() {
+        if server.state.backends.connected().is_some() {
             recovered = true;
             break;
         }
@@ -478,7 +476,7 @@ async fn a_failing_audit_write_refuses_the_run_with_503_and_nothing_runs_unrecor
     let (status, _, body) = error_of(server.post("/chat", Some(&token), &refused).await).await;
     assert_eq!(status, 503);
     assert_eq!(body["error"], "audit_unavailable");
-    let ready = server.state.accountability.ready().unwrap();
+    let ready = server.state.backends.connected().unwrap();
     assert!(
         ready
             .store()
@@ -570,7 +568,7 @@ async fn no_part_of_any_token_reaches_the_database_its_wal_or_the_mirror() {
             .await;
         assert_eq!(response.status(), 401);
     }
-    let ready = server.state.accountability.ready().unwrap().clone();
+    let ready = server.state.backends.connected().unwrap().clone();
     ready.failures.flush_all();
     ready.log.flush().await;
     server.stop().await;

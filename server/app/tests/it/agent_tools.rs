@@ -1,9 +1,8 @@
 //! Tools gated per user, shared state, named agents and frontend-tool rules, through the real
 //! server with the scripted model driving the calls.
 
-
-use agui_server::agents::AgentConfig;
 use crate::common::*;
+use agui_server::config::AgentConfig;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -228,6 +227,13 @@ async fn named_agents_have_their_own_tools_and_access_rules() {
                     ..AgentConfig::default()
                 },
             );
+            c.agents.insert(
+                "writers".into(),
+                AgentConfig {
+                    required_scopes: vec!["documents:write".into()],
+                    ..AgentConfig::default()
+                },
+            );
         },
         |b| b,
     )
@@ -252,19 +258,42 @@ async fn named_agents_have_their_own_tools_and_access_rules() {
         401
     );
 
-    // Not allowed → 403 insufficient_scope; the admin may.
+    // A missing role → 403 access_denied, and no challenge: a role is not a scope the client
+    // could ask its issuer for. The admin may.
     let response = server
         .post("/agents/admin-desk/chat", Some(&viewer), &input("hi", None))
         .await;
     assert_eq!(response.status(), 403);
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("error=\"insufficient_scope\"")
+    assert!(response.headers().get("www-authenticate").is_none());
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "access_denied"
     );
     let events = server
         .run_as("/agents/admin-desk/chat", &admin, &input("hi", None))
+        .await;
+    assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
+
+    // A missing scope → 403 insufficient_scope, naming the scope in the challenge (RFC 6750
+    // §3.1); a token with the scope may.
+    let response = server
+        .post("/agents/writers/chat", Some(&viewer), &input("hi", None))
+        .await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers()["www-authenticate"].to_str().unwrap(),
+        r#"Bearer realm="agui", error="insufficient_scope", scope="documents:write""#
+    );
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "insufficient_scope"
+    );
+    let mut claims = server.idp.claims("wanda");
+    claims["aud"] = json!(AUDIENCE);
+    claims["scope"] = json!("openid documents:write");
+    let writer = server.idp.sign("rsa-1", &claims);
+    let events = server
+        .run_as("/agents/writers/chat", &writer, &input("hi", None))
         .await;
     assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
 

@@ -2,7 +2,6 @@
 //! unsupported protocol versions, and RFC 6750 answers for missing or bad credentials. Every
 //! rejection has a positive control: the same request without the defect streams.
 
-
 use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -441,7 +440,7 @@ async fn health_readiness_and_metrics() {
     // Runs are counted when their task ends; stopping the server waits for every run task.
     let state = server.state.clone();
     server.stop().await;
-    let text = state.metrics.render("");
+    let text = state.metrics_text();
     assert!(
         text.contains("agui_runs_total{outcome=\"success\"} 3"),
         "{text}"

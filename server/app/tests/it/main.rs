@@ -17,6 +17,7 @@ mod openai_agent;
 mod openai_fixtures;
 mod replicas;
 mod run_failures;
+mod run_pipeline;
 mod sigterm;
 mod store_auth_failures;
 mod store_conformance;

@@ -5,16 +5,15 @@
 //! the run finishes), and a client that disconnects (proven causally: the provider observes the
 //! cancellation before its next delta).
 
-
 use std::sync::Arc;
 
+use crate::common::*;
 use agui_agent::{
     ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream, RunErrorCode, Tool,
     ToolContext, ToolError, ToolRegistry, ToolSpec,
 };
 use agui_protocol::{Event, TextMessageContent};
 use async_trait::async_trait;
-use crate::common::*;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -248,8 +247,7 @@ async fn a_tool_hanging_past_the_run_limit_ends_with_run_timeout() {
     server.stop().await;
     assert!(
         state
-            .metrics
-            .render("")
+            .metrics_text()
             .contains("agui_runs_total{outcome=\"error\"} 1")
     );
 }
@@ -397,8 +395,7 @@ async fn client_disconnect_cancels_the_run_before_the_next_delta() {
     server.stop().await;
     assert!(
         state
-            .metrics
-            .render("")
+            .metrics_text()
             .contains("agui_runs_total{outcome=\"cancelled\"} 1")
     );
 }

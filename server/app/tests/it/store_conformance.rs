@@ -19,7 +19,10 @@ use serde_json::json;
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug)]
 enum Backend {
-    Sqlite,
+    /// A SQLite file (`serve`'s default).
+    SqliteFile,
+    /// SQLite in memory (`dev` and most HTTP tests).
+    SqliteMemory,
     Postgres,
 }
 
@@ -31,8 +34,9 @@ struct Fixture {
 
 enum Target {
     Sqlite {
-        path: std::path::PathBuf,
-        pool: sqlx::SqlitePool,
+        sqlite: SqliteStore,
+        /// The file's scratch directory (`None` in memory).
+        dir: Option<std::path::PathBuf>,
     },
     Postgres {
         url: String,
@@ -58,16 +62,19 @@ fn pg_url() -> Option<String> {
 impl Fixture {
     async fn open(backend: Backend) -> Option<Self> {
         match backend {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir()
-                    .join(format!("agui-store-{}", uuid::Uuid::new_v4().simple()))
-                    .join("agui.db");
-                let url = format!("sqlite://{}?mode=rwc", path.display());
-                let store = SqliteStore::connect(&url).await.expect("open sqlite");
-                let pool = store.pool().clone();
+            Backend::SqliteFile | Backend::SqliteMemory => {
+                let dir = matches!(backend, Backend::SqliteFile).then(|| {
+                    std::env::temp_dir()
+                        .join(format!("agui-store-{}", uuid::Uuid::new_v4().simple()))
+                });
+                let url = match &dir {
+                    Some(dir) => format!("sqlite://{}?mode=rwc", dir.join("agui.db").display()),
+                    None => store::MEMORY_SQLITE_URL.to_owned(),
+                };
+                let sqlite = SqliteStore::connect(&url).await.expect("open sqlite");
                 Some(Self {
-                    store: Arc::new(store),
-                    target: Target::Sqlite { path, pool },
+                    store: Arc::new(sqlite.clone()),
+                    target: Target::Sqlite { sqlite, dir },
                 })
             }
             Backend::Postgres => {
@@ -86,14 +93,18 @@ impl Fixture {
         }
     }
 
-    /// A second store on the same database: another process / replica.
+    /// A second store on the same database: another process / replica. (Only for backends a
+    /// second process can open: see `shared_database!`.)
     async fn second(&self) -> Arc<dyn Store> {
         match &self.target {
-            Target::Sqlite { path, .. } => Arc::new(
-                SqliteStore::connect(&format!("sqlite://{}", path.display()))
-                    .await
-                    .unwrap(),
-            ),
+            Target::Sqlite { sqlite, .. } => {
+                let path = sqlite.path().expect("a second process needs a SQLite file");
+                Arc::new(
+                    SqliteStore::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap(),
+                )
+            }
             Target::Postgres { url, schema, .. } => {
                 Arc::new(PgStore::connect_in_schema(url, schema).await.unwrap())
             }
@@ -103,20 +114,7 @@ impl Fixture {
     /// Runs raw SQL on the test database (fault injection, inspection).
     async fn exec(&self, sql: &str) {
         match &self.target {
-            // A fresh connection per statement: a pooled connection may hold a prepared copy
-            // of an earlier DDL statement and a schema read before the last change, which made
-            // CREATE TRIGGER after DROP TRIGGER fail once with "already exists".
-            Target::Sqlite { path, .. } => {
-                use sqlx::Connection as _;
-                let url = format!("sqlite://{}", path.display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                sqlx::query(sql)
-                    .persistent(false)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.unwrap();
-            }
+            Target::Sqlite { sqlite, .. } => sqlite.execute_raw(sql).await.unwrap(),
             Target::Postgres { pool, .. } => drop(
                 sqlx::query(sql)
                     .persistent(false)
@@ -155,18 +153,33 @@ impl Fixture {
     async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         match &self.target {
-            Target::Sqlite { pool, .. } => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+            Target::Sqlite { sqlite, .. } => sqlite.query_int(&sql).await.unwrap(),
             Target::Postgres { pool, .. } => {
                 sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap()
             }
         }
     }
 
+    /// The schema version the migrations left (SQLite's `user_version`; PostgreSQL: sqlx's
+    /// table of applied migrations).
+    async fn schema_version(&self) -> i64 {
+        match &self.target {
+            Target::Sqlite { sqlite, .. } => sqlite.query_int("PRAGMA user_version").await.unwrap(),
+            Target::Postgres { pool, .. } => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
     async fn close(self) {
+        drop(self.store);
         match self.target {
-            Target::Sqlite { path, pool } => {
-                pool.close().await;
-                if let Some(dir) = path.parent() {
+            Target::Sqlite { sqlite, dir } => {
+                drop(sqlite);
+                if let Some(dir) = dir {
                     let _ = std::fs::remove_dir_all(dir);
                 }
             }
@@ -183,39 +196,74 @@ impl Fixture {
     }
 }
 
-/// Generates `sqlite::<test>` and `postgres::<test>` for each test function.
+/// Generates `sqlite_file::<test>`, `sqlite_memory::<test>` and `postgres::<test>` for each
+/// test function: every write path is under this suite.
 macro_rules! conformance {
     ($flavor:literal; $($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = $flavor)]
-                async fn sqlite() {
-                    let fixture = super::Fixture::open(super::Backend::Sqlite).await.unwrap();
-                    super::$name(&fixture).await;
-                    fixture.close().await;
+                async fn sqlite_file() {
+                    super::on(super::Backend::SqliteFile, super::$name).await;
+                }
+
+                #[tokio::test(flavor = $flavor)]
+                async fn sqlite_memory() {
+                    super::on(super::Backend::SqliteMemory, super::$name).await;
                 }
 
                 #[tokio::test(flavor = $flavor)]
                 async fn postgres() {
-                    let Some(fixture) = super::Fixture::open(super::Backend::Postgres).await else {
-                        return;
-                    };
-                    super::$name(&fixture).await;
-                    fixture.close().await;
+                    super::on(super::Backend::Postgres, super::$name).await;
                 }
             }
         )*
     };
 }
 
-conformance!("multi_thread";
-    threads_and_runs,
+/// Like `conformance!`, for tests of two processes on one database (which an in-memory
+/// database cannot be).
+macro_rules! shared_database {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread")]
+                async fn sqlite_file() {
+                    super::on(super::Backend::SqliteFile, super::$name).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread")]
+                async fn postgres() {
+                    super::on(super::Backend::Postgres, super::$name).await;
+                }
+            }
+        )*
+    };
+}
+
+/// Runs `test` on a fresh database of `backend` (PostgreSQL: skipped without one).
+async fn on<F: AsyncFnOnce(&Fixture)>(backend: Backend, test: F) {
+    let Some(fixture) = Fixture::open(backend).await else {
+        return;
+    };
+    test(&fixture).await;
+    fixture.close().await;
+}
+
+shared_database!(
     ownership_race_has_exactly_one_owner,
     crash_marking_abandons_only_dead_instances_runs,
+    migrations_from_empty_and_rerun_are_a_no_op,
+);
+
+conformance!("multi_thread";
+    threads_and_runs,
+    concurrent_claims_on_one_store_have_exactly_one_owner,
+    tool_calls_count_on_their_own_thread_only,
+    last_run_at_only_moves_forward,
     audit_append_and_filters,
     retention_deletes_only_old_records,
     forget_removes_one_subject_and_is_audited,
-    migrations_from_empty_and_rerun_are_a_no_op,
     a_failing_durable_write_is_refused_and_the_log_recovers,
     group_commit_of_starts_claims_threads_and_records_only_owned_runs,
     a_batch_of_starts_commits_whole_or_not_at_all,
@@ -378,9 +426,11 @@ async fn threads_and_runs(fx: &Fixture) {
         .write_batch(&[
             WriteOp::RunStarted(start(&alice(), "t1", "r1", 5_000)),
             WriteOp::ToolCall {
+                thread_id: "t1".to_owned(),
                 run_id: "r1".to_owned(),
             },
             WriteOp::ToolCall {
+                thread_id: "t1".to_owned(),
                 run_id: "r1".to_owned(),
             },
             WriteOp::RunEnded(RunEnd {
@@ -761,11 +811,12 @@ async fn migrations_from_empty_and_rerun_are_a_no_op(fx: &Fixture) {
     for table in ["threads", "runs", "audit", "instances"] {
         assert_eq!(fx.count(table).await, 0, "{table}");
     }
-    assert_eq!(fx.count("_sqlx_migrations").await, 1);
+    let version = fx.schema_version().await;
+    assert_eq!(version, 1, "every migration applied once");
     fx.store.claim_thread(&alice(), "kept", 1).await.unwrap();
     // Connecting again runs the migrator again: nothing is applied twice, nothing is lost.
     let again = fx.second().await;
-    assert_eq!(fx.count("_sqlx_migrations").await, 1);
+    assert_eq!(fx.schema_version().await, version);
     assert_eq!(again.list_threads(&alice()).await.unwrap().len(), 1);
 }
 
@@ -815,17 +866,14 @@ async fn group_commit_writes_many_records_per_transaction(fx: &Fixture) {
 
     // The run loop's events go through the same path (AuditSink), runs table included.
     fx.store.claim_thread(&alice(), "t", 1).await.unwrap();
+    let mut started = start(&alice(), "t", "r", 2);
+    started.credential_source = "body".into();
+    log.submit(WriteOp::RunStarted(started));
     let sink: &dyn AuditSink = &log;
-    sink.record(AuditEvent::RunStarted {
+    sink.record(AuditEvent::ToolCall {
         issuer: "https://idp.test".into(),
         subject: "alice".into(),
         thread_id: "t".into(),
-        run_id: "r".into(),
-        agent: "default".into(),
-        credential_source: "body",
-    });
-    sink.record(AuditEvent::ToolCall {
-        subject: "alice".into(),
         run_id: "r".into(),
         tool: "search".into(),
         decision: "allowed",
@@ -840,12 +888,139 @@ async fn group_commit_writes_many_records_per_transaction(fx: &Fixture) {
         code: None,
     });
     log.flush().await;
-    assert_eq!(log.stats().commits, 5, "three events, one commit");
+    assert_eq!(log.stats().commits, 5, "three writes, one commit");
     let run = fx.store.get_run("t", "r").await.unwrap().unwrap();
     assert_eq!(run.credential_source, "body");
     assert_eq!(run.tool_calls, 1);
     assert_eq!(run.outcome, Some(RunOutcome::Cancelled));
-    assert_eq!(fx.count("audit").await, 2_003);
+    assert_eq!(fx.count("audit").await, 2_002);
+    // A tool call's record names its principal and thread, so `audit --thread` lists it and
+    // `forget --issuer` removes it.
+    let calls = fx
+        .store
+        .query_audit(&AuditFilter {
+            issuer: Some("https://idp.test".into()),
+            thread_id: Some("t".into()),
+            kinds: vec![AuditKind::ToolCall],
+            since: Some(1_000_000),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].run_id.as_deref(), Some("r"));
+    assert_eq!(calls[0].detail["tool"], "search");
+}
+
+/// Run ids are chosen by clients: another user reusing a run id in their own thread must not
+/// change your run's tool-call count (the count is keyed by thread and run).
+async fn tool_calls_count_on_their_own_thread_only(fx: &Fixture) {
+    let store = &fx.store;
+    store.claim_thread(&alice(), "alices", 1).await.unwrap();
+    store.claim_thread(&bob(), "bobs", 1).await.unwrap();
+    let call = |thread: &str| WriteOp::ToolCall {
+        thread_id: thread.to_owned(),
+        run_id: "run-1".to_owned(),
+    };
+    store
+        .write_batch(&[
+            WriteOp::RunStarted(start(&alice(), "alices", "run-1", 10)),
+            WriteOp::RunStarted(start(&bob(), "bobs", "run-1", 11)),
+            call("bobs"),
+            call("bobs"),
+            call("bobs"),
+            call("alices"),
+        ])
+        .await
+        .unwrap();
+    // Through the group commit too (the path runs take).
+    store.commit(&[], &[call("bobs")]).await.unwrap();
+    let count = async |thread| {
+        store
+            .get_run(thread, "run-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .tool_calls
+    };
+    assert_eq!(count("alices").await, 1, "only alice's own call");
+    assert_eq!(count("bobs").await, 4);
+}
+
+/// A thread's `last_run_at` only moves forward, on every backend and every write path, so
+/// `/threads` lists threads in the same order whatever the store (a start that commits late
+/// with an earlier time must not move a thread back).
+async fn last_run_at_only_moves_forward(fx: &Fixture) {
+    let store = &fx.store;
+    store.claim_thread(&alice(), "a", 1).await.unwrap();
+    store.claim_thread(&alice(), "b", 2).await.unwrap();
+    let last = async |thread: &str| {
+        store
+            .list_threads(&alice())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.thread_id == thread)
+            .unwrap()
+            .last_run_at
+    };
+    store
+        .write_batch(&[WriteOp::RunStarted(start(&alice(), "a", "late", 5_000))])
+        .await
+        .unwrap();
+    assert_eq!(last("a").await, Some(5_000));
+    // An earlier start, written afterwards (batch path, then the group commit's path).
+    store
+        .write_batch(&[WriteOp::RunStarted(start(&alice(), "a", "early", 3_000))])
+        .await
+        .unwrap();
+    assert_eq!(last("a").await, Some(5_000), "write_batch moved it back");
+    let early = StartRequest {
+        start: start(&alice(), "a", "earlier", 2_000),
+        audit: record(AuditKind::RunStarted, 2_000, &alice(), "a"),
+    };
+    store
+        .commit(std::slice::from_ref(&early), &[])
+        .await
+        .unwrap();
+    assert_eq!(last("a").await, Some(5_000), "commit moved it back");
+    // The control: a later start does move it, and the order follows.
+    store
+        .write_batch(&[WriteOp::RunStarted(start(&alice(), "b", "later", 7_000))])
+        .await
+        .unwrap();
+    assert_eq!(last("b").await, Some(7_000));
+    let order: Vec<String> = store
+        .list_threads(&alice())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.thread_id)
+        .collect();
+    assert_eq!(order, ["b", "a"]);
+}
+
+/// Principals racing for new thread ids through one store (one process's connections, or the
+/// in-memory database's one connection): exactly one owner per thread.
+async fn concurrent_claims_on_one_store_have_exactly_one_owner(fx: &Fixture) {
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = fx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let me = PrincipalKey::new("https://idp.test", format!("user-{i}"));
+            (
+                me.clone(),
+                store.claim_thread(&me, "contested", 1).await.unwrap(),
+            )
+        }));
+    }
+    let mut owners = Vec::new();
+    for task in tasks {
+        if let (me, ThreadAccess::Owner { .. }) = task.await.unwrap() {
+            owners.push(me);
+        }
+    }
+    assert_eq!(owners.len(), 1, "{owners:?}");
 }
 
 /// `commit`: claims and run starts of many callers in one call. Per start, the same answer

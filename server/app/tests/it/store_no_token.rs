@@ -62,7 +62,9 @@ async fn exercise(store: Arc<dyn Store>, log: &AuditLog, tokens: &[String]) {
         AuditSink::record(
             log,
             AuditEvent::ToolCall {
+                issuer: p.issuer.clone(),
                 subject: p.subject.clone(),
+                thread_id: thread.clone(),
                 run_id: "run-1".into(),
                 tool: "whoami".into(),
                 decision: "allowed",
@@ -154,7 +156,7 @@ async fn sqlite_file_wal_and_mirror_hold_no_token() {
         &tokens,
     );
 
-    store.pool().close().await;
+    drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -1,19 +1,16 @@
-//! Who ran what, and how much: the store (thread ownership, runs), the audit log, the
-//! authentication-failure aggregator and the per-principal limiter, as one part of the state.
+//! The services a run needs besides its model: the store (thread ownership, runs), the audit
+//! log, the authentication-failure aggregator and the per-principal limiter.
 //!
 //! The server never runs a request without them. They are connected at start-up; if the
 //! database (or Redis) cannot be reached or migrated, the server still starts, answers 503
 //! (`store_unavailable`, and `/readyz` 503) and keeps retrying with backoff until it can.
 
-use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::HeaderMap;
-use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::limits::{LimitError, Limiter, RedisLimitOptions};
 use crate::store::maintenance::{self, MaintenanceOptions};
 use crate::store::{
@@ -24,9 +21,9 @@ use crate::store::{
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// The connected parts.
+/// The services, once connected.
 #[derive(Debug, Clone)]
-pub struct Ready {
+pub struct Connected {
     /// The group-commit audit writer (also the run loop's audit sink).
     pub log: AuditLog,
     /// One audit record per source, reason and issuer per window.
@@ -35,18 +32,17 @@ pub struct Ready {
     pub limiter: Limiter,
 }
 
-impl Ready {
+impl Connected {
     /// The store behind the log.
     pub fn store(&self) -> &Arc<dyn Store> {
         self.log.store()
     }
 }
 
-/// The store, audit and limits of one server.
+/// The store, audit and limits of one server: connected, or still being connected.
 #[derive(Debug)]
-pub struct Accountability {
-    ready: OnceLock<Ready>,
-    trusted_proxies: Vec<IpNet>,
+pub struct Backends {
+    connected: OnceLock<Connected>,
     /// Why the last connection attempt failed (for `/readyz` and logs).
     last_error: std::sync::Mutex<Option<String>>,
 }
@@ -63,22 +59,11 @@ struct Settings {
     policy: crate::limits::LimitsPolicy,
 }
 
-impl Accountability {
+impl Backends {
     /// Connects the store and the limiter (or starts retrying in the background) and starts
-    /// their background jobs, which stop when `shutdown` fires.
-    ///
-    /// # Errors
-    /// Settings that cannot work (an unparsable proxy list); an unreachable database is not an
-    /// error here.
-    pub async fn start(
-        config: &Config,
-        shutdown: CancellationToken,
-    ) -> Result<Arc<Self>, ConfigError> {
-        let trusted_proxies = crate::store::parse_trusted_proxies(&config.trusted_proxies)
-            .map_err(|message| ConfigError::Invalid {
-                setting: "trusted_proxies",
-                message,
-            })?;
+    /// their background jobs, which stop when `shutdown` fires. An unreachable database is not
+    /// an error here: the server answers 503 until it is reached.
+    pub async fn start(config: &Config, shutdown: CancellationToken) -> Arc<Self> {
         let mirror = config.audit.mirror.as_deref().map(|m| match m {
             "stdout" | "-" => Mirror::Stdout,
             path => Mirror::File(path.into()),
@@ -107,8 +92,7 @@ impl Accountability {
             policy: config.limits.policy(),
         };
         let this = Arc::new(Self {
-            ready: OnceLock::new(),
-            trusted_proxies,
+            connected: OnceLock::new(),
             last_error: std::sync::Mutex::new(None),
         });
         if let Err(error) = this.connect(&settings, &shutdown).await {
@@ -120,12 +104,12 @@ impl Accountability {
             let retry = this.clone();
             tokio::spawn(async move { retry.retry(settings, shutdown).await });
         }
-        Ok(this)
+        this
     }
 
-    /// The connected parts, or `None` while the store is unreachable.
-    pub fn ready(&self) -> Option<&Ready> {
-        self.ready.get()
+    /// The connected services, or `None` while the store is unreachable.
+    pub fn connected(&self) -> Option<&Connected> {
+        self.connected.get()
     }
 
     /// Why the store is not ready, if it is not.
@@ -136,16 +120,10 @@ impl Accountability {
             .clone()
     }
 
-    /// The caller's address for audit records: the peer, or `X-Forwarded-For` when the peer
-    /// is a trusted proxy.
-    pub fn client_addr(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        crate::store::client_addr(peer, headers, &self.trusted_proxies)
-    }
-
     /// Counts one authentication failure (aggregated; nothing is written per request).
     pub fn auth_failure(&self, key: AuthFailureKey, token_fingerprint: Option<&str>) {
-        if let Some(ready) = self.ready() {
-            ready.failures.record(key, token_fingerprint);
+        if let Some(connected) = self.connected() {
+            connected.failures.record(key, token_fingerprint);
         }
     }
 
@@ -219,7 +197,7 @@ impl Accountability {
             limits = limiter.backend(),
             "store ready"
         );
-        let _ = self.ready.set(Ready {
+        let _ = self.connected.set(Connected {
             log,
             failures,
             limiter,

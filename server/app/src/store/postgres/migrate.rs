@@ -1,4 +1,4 @@
-//! The migrations, embedded in the binary at compile time (`include_str!`), so start-up needs no
+//! The PostgreSQL migrations, embedded in the binary at compile time (`include_str!`), so start-up needs no
 //! files and the build needs no database. sqlx's `migrate!` macro would do the same but needs the
 //! `macros` feature; a [`MigrationSource`] over static text is the documented alternative.
 
@@ -11,16 +11,10 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// `(version, description, sql)` of one migration file.
 type Embedded = (i64, &'static str, &'static str);
 
-const SQLITE: &[Embedded] = &[(
-    1,
-    "store",
-    include_str!("../../migrations/sqlite/0001_store.sql"),
-)];
-
 const POSTGRES: &[Embedded] = &[(
     1,
     "store",
-    include_str!("../../migrations/postgres/0001_store.sql"),
+    include_str!("../../../migrations/postgres/0001_store.sql"),
 )];
 
 /// A migration source over embedded text.
@@ -46,13 +40,8 @@ impl MigrationSource<'static> for Source {
     }
 }
 
-/// The SQLite migrator.
-pub(crate) async fn sqlite() -> Result<Migrator, sqlx::migrate::MigrateError> {
-    Migrator::new(Source(SQLITE)).await
-}
-
 /// The PostgreSQL migrator. It takes an advisory lock, so replicas starting together migrate
 /// once.
-pub(crate) async fn postgres() -> Result<Migrator, sqlx::migrate::MigrateError> {
+pub(super) async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
     Migrator::new(Source(POSTGRES)).await
 }

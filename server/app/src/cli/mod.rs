@@ -1,4 +1,5 @@
-//! The command line: `serve`, `dev`, `check-config`, `config-reference`.
+//! The command line: `serve`, `dev`, `check-config`, `config-reference`, `audit`, `forget`.
+//! The arguments are here; what each command does is in [`commands`].
 //!
 //! Flags and environment variables override the TOML file (`--config`); each flag has its
 //! variable, e.g. `--listen` / `AGUI_LISTEN`. Several issuers are TOML-only.
@@ -7,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub mod commands;
 
 use crate::config::{Config, ConfigError, LogFormat, ModelKind};
 

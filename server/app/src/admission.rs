@@ -1,0 +1,107 @@
+//! Admission: whether a verified caller may open one more stream now. Checks only, no writes:
+//! the server-wide cap on open streams, then the principal's run rate and stream slot.
+//!
+//! The server-wide cap is a semaphore whose permit the response body owns (mini-redis's
+//! `limit_connections`): the stream counts as open exactly as long as its body exists, however
+//! the body ends, and a refusal anywhere before the body holds nothing open. The open-stream
+//! gauge reports the semaphore; it is never the limit.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agui_auth::Principal;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::backends::Connected;
+use crate::error::ApiError;
+use crate::limits::{LimitError, StreamPermit};
+use crate::metrics::Histogram;
+use crate::routes::auth::denial;
+use crate::state::AppState;
+use crate::store::PrincipalKey;
+
+/// The server-wide cap on open streams (`limits.max_open_streams`).
+#[derive(Debug)]
+pub struct StreamCap {
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl StreamCap {
+    /// A cap of `max` open streams.
+    pub fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.max - self.permits.available_permits()
+    }
+
+    fn try_open(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+}
+
+/// What an admitted stream holds until its body is dropped: its place under the server cap and
+/// the principal's stream slot. It also times the stream's first event.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    _server: OwnedSemaphorePermit,
+    _slot: StreamPermit,
+    received: Instant,
+    time_to_first_event: Arc<Histogram>,
+}
+
+impl Admitted {
+    /// The first event frame was handed to the connection.
+    pub(crate) fn first_frame(&self) {
+        self.time_to_first_event.observe(self.received.elapsed());
+    }
+}
+
+/// Admits `principal` for one stream: 503 `server_busy` over the server cap, 429 over the
+/// principal's limits (audited), 503 `limits_unavailable` when the limiter cannot be asked.
+pub(crate) async fn admit(
+    state: &AppState,
+    connected: &Connected,
+    principal: &Principal,
+    received: Instant,
+) -> Result<Admitted, ApiError> {
+    let Some(server) = state.stream_cap.try_open() else {
+        tracing::warn!(
+            max = state.config.limits.max_open_streams,
+            "run refused: the server is at its maximum of open streams"
+        );
+        return Err(ApiError::ServerBusy);
+    };
+    let slot = match connected.limiter.acquire(principal).await {
+        Ok(slot) => slot,
+        Err(LimitError::Exceeded(exceeded)) => {
+            let code = exceeded.kind.code();
+            tracing::info!(sub = %principal.subject, limit = code, "run refused by a limit");
+            state.metrics.limited(code);
+            connected.log.record(denial(
+                &PrincipalKey::of(principal),
+                code,
+                Some(&principal.token_fingerprint),
+                json!({ "retry_after_secs": exceeded.retry_after_secs }),
+            ));
+            return Err(ApiError::Limited(exceeded));
+        }
+        Err(LimitError::Unavailable(error)) => {
+            tracing::error!(target: "agui::limits", %error, "limiter unavailable; refusing the run");
+            return Err(ApiError::LimitsUnavailable);
+        }
+    };
+    Ok(Admitted {
+        _server: server,
+        _slot: slot,
+        received,
+        time_to_first_event: state.metrics.time_to_first_event.clone(),
+    })
+}

@@ -1,0 +1,441 @@
+//! One run, from request to stream: the pipeline every route that starts a run goes through
+//! (`/chat`, `/agents/{id}/chat`, and the CopilotKit runtime's `run`).
+//!
+//! ```text
+//! authenticate  credential (header before any body byte; or the body's), agent and its grants
+//!   → admit     server-wide stream permit, the principal's run rate and stream slot (checks only)
+//!   → validate  RunAgentInput against the agent and the limits
+//!   → commit    the thread claim and the run's start, durably (the one write)
+//!   → stream    200 and the run's events; the body owns the permits
+//! ```
+//!
+//! Everything that can refuse has refused before the commit, so a refusal leaves no row, no
+//! open run and no half-written audit; once `200 text/event-stream` is sent, failures can only
+//! be reported in-stream as `RUN_ERROR` (AG-UI reference §9.1). A caller who sends a header
+//! credential is admitted before its body is read, so its own limits also bound how much it can
+//! upload at once; a body credential is capped at `limits.pre_auth_body_bytes`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agui_agent::{AuditEvent, AuditSink, EventSink, RunParams, run_to_completion};
+use agui_auth::{AuthError, CredentialSource, Principal};
+use agui_protocol::{Dialect, Encoding, RunAgentInput};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::{Admitted, admit};
+use crate::agents::{Agent, MissingGrant};
+use crate::backends::Connected;
+use crate::body::EventBody;
+use crate::error::ApiError;
+use crate::routes::auth::{self, Caller, HeaderPrincipal, denial};
+use crate::state::AppState;
+use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, now_ms};
+
+/// Frames buffered between a run and its response body. Small: a slow client applies
+/// backpressure to its own run instead of growing memory.
+const CHANNEL_FRAMES: usize = 64;
+
+/// Runs `agent_id` for the request: the whole pipeline above.
+pub(crate) async fn start(
+    state: &AppState,
+    agent_id: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let received = Instant::now();
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let (parts, body) = request.into_parts();
+    let caller = Caller::of(state, &parts);
+
+    let header = auth::verify_header(state, &caller, &parts.headers).await?;
+    require_json(&parts.headers)?;
+    let early = match &header {
+        Some(found) => Some(authorize(state, agent_id, &found.principal, received).await?),
+        None => None,
+    };
+    let limits = &state.config.limits;
+    let limit = match header {
+        Some(_) => limits.max_body_bytes,
+        None => limits.pre_auth_body_bytes.min(limits.max_body_bytes),
+    };
+    let bytes = read_body(body, &parts.headers, limit).await?;
+    let request = RunRequest::parse(state, &caller, &bytes, header).await?;
+    drop(bytes);
+    let admission = match early {
+        Some(admission) => admission,
+        None => authorize(state, agent_id, &request.principal, received).await?,
+    };
+    let encoding = agui_protocol::accept::negotiate(
+        parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let run = validate(state, request, admission, encoding)?;
+    let run = commit(state, run).await?;
+    Ok(stream(state, run))
+}
+
+/// Stage 1: the verified caller and its input. The credential has been taken out of
+/// `forwardedProps`: nothing downstream (the model, tools, logs) ever sees it.
+struct RunRequest {
+    principal: Arc<Principal>,
+    input: RunAgentInput,
+    dialect: Dialect,
+}
+
+impl RunRequest {
+    /// Parses the body and settles who is calling: the header's principal (a body copy of the
+    /// credential must be the same token), or the body credential's when there is no header.
+    async fn parse(
+        state: &AppState,
+        caller: &Caller,
+        bytes: &[u8],
+        header: Option<HeaderPrincipal>,
+    ) -> Result<Self, ApiError> {
+        let mut input = parse_input(bytes)?;
+        let dialect = Dialect::negotiate(input.protocol_version.as_deref())
+            .map_err(|_| ApiError::UnsupportedProtocolVersion)?;
+        // Taken out whether used or not.
+        let body_token = match input.forwarded_props.as_mut() {
+            Some(props) => agui_auth::take_body_credential(props)
+                .inspect_err(|e| auth::record_failure(state, caller, e, None))?,
+            None => None,
+        };
+        let principal = match (header, body_token) {
+            (Some(header), None) => header.principal,
+            (Some(header), Some(body_token)) => {
+                if body_token != header.token {
+                    let error = agui_auth::conflicting_credentials();
+                    auth::record_failure(state, caller, &error, Some(&body_token));
+                    return Err(error.into());
+                }
+                header.principal
+            }
+            (None, Some(body_token)) if state.config.auth.accept_body_token => {
+                auth::verify(state, caller, &body_token, CredentialSource::Body).await?
+            }
+            (None, _) => return Err(auth::missing(state, caller)),
+        };
+        Ok(Self {
+            principal,
+            input,
+            dialect,
+        })
+    }
+}
+
+/// Stage 2: the caller may run this agent, and holds its place (see [`admit`]).
+struct Admission {
+    agent: Arc<Agent>,
+    connected: Connected,
+    admitted: Admitted,
+}
+
+/// The agent exists and `principal` may run it (403 and an audit record when not), and the
+/// caller is admitted. Nothing runs unrecorded: without the store, no run.
+async fn authorize(
+    state: &AppState,
+    agent_id: &str,
+    principal: &Arc<Principal>,
+    received: Instant,
+) -> Result<Admission, ApiError> {
+    let connected = state
+        .backends
+        .connected()
+        .ok_or(ApiError::StoreUnavailable)?
+        .clone();
+    let agent = state
+        .agents
+        .get(agent_id)
+        .cloned()
+        .ok_or(ApiError::AgentNotFound)?;
+    if let Some(missing) = agent.missing_grant(principal) {
+        tracing::info!(agent = %agent.id, sub = %principal.subject, %missing, "agent access denied");
+        connected.log.record(denial(
+            &PrincipalKey::of(principal),
+            "agent_access",
+            Some(&principal.token_fingerprint),
+            json!({ "agent": agent.id, "missing": missing.to_string() }),
+        ));
+        state.metrics.denied("agent_access");
+        return Err(match missing {
+            // A scope the token could be issued with: RFC 6750's insufficient_scope.
+            MissingGrant::Scope(scope) => AuthError::InsufficientScope { scope }.into(),
+            // A role is not a scope the client could ask for: plain access_denied.
+            MissingGrant::Role(_) => AuthError::AccessDenied.into(),
+        });
+    }
+    let admitted = admit(state, &connected, principal, received).await?;
+    Ok(Admission {
+        agent,
+        connected,
+        admitted,
+    })
+}
+
+/// Stage 3: a run that may start.
+struct Authorized {
+    principal: Arc<Principal>,
+    input: RunAgentInput,
+    dialect: Dialect,
+    encoding: Encoding,
+    admission: Admission,
+}
+
+/// The input against the agent and the limits: no frontend tool may shadow a backend tool, and
+/// the history is bounded.
+fn validate(
+    state: &AppState,
+    request: RunRequest,
+    admission: Admission,
+    encoding: Encoding,
+) -> Result<Authorized, ApiError> {
+    let RunRequest {
+        principal,
+        input,
+        dialect,
+    } = request;
+    if let Some(index) = input
+        .tools
+        .iter()
+        .position(|t| admission.agent.tools.contains(&t.name))
+    {
+        return Err(ApiError::ToolNameConflict {
+            field: format!("/tools/{index}/name"),
+        });
+    }
+    let max_messages = state.config.limits.max_messages;
+    if input.messages.len() > max_messages {
+        return Err(ApiError::InvalidInput {
+            field: "/messages".into(),
+            message: format!("at most {max_messages} messages are accepted in one run"),
+        });
+    }
+    Ok(Authorized {
+        principal,
+        input,
+        dialect,
+        encoding,
+        admission,
+    })
+}
+
+/// Stage 4: the thread claim and the run's start, committed in the audit log's group commit
+/// before the 200: the first principal to run on a thread id owns it, and the start survives a
+/// crash (found and marked `abandoned` at the next start-up). Anyone else gets 404 (the
+/// thread's existence is not revealed) unless they hold the admin role; both are audited. The
+/// commit is also the audit log's health probe: once it succeeds again, runs are served again.
+async fn commit(state: &AppState, run: Authorized) -> Result<Authorized, ApiError> {
+    let log = &run.admission.connected.log;
+    let (principal, agent) = (&run.principal, &run.admission.agent.id);
+    let (thread_id, run_id) = (run.input.thread_id.as_str(), run.input.run_id.as_str());
+    let key = PrincipalKey::of(principal);
+    let access = match log.start_run(principal, thread_id, run_id, agent).await {
+        Ok(access) => access,
+        Err(error) if state.config.audit.fail_closed => {
+            tracing::error!(target: "agui::audit", %error, "run start not recorded; refusing the run");
+            return Err(ApiError::AuditUnavailable);
+        }
+        Err(error) => {
+            tracing::error!(target: "agui::audit", %error, "run start not recorded; serving anyway (audit.fail_closed = false)");
+            log.store()
+                .claim_thread(&key, thread_id, now_ms())
+                .await
+                .map_err(|error| {
+                    tracing::error!(target: "agui::store", %error, "thread ownership check failed");
+                    ApiError::StoreUnavailable
+                })?
+        }
+    };
+    let ThreadAccess::NotOwner { owner } = access else {
+        return Ok(run);
+    };
+    let admin_role = state.config.store.thread_admin_role.as_ref();
+    let owner_fields = json!({ "owner_issuer": owner.issuer, "owner_subject": owner.subject });
+    if admin_role.is_some_and(|role| principal.has_role(role)) {
+        tracing::warn!(sub = %principal.subject, %thread_id, "admin runs on another principal's thread");
+        let mut detail = owner_fields;
+        detail["role"] = json!(admin_role);
+        detail["token_fingerprint"] = json!(principal.token_fingerprint);
+        let access = AuditRecord::now(AuditKind::AdminAccess)
+            .principal(&key)
+            .thread(thread_id)
+            .detail(detail);
+        log.record_durable(vec![WriteOp::Audit(access)])
+            .await
+            .map_err(|_| ApiError::AuditUnavailable)?;
+        log.run_started(principal, thread_id, run_id, agent)
+            .await
+            .map_err(|_| ApiError::AuditUnavailable)?;
+        return Ok(run);
+    }
+    tracing::info!(sub = %principal.subject, %thread_id, "run on another principal's thread refused");
+    state.metrics.denied("thread_ownership");
+    log.record(
+        denial(
+            &key,
+            "thread_ownership",
+            Some(&principal.token_fingerprint),
+            owner_fields,
+        )
+        .thread(thread_id),
+    );
+    Err(ApiError::ThreadNotFound)
+}
+
+/// Stage 5: spawn the run and answer with its event stream.
+fn stream(state: &AppState, run: Authorized) -> Response {
+    let Authorized {
+        principal,
+        input,
+        dialect,
+        encoding,
+        admission,
+    } = run;
+    let Admission {
+        agent,
+        connected,
+        admitted,
+    } = admission;
+    let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
+    let client_gone = CancellationToken::new();
+    let keepalive = match encoding {
+        Encoding::Sse => Some(std::time::Duration::from_secs(state.config.keepalive_secs)),
+        Encoding::Proto => None,
+    };
+    let body = EventBody::new(rx, keepalive, client_gone.clone().drop_guard(), admitted);
+
+    tracing::info!(
+        thread_id = %input.thread_id,
+        run_id = %input.run_id,
+        sub = %principal.subject,
+        token_fp = %principal.token_fingerprint,
+        credential_source = principal.credential_source.as_str(),
+        agent = %agent.id,
+        ?dialect,
+        "run started"
+    );
+    let params = RunParams {
+        input,
+        principal,
+        agent: agent.id.clone(),
+        model: agent.model.clone(),
+        tools: agent.tools.clone(),
+        audit: Arc::new(ToolMetricsAudit {
+            state: state.clone(),
+            log: connected.log.clone(),
+        }),
+        settings: state.run_settings(),
+        client_gone,
+        shutdown: state.shutdown.clone(),
+        stop: CancellationToken::new(),
+    };
+    let sink = EventSink::new(tx, dialect, encoding);
+    let task_state = state.clone();
+    state.runs.spawn(async move {
+        let run_id = params.input.run_id.clone();
+        let (outcome, events) = run_to_completion(params, sink).await;
+        tracing::info!(%run_id, outcome = outcome.label(), events, "run ended");
+        task_state.metrics.run_finished(outcome.label(), events);
+    });
+
+    let content_type = match encoding {
+        Encoding::Sse => HeaderValue::from_static("text/event-stream"),
+        Encoding::Proto => HeaderValue::from_static(agui_protocol::accept::PROTO_MEDIA_TYPE),
+    };
+    let mut response = (StatusCode::OK, Body::from_stream(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The run loop's audit sink: counts backend tool calls by tool and decision, then hands every
+/// event to the audit log.
+struct ToolMetricsAudit {
+    state: AppState,
+    log: crate::store::AuditLog,
+}
+
+impl AuditSink for ToolMetricsAudit {
+    fn record(&self, event: AuditEvent) {
+        if let AuditEvent::ToolCall { tool, decision, .. } = &event {
+            // Only configured tool names become labels: a model can name anything.
+            let known = self.state.agents.values().any(|a| a.tools.contains(tool));
+            let label = if known {
+                tool.clone()
+            } else {
+                "other".to_owned()
+            };
+            self.state.metrics.tool_call(label, decision);
+        }
+        AuditSink::record(&self.log, event);
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| {
+            let essence = essence.trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || (essence.len() > 5
+                    && essence[..essence.len() - 5].contains('/')
+                    && essence.to_ascii_lowercase().ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let over_limit =
+            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            ApiError::PayloadTooLarge
+        } else {
+            // A broken or aborted upload: nobody will read the answer, but say what happened.
+            tracing::debug!(%error, "request body not read");
+            ApiError::BodyUnreadable
+        }
+    })
+}
+
+fn parse_input(bytes: &[u8]) -> Result<RunAgentInput, ApiError> {
+    agui_protocol::parse_run_input(bytes).map_err(|error| match error.kind {
+        agui_protocol::InputErrorKind::Syntax => ApiError::InvalidJson,
+        // No deeper pointer means the body as a whole is wrong (e.g. not an object): the root
+        // pointer `""` says so.
+        agui_protocol::InputErrorKind::Shape => ApiError::InvalidInput {
+            field: error.pointer.unwrap_or_default(),
+            message: error.message,
+        },
+    })
+}
