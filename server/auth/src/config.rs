@@ -10,6 +10,11 @@
 //! audiences = ["agui"]
 //! claims = { roles = ["/realm_access/roles"] }
 //! ```
+//!
+//! The other verifiers' tables (`[auth.github]`, `[[auth.introspection]]`,
+//! `[[auth.api_keys]]`) live beside their verifiers: [`crate::GitHubConfig`],
+//! [`crate::IntrospectionConfig`], [`crate::ApiKeyConfig`]. Every table refuses unknown keys: a
+//! misspelt `allow.subject` would otherwise silently leave an allow list empty.
 
 use std::path::PathBuf;
 
@@ -18,10 +23,16 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// Everything the authenticator needs. Defaults: see each field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// The trusted issuers; a token is matched to one by its `iss` (exact string).
     pub issuers: Vec<IssuerConfig>,
+    /// GitHub user tokens issued to our OAuth or GitHub App, and the "Sign in with GitHub" flow.
+    pub github: Option<crate::GitHubConfig>,
+    /// Issuers whose opaque access tokens are checked by RFC 7662 introspection.
+    pub introspection: Vec<crate::IntrospectionConfig>,
+    /// API keys for services and scripts (only their SHA-256 hashes), reloaded on SIGHUP.
+    pub api_keys: Vec<crate::ApiKeyConfig>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds (default 60; 0 allowed, at most 300).
     pub leeway_secs: u64,
     /// Largest accepted `exp - iat`, in seconds (default 86 400 = 24 h).
@@ -38,6 +49,9 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             issuers: Vec::new(),
+            github: None,
+            introspection: Vec::new(),
+            api_keys: Vec::new(),
             leeway_secs: 60,
             max_token_lifetime_secs: 86_400,
             max_token_bytes: 8_192,
@@ -49,7 +63,7 @@ impl Default for AuthConfig {
 
 /// One trusted OpenID Connect issuer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct IssuerConfig {
     /// The issuer identifier, exactly as the tokens' `iss` and the discovery document's `issuer`
     /// spell it (a trailing slash matters: Auth0 has one, Keycloak does not).
@@ -128,7 +142,7 @@ pub enum TypPolicy {
 /// Namespaced claims work because `/` and `~` are escaped: the Auth0 claim
 /// `https://example.com/roles` is `/https:~1~1example.com~1roles`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClaimMapping {
     /// Display name: the first pointer that holds a non-empty string (default `/name`, `/preferred_username`).
     #[serde(deserialize_with = "one_or_many")]
@@ -157,7 +171,7 @@ impl Default for ClaimMapping {
 }
 
 impl ClaimMapping {
-    fn pointers(&self) -> impl Iterator<Item = (&'static str, &String)> {
+    pub(crate) fn pointers(&self) -> impl Iterator<Item = (&'static str, &String)> {
         self.name
             .iter()
             .map(|p| ("name", p))
@@ -169,7 +183,7 @@ impl ClaimMapping {
 
 /// Subjects, groups (matched against the mapped roles) and e-mail domains.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AccessList {
     /// Exact `sub` values.
     pub subjects: Vec<String>,
@@ -203,9 +217,9 @@ fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// No issuer configured.
+    /// No verifier at all is configured.
     #[error(
-        "no OIDC issuer is configured: set AGUI_OIDC_ISSUER and AGUI_OIDC_AUDIENCE, or add [[auth.issuers]] to the config (use `agui-server dev` for a local issuer)"
+        "no OIDC issuer is configured: set AGUI_OIDC_ISSUER and AGUI_OIDC_AUDIENCE, or add [[auth.issuers]] to the config (or another verifier: [auth.github] / AGUI_GITHUB_CLIENT_ID, [[auth.introspection]], [[auth.api_keys]]; use `agui-server dev` for a local issuer)"
     )]
     NoIssuers,
     /// A setting of one issuer is wrong.
@@ -273,11 +287,16 @@ impl AuthConfig {
     /// to change.
     ///
     /// # Errors
-    /// No issuers, duplicate issuers, an issuer or JWKS URL that is not https (outside loopback
-    /// without `allow_http`), no audience, an empty or unknown algorithm list, HS* or `none`,
-    /// a bad JSON Pointer, a scope that cannot be put in a challenge, out-of-range numbers.
+    /// No verifier at all, duplicate issuers, an issuer or JWKS URL that is not https (outside
+    /// loopback without `allow_http`), no audience, an empty or unknown algorithm list, HS* or
+    /// `none`, a bad JSON Pointer, a scope that cannot be put in a challenge, out-of-range
+    /// numbers; and whatever the GitHub, introspection and API-key tables refuse.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.issuers.is_empty() {
+        if self.issuers.is_empty()
+            && self.github.is_none()
+            && self.introspection.is_empty()
+            && self.api_keys.is_empty()
+        {
             return Err(ConfigError::NoIssuers);
         }
         if self.leeway_secs > 300 {
@@ -296,6 +315,11 @@ impl AuthConfig {
             }
             issuer.validate()?;
         }
+        if let Some(github) = &self.github {
+            github.validate()?;
+        }
+        crate::introspection::validate_all(&self.introspection)?;
+        crate::api_keys::validate_all(&self.api_keys)?;
         Ok(())
     }
 }
@@ -319,32 +343,8 @@ impl IssuerConfig {
             ));
         }
         self.parsed_algorithms().map_err(|m| err(&m))?;
-        for (field, pointer) in self.claims.pointers() {
-            if !is_valid_pointer(pointer) {
-                return Err(err(&format!(
-                    "claims.{field} {pointer:?} is not a JSON Pointer (RFC 6901): it must start with '/' and escape '~' as ~0 and '/' as ~1"
-                )));
-            }
-        }
-        for scope in &self.required_scopes {
-            if !is_scope_token(scope) {
-                return Err(err(&format!(
-                    "required scope {scope:?} is not a valid scope token (RFC 6749 §3.3)"
-                )));
-            }
-        }
-        for list in [&self.allow, &self.deny] {
-            if list
-                .subjects
-                .iter()
-                .chain(&list.groups)
-                .chain(&list.email_domains)
-                .any(|s| s.trim().is_empty())
-            {
-                return Err(err("allow/deny lists must not contain empty entries"));
-            }
-        }
-        Ok(())
+        check_policy(&self.claims, &self.required_scopes, &self.allow, &self.deny)
+            .map_err(|m| err(&m))
     }
 
     /// The allowlist as jsonwebtoken algorithms.
@@ -357,6 +357,42 @@ impl IssuerConfig {
             .map(|name| parse_algorithm(name))
             .collect()
     }
+}
+
+/// The claim mapping, required scopes and allow/deny lists shared by JWT and introspection
+/// issuers: JSON Pointers, scope tokens, no empty entries.
+pub(crate) fn check_policy(
+    claims: &ClaimMapping,
+    required_scopes: &[String],
+    allow: &AccessList,
+    deny: &AccessList,
+) -> Result<(), String> {
+    for (field, pointer) in claims.pointers() {
+        if !is_valid_pointer(pointer) {
+            return Err(format!(
+                "claims.{field} {pointer:?} is not a JSON Pointer (RFC 6901): it must start with '/' and escape '~' as ~0 and '/' as ~1"
+            ));
+        }
+    }
+    for scope in required_scopes {
+        if !is_scope_token(scope) {
+            return Err(format!(
+                "required scope {scope:?} is not a valid scope token (RFC 6749 §3.3)"
+            ));
+        }
+    }
+    for list in [allow, deny] {
+        if list
+            .subjects
+            .iter()
+            .chain(&list.groups)
+            .chain(&list.email_domains)
+            .any(|s| s.trim().is_empty())
+        {
+            return Err("allow/deny lists must not contain empty entries".into());
+        }
+    }
+    Ok(())
 }
 
 /// The asymmetric algorithms we accept in an allowlist. HS* would turn the public JWKS into a
@@ -430,6 +466,14 @@ pub(crate) fn is_valid_pointer(p: &str) -> bool {
         .iter()
         .enumerate()
         .all(|(i, &b)| b != b'~' || matches!(bytes.get(i + 1), Some(b'0' | b'1')))
+}
+
+/// Non-empty and only `token68` characters without `=` (a token prefix such as `ory_at_`).
+pub(crate) fn is_token68_prefix(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`: safe inside a quoted challenge.

@@ -58,14 +58,16 @@ pub enum AuthError {
     /// token with more scopes would help, and any challenge invites a pointless re-authentication.
     #[error("access denied by policy")]
     AccessDenied,
-    /// The token's issuer has no usable keys because it cannot be reached (cold start, or the last
-    /// good key set is older than the 24 h staleness bound).
+    /// The party that must vouch for the token cannot answer: a JWT issuer with no usable keys
+    /// (cold start, or the last good key set is older than the 24 h staleness bound), GitHub
+    /// rate-limiting us, down or slow, an introspection endpoint down or slow.
     ///
     /// 503 with `Retry-After: <retry_after_secs>` and no challenge: a 401 would make clients throw
     /// away a token that may well be good (reference §7.3).
     #[error("issuer unavailable")]
     IssuerUnavailable {
-        /// Seconds until the next fetch attempt (1–60).
+        /// Seconds until it is worth trying again: 1–60 for an unreachable issuer; up to 3600
+        /// when GitHub's rate-limit headers say when the limit resets.
         retry_after_secs: u64,
     },
 }
@@ -154,6 +156,24 @@ pub enum InvalidTokenReason {
     MissingSubject,
     /// A registered claim of the wrong JSON type (e.g. `exp` as a string).
     BadClaim,
+    /// The token's shape fits no configured verifier (a GitHub token without `[auth.github]`, an
+    /// API key without keys, an opaque token matching no introspection issuer's `token_prefix`).
+    /// Refused without any network call. (An opaque value when no introspection issuer is
+    /// configured at all is [`InvalidTokenReason::Malformed`]: it is not a JWT.)
+    NoVerifier,
+    /// `agui_…` that is not in the API-key table (or not shaped like a key).
+    UnknownApiKey,
+    /// GitHub says the token was not issued to our app (another app's token, or revoked).
+    GitHubNotOurApp,
+    /// A GitHub personal access token (`ghp_`, `github_pat_`): never issued to an app, so it
+    /// cannot pass the app check; refused without asking GitHub.
+    GitHubPersonalToken,
+    /// A GitHub installation or refresh token (`ghs_`, `ghr_`): not a user access token.
+    GitHubNotUserToken,
+    /// The introspection endpoint says `active: false` (expired, revoked, unknown).
+    Inactive,
+    /// The introspection response's `token_type` says it is not an access token.
+    NotAccessToken,
 }
 
 impl InvalidTokenReason {
@@ -180,6 +200,13 @@ impl InvalidTokenReason {
             Self::BadAudience => "bad_audience",
             Self::MissingSubject => "missing_subject",
             Self::BadClaim => "bad_claim",
+            Self::NoVerifier => "no_verifier",
+            Self::UnknownApiKey => "unknown_api_key",
+            Self::GitHubNotOurApp => "github_not_our_app",
+            Self::GitHubPersonalToken => "github_personal_token",
+            Self::GitHubNotUserToken => "github_not_user_token",
+            Self::Inactive => "inactive",
+            Self::NotAccessToken => "not_access_token",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Outbound HTTP to identity providers: OIDC discovery and JWKS documents.
+//! Outbound HTTP to identity providers: OIDC discovery and JWKS documents, and the one client
+//! the GitHub and introspection verifiers share (same timeouts, TLS and redirect rules).
 //!
 //! reqwest with rustls only (no OpenSSL), the system roots plus an optional PEM bundle
 //! (`AuthConfig.ca_file`, `AGUI_CA_FILE`), proxies from `HTTPS_PROXY`/`NO_PROXY` (reqwest's
@@ -30,8 +31,9 @@ pub(crate) enum FetchError {
     /// Discovery named another issuer: a configuration error, not an outage.
     #[error("discovery issuer {discovered:?} differs from the configured one")]
     IssuerMismatch { discovered: String },
-    /// The discovered `jwks_uri` is not acceptable (plain http off loopback).
-    #[error("jwks_uri refused: {0}")]
+    /// A discovered URL (`jwks_uri`, `introspection_endpoint`) is not acceptable (plain http
+    /// off loopback).
+    #[error("discovered URL refused: {0}")]
     BadJwksUri(String),
 }
 
@@ -98,33 +100,39 @@ pub(crate) async fn get_capped(client: &reqwest::Client, url: &str) -> Result<Fe
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > BODY_CAP as u64)
-    {
-        return Err(FetchError::TooLarge);
-    }
     let max_age = response
         .headers()
         .get(http::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_max_age);
+    let body = read_capped(&mut response, BODY_CAP).await?;
+    Ok(Fetched { body, max_age })
+}
+
+/// Reads a response body, refusing more than `cap` bytes (announced or streamed).
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, FetchError> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(FetchError::TooLarge);
+    }
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
         .map_err(|e| FetchError::Transport(without_url(&e)))?
     {
-        if body.len() + chunk.len() > BODY_CAP {
+        if body.len() + chunk.len() > cap {
             return Err(FetchError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Fetched { body, max_age })
+    Ok(body)
 }
 
 /// The error text without the URL repeated (the URL is in the log line already).
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -173,6 +181,18 @@ pub(crate) async fn discover(
     issuer: &str,
     allow_http: bool,
 ) -> Result<String, FetchError> {
+    discover_endpoint(client, issuer, "jwks_uri", allow_http).await
+}
+
+/// Fetches the discovery document, checks its `issuer` is exactly ours (OIDC Discovery §4.3)
+/// and returns the URL under `member` (`jwks_uri`, `introspection_endpoint`), checked like the
+/// issuer URL.
+pub(crate) async fn discover_endpoint(
+    client: &reqwest::Client,
+    issuer: &str,
+    member: &str,
+    allow_http: bool,
+) -> Result<String, FetchError> {
     let fetched = get_capped(client, &discovery_url(issuer)).await?;
     let doc: serde_json::Value = serde_json::from_slice(&fetched.body)
         .map_err(|e| FetchError::BadDocument(format!("not JSON: {e}")))?;
@@ -185,12 +205,12 @@ pub(crate) async fn discover(
             discovered: discovered.to_owned(),
         });
     }
-    let jwks_uri = doc
-        .get("jwks_uri")
+    let url = doc
+        .get(member)
         .and_then(|v| v.as_str())
-        .ok_or(FetchError::BadDocument("no jwks_uri".into()))?;
-    crate::config::check_url(jwks_uri, allow_http).map_err(FetchError::BadJwksUri)?;
-    Ok(jwks_uri.to_owned())
+        .ok_or_else(|| FetchError::BadDocument(format!("no {member}")))?;
+    crate::config::check_url(url, allow_http).map_err(FetchError::BadJwksUri)?;
+    Ok(url.to_owned())
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! A tiny OpenID provider on loopback: a discovery document and a JWKS, with switches for the
-//! faults tests need. Shared by [`crate::dev::DevIssuer`] and `testing::TestIdp`.
+//! faults tests need. Shared by [`crate::dev::DevIssuer`] and `testing::TestIdp`. It also has an
+//! RFC 7662 introspection endpoint for opaque tokens that `TestIdp` registers (the dev issuer
+//! registers none, so every token is inactive there).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,13 +34,24 @@ pub(crate) struct Faults {
     pub discovery_issuer: Option<String>,
     /// Put this `jwks_uri` in the discovery document instead of the real one.
     pub discovery_jwks_uri: Option<String>,
+    /// Answer introspection with this status and no body.
+    pub introspection_status: Option<u16>,
 }
+
+/// The client that may call the introspection endpoint (HTTP Basic).
+pub(crate) const INTROSPECTION_CLIENT: (&str, &str) = ("agui-introspector", "introspector-secret");
 
 pub(crate) struct IdpState {
     pub issuer: String,
     discovery_path: String,
     jwks_path: String,
+    introspection_path: String,
     pub jwks_url: String,
+    pub introspection_url: String,
+    /// Opaque token → its introspection answer (without `active`). A std Mutex: never held
+    /// across an await.
+    pub opaque: Mutex<std::collections::HashMap<String, Value>>,
+    pub introspection_hits: AtomicU64,
     /// Published JWKS entries. A std Mutex: never held across an await.
     pub published: Mutex<Vec<Value>>,
     pub faults: Mutex<Faults>,
@@ -98,7 +111,11 @@ pub(crate) async fn start(
         issuer,
         discovery_path: format!("{prefix}/.well-known/openid-configuration"),
         jwks_path: format!("{prefix}/jwks"),
+        introspection_path: format!("{prefix}/introspect"),
         jwks_url: format!("{base}/jwks"),
+        introspection_url: format!("{base}/introspect"),
+        opaque: Mutex::new(std::collections::HashMap::new()),
+        introspection_hits: AtomicU64::new(0),
         published: Mutex::new(keys),
         faults: Mutex::new(Faults::default()),
         refuse: refuse.clone(),
@@ -126,17 +143,20 @@ pub(crate) async fn start(
     })
 }
 
-async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
-    let path = uri.path();
+async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
     let is_discovery = path == state.discovery_path;
     let is_jwks = path == state.jwks_path;
-    if !is_discovery && !is_jwks {
+    let is_introspection = path == state.introspection_path && request.method() == Method::POST;
+    if !is_discovery && !is_jwks && !is_introspection {
         return StatusCode::NOT_FOUND.into_response();
     }
     let counter = if is_discovery {
         &state.discovery_hits
-    } else {
+    } else if is_jwks {
         &state.jwks_hits
+    } else {
+        &state.introspection_hits
     };
     counter.fetch_add(1, Ordering::SeqCst);
     let faults = state.faults().clone();
@@ -151,6 +171,9 @@ async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
         )
             .into_response();
     }
+    if is_introspection {
+        return introspect(&state, &faults, request).await;
+    }
     if is_discovery {
         let issuer = faults
             .discovery_issuer
@@ -158,6 +181,7 @@ async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
         return axum::Json(json!({
             "issuer": issuer,
             "jwks_uri": faults.discovery_jwks_uri.unwrap_or_else(|| state.jwks_url.clone()),
+            "introspection_endpoint": state.introspection_url,
             "authorization_endpoint": format!("{}/authorize", state.issuer.trim_end_matches('/')),
             "token_endpoint": format!("{}/token", state.issuer.trim_end_matches('/')),
             "response_types_supported": ["code"],
@@ -189,6 +213,61 @@ async fn handle(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
         response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     response
+}
+
+/// RFC 7662 §2: Basic-authenticated POST with a form `token`; the registered answer with
+/// `active: true`, or `{"active": false}`.
+async fn introspect(state: &IdpState, faults: &Faults, request: Request) -> Response {
+    if let Some(status) = faults.introspection_status {
+        return StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
+    let expected = {
+        use base64::Engine;
+        let (id, secret) = INTROSPECTION_CLIENT;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    };
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+    if !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 16 * 1024).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    let Some(token) = token else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_request"})),
+        )
+            .into_response();
+    };
+    let answer = state
+        .opaque
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&token)
+        .cloned();
+    match answer {
+        Some(Value::Object(mut map)) => {
+            map.entry("active").or_insert(json!(true));
+            axum::Json(Value::Object(map)).into_response()
+        }
+        _ => axum::Json(json!({"active": false})).into_response(),
+    }
 }
 
 /// Drops new connections while `refuse` is set: to a client, an unreachable issuer.

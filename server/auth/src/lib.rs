@@ -15,6 +15,18 @@
 //!
 //! Every refusal is an [`AuthError`] that maps to RFC 6750 §3.1 in one place.
 //!
+//! Credentials that are not JWTs (DESIGN "Credentials beyond JWTs") are routed by their shape
+//! before any network call, each to exactly one verifier, and every verifier yields the same
+//! [`Principal`] with a [`Verifier`] saying which one accepted it:
+//!
+//! ```text
+//! compact JWS                    → the JWKS pipeline above
+//! gho_… ghu_…                    → GitHub: POST /applications/{client_id}/token (our app only)
+//! ghp_… github_pat_… ghs_… ghr_… → refused locally (never issued to an app / not user tokens)
+//! agui_…                         → the API-key table (SHA-256 hashes, constant-time scan)
+//! anything else                  → the introspection issuer for its prefix (RFC 7662), else 401
+//! ```
+//!
 //! # Layout
 //! - `config`: [`AuthConfig`], [`IssuerConfig`] and fail-closed validation.
 //! - `credential`: the token grammar of the `Authorization` header and `forwardedProps`.
@@ -29,9 +41,18 @@
 //! - `clock`: injectable time ([`Clock`], [`SystemClock`], [`ManualClock`]).
 //! - `jws`: minting tokens with generated keys (dev issuer and tests).
 //! - `dev`: [`dev::DevIssuer`], the loopback issuer of `agui-server dev`.
-//! - `idp`: the loopback discovery/JWKS server behind `dev` and `testing`.
-//! - `testing` (feature `testing`): `TestIdp` with fault injection.
+//! - `idp`: the loopback discovery/JWKS (and test introspection) server behind `dev` and `testing`.
+//! - `route`: which verifier a token goes to, from its shape; [`Verifier`].
+//! - `opaque_cache`: the hash-keyed, bounded, single-flight verdict cache of GitHub and introspection.
+//! - `github`: [`GitHubConfig`], the GitHub verifier, [`GitHubLogin`] ("Sign in with GitHub").
+//! - `introspection`: [`IntrospectionConfig`] and the RFC 7662 verifier.
+//! - `api_keys`: [`ApiKeyConfig`], key generation and the reloadable key table.
+//! - `secret`: [`Secret`], a configured secret that never prints.
+//! - `rfc3339`: timestamps for key expiries and GitHub's `expires_at`.
+//! - `testing` (feature `testing`): `TestIdp` with fault injection and introspection,
+//!   `GitHubStandIn` (a local GitHub for tests).
 
+pub mod api_keys;
 mod authenticator;
 mod clock;
 mod config;
@@ -39,18 +60,25 @@ mod credential;
 pub mod dev;
 mod error;
 mod fetch;
+mod github;
 mod idp;
+mod introspection;
 mod jwks;
 pub mod jws;
 mod keys;
+mod opaque_cache;
 mod peek;
 mod principal;
+pub mod rfc3339;
+mod route;
+mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod validate;
 mod verified;
 
-pub use authenticator::{AuthStats, Authenticator};
+pub use api_keys::{API_KEY_ISSUER, ApiKeyConfig, KeyHash};
+pub use authenticator::{AuthStats, Authenticator, OpaqueStats};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AccessList, AuthConfig, ClaimMapping, ConfigError, IssuerConfig, TypPolicy, is_scope_token,
@@ -62,6 +90,11 @@ pub use error::{
     AuthError, INVALID_TOKEN_DESCRIPTION, InvalidRequestReason, InvalidTokenReason, REALM,
     conflicting_credentials,
 };
+pub use github::login::{LoginError, LoginStart, PendingLogin};
+pub use github::{GitHubConfig, GitHubLogin};
+pub use introspection::{ClientAuthMethod, IntrospectionConfig};
 pub use jwks::IssuerStats;
 pub use peek::unverified_claims;
 pub use principal::{Principal, token_fingerprint};
+pub use route::{API_KEY_PREFIX, Verifier};
+pub use secret::Secret;

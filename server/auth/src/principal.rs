@@ -6,15 +6,22 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{AccessList, ClaimMapping};
 use crate::credential::CredentialSource;
+use crate::route::Verifier;
 
-/// Who is calling. Built by [`crate::Authenticator::authenticate`] from the claims of a token
-/// whose signature and claims were verified; never from client-supplied state, context or
-/// forwardedProps, and never merged back into them.
+/// Who is calling. Built by [`crate::Authenticator::authenticate`] from what a verifier proved:
+/// the claims of a JWT whose signature and claims were verified, GitHub's answer about a token
+/// issued to our app, an introspection response, or an API-key entry; never from
+/// client-supplied state, context or forwardedProps, and never merged back into them.
+///
+/// `(issuer, subject)` identifies a user across every kind of credential: a GitHub user
+/// (`https://github.com`, numeric id) and an OIDC user with the same `sub` are different people.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Principal {
-    /// The token's `iss` (one of the configured issuers).
+    /// The issuer: a JWT's `iss` or an introspection issuer (one of the configured ones), the
+    /// GitHub web base (`https://github.com`), or `agui:api-key` for API keys.
     pub issuer: String,
-    /// The token's `sub` (non-empty). `(issuer, subject)` identifies a user.
+    /// The subject (non-empty): a JWT's or introspection response's `sub`, a GitHub user's
+    /// numeric id (logins can be renamed), an API key's configured subject.
     pub subject: String,
     /// Display name from the configured `claims.name` pointers.
     pub name: Option<String>,
@@ -30,9 +37,13 @@ pub struct Principal {
     pub claims: Map<String, Value>,
     /// Where the token came from.
     pub credential_source: CredentialSource,
+    /// Which verifier accepted the credential (logs, metrics, audit).
+    pub verifier: Verifier,
     /// A short hash of the token for logs and audit ([`token_fingerprint`]); never the token.
     pub token_fingerprint: String,
-    /// The token's `exp` (seconds since the epoch).
+    /// When the credential expires (seconds since the epoch): a JWT's or introspection
+    /// response's `exp`, a GitHub token's `expires_at`, an API key's `expires`; `i64::MAX` for a
+    /// credential that never expires (GitHub OAuth app tokens, API keys without `expires`).
     pub expires_at: i64,
 }
 
@@ -204,6 +215,7 @@ mod tests {
             scopes: m.scopes,
             claims: claims.as_object().unwrap().clone(),
             credential_source: CredentialSource::Header,
+            verifier: Verifier::Jwt,
             token_fingerprint: token_fingerprint("t"),
             expires_at: 0,
         }

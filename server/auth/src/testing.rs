@@ -1,7 +1,18 @@
 //! `TestIdp`: a fake OpenID provider for tests (feature `testing`). Discovery and JWKS on
 //! `127.0.0.1:0`, hit counters, fault injection (down, slow, garbage, empty set, a status,
 //! `Cache-Control: max-age`, a lying discovery `issuer`), key rotation, and signing with any
-//! header, claims and key, for the attack tests.
+//! header, claims and key, for the attack tests. It also introspects opaque tokens it was told
+//! about (RFC 7662), for the introspection verifier's tests.
+//!
+//! [`GitHubStandIn`] (in `testing/github.rs`) is a local GitHub: the OAuth endpoints, the token
+//! check and the user endpoints, with fixtures, fault switches and hit counters.
+
+mod github;
+mod github_http;
+
+pub use github::{
+    GitHubFault, GitHubHits, GitHubStandIn, StandInApp, StandInFixtures, StandInUser,
+};
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,6 +24,7 @@ use serde_json::{Value, json};
 pub use crate::clock::ManualClock;
 use crate::config::{AuthConfig, IssuerConfig};
 pub use crate::dev::TokenSpec;
+use crate::introspection::IntrospectionConfig;
 use crate::jws::{self, SigningKey};
 
 /// The audience of [`TestIdp::claims`] and [`TestIdp::auth_config`].
@@ -302,6 +314,82 @@ impl TestIdp {
     /// HS256 over `header.claims` keyed with `secret` (e.g. the RSA public key PEM).
     pub fn sign_hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
         jws::sign_hs256(header, claims, secret)
+    }
+
+    /// The introspection endpoint (also in the discovery document).
+    pub fn introspection_url(&self) -> String {
+        self.server.state.introspection_url.clone()
+    }
+
+    /// Introspection requests received so far (including refused ones).
+    pub fn introspection_hits(&self) -> u64 {
+        self.server.state.introspection_hits.load(Ordering::SeqCst)
+    }
+
+    /// An `[[auth.introspection]]` entry for this provider: its client, audience [`AUDIENCE`],
+    /// the endpoint found by discovery.
+    pub fn introspection_config(&self) -> IntrospectionConfig {
+        let (id, secret) = crate::idp::INTROSPECTION_CLIENT;
+        IntrospectionConfig {
+            issuer: self.issuer_url(),
+            client_id: id.to_owned(),
+            client_secret: Some(crate::Secret::new(secret)),
+            audiences: vec![AUDIENCE.to_owned()],
+            ..IntrospectionConfig::default()
+        }
+    }
+
+    /// A good introspection answer for `sub` at `now`: `iss`, `sub`, `aud`, `iat`, `exp` (+5 min),
+    /// `scope`, `client_id`, `token_type` (`active` is added when served).
+    pub fn introspection_answer(&self, sub: &str, now: i64) -> Value {
+        json!({
+            "iss": self.issuer_url(),
+            "sub": sub,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + 300,
+            "scope": "chat",
+            "client_id": "some-client",
+            "token_type": "Bearer",
+        })
+    }
+
+    /// Registers a new opaque token (43 random base64url characters) that introspects to
+    /// `answer` (plus `active: true` unless `answer` says otherwise).
+    pub fn issue_opaque(&self, answer: Value) -> String {
+        let token = format!(
+            "{}{}{}",
+            crate::dev::random_id(),
+            crate::dev::random_id(),
+            crate::dev::random_id()
+        );
+        self.register_opaque(&token, answer);
+        token
+    }
+
+    /// Registers `token` to introspect to `answer`.
+    pub fn register_opaque(&self, token: &str, answer: Value) {
+        self.server
+            .state
+            .opaque
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token.to_owned(), answer);
+    }
+
+    /// Forgets `token`: from now on it introspects as `{"active": false}`.
+    pub fn revoke_opaque(&self, token: &str) {
+        self.server
+            .state
+            .opaque
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(token);
+    }
+
+    /// Answer introspection with this status and no body.
+    pub fn set_introspection_status(&self, status: Option<u16>) {
+        self.server.state.faults().introspection_status = status;
     }
 
     /// Starts an authenticator for this provider with `clock`.

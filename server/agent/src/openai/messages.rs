@@ -307,6 +307,7 @@ mod tests {
             scopes: vec![],
             claims: Map::new(),
             credential_source: CredentialSource::Header,
+            verifier: agui_auth::Verifier::Jwt,
             token_fingerprint: "abcdef012345".into(),
             expires_at: 0,
         }

@@ -48,6 +48,7 @@ fn principal() -> Principal {
         scopes: vec!["chat".into()],
         claims,
         credential_source: CredentialSource::Header,
+        verifier: agui_auth::Verifier::Jwt,
         token_fingerprint: token_fingerprint(BEARER),
         expires_at: 4_102_444_800,
     }

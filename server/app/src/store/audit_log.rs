@@ -277,6 +277,7 @@ fn start_records(
     .detail(json!({
         "agent": agent,
         "credential_source": principal.credential_source.as_str(),
+        "verifier": principal.verifier.as_str(),
         "token_fingerprint": principal.token_fingerprint,
     }));
     (start, record)

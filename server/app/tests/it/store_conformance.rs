@@ -334,6 +334,7 @@ async fn a_full_queue_refuses_run_starts_and_recovers(fx: &Fixture) {
         scopes: Vec::new(),
         claims: serde_json::Map::new(),
         credential_source: agui_auth::CredentialSource::Header,
+        verifier: agui_auth::Verifier::Jwt,
         token_fingerprint: "0123456789ab".into(),
         expires_at: 4_102_444_800,
     };

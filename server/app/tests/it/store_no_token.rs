@@ -41,6 +41,7 @@ fn principal(subject: &str, token: &str) -> Principal {
         scopes: vec!["agui:run".into()],
         claims: serde_json::Map::new(),
         credential_source: CredentialSource::Header,
+        verifier: agui_auth::Verifier::Jwt,
         token_fingerprint: token_fingerprint(token),
         expires_at: 4_102_444_800,
     }
