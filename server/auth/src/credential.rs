@@ -238,6 +238,33 @@ mod tests {
         assert_eq!(read(&[b"a.b.c.d.e"]), Err(AuthError::MissingCredentials));
     }
 
+    /// The other credential kinds fit `token68` after `Bearer`, but only a compact JWS is
+    /// accepted without it (a raw opaque word is another scheme, as before).
+    #[test]
+    fn github_api_key_and_opaque_tokens_need_bearer() {
+        let tokens = [
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a".to_owned(),
+            format!("github_pat_11ABCDEFG0_{}", "aZ09".repeat(20)),
+            format!("agui_{}", "Ab-_".repeat(10) + "xyz"),
+            "ory_at_Zm9vYmFyLmJhei1xdXV4fn4".to_owned(),
+        ];
+        for token in &tokens {
+            let header = format!("Bearer {token}");
+            assert_eq!(
+                read(&[header.as_bytes()]),
+                Ok(Some((token.clone(), CredentialSource::Header))),
+                "{token}"
+            );
+            assert_eq!(
+                read(&[token.as_bytes()]),
+                Err(AuthError::MissingCredentials),
+                "{token}"
+            );
+            let mut props = serde_json::json!({"authorization": token});
+            assert_eq!(take_body_credential(&mut props), Ok(Some(token.clone())));
+        }
+    }
+
     #[test]
     fn malformed_headers_are_invalid_request() {
         let bad = |v: &[u8]| match read(&[v]) {

@@ -2,7 +2,12 @@
 
 mod common;
 
+mod api_keys;
 mod attacks;
 mod cache;
 mod discovery;
+mod github;
+mod github_login;
+mod introspection;
+mod routing;
 mod vendors;
