@@ -11,7 +11,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line (`serve`, `dev`, `check-config`, `config-reference`, `audit`,
-//!   `forget`) and what each command does.
+//!   `forget`, `apikey`) and what each command does.
 //! - [`config`]: the typed configuration, its sources and validation.
 //! - `reference`: the generated configuration reference the README embeds.
 //! - [`state`]: the shared application state and its builder.
@@ -24,6 +24,7 @@
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
 //! - `dev`: `agui-server dev`, a self-contained local server with its own issuer.
 //! - `telemetry`: log setup.
+//! - `reload`: SIGHUP re-reads the config and swaps the API-key table.
 //! - `client_addr`: the caller's address behind trusted proxies.
 //! - `backends`: the store, audit log and limiter a run needs, connected (or retried) at start.
 //! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log.
@@ -41,6 +42,7 @@ pub mod error;
 pub mod limits;
 mod metrics;
 mod reference;
+mod reload;
 mod routes;
 pub mod serve;
 pub mod state;

@@ -153,6 +153,209 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "The trusted issuers (`[[auth.issuers]]` tables; one issuer may come from `AGUI_OIDC_ISSUER`).",
     ),
     (
+        "auth.github",
+        "`[auth.github]`: accept GitHub user tokens issued to our OAuth or GitHub App (checked with GitHub's `POST /applications/{client_id}/token`), and serve \"Sign in with GitHub\". Absent: GitHub tokens are refused.",
+    ),
+    (
+        "auth.github.client_id",
+        "The app's client id; only tokens GitHub says were issued to it are accepted.",
+    ),
+    (
+        "auth.github.client_secret",
+        "The app's client secret (masked in `check-config`); prefer `client_secret_file`.",
+    ),
+    (
+        "auth.github.client_secret_file",
+        "A file holding the client secret.",
+    ),
+    (
+        "auth.github.api_url",
+        "GitHub's REST API root; GitHub Enterprise Server: `https://HOST/api/v3`.",
+    ),
+    (
+        "auth.github.web_url",
+        "GitHub's web root (the OAuth endpoints, and the issuer of GitHub principals); Enterprise: `https://HOST`.",
+    ),
+    (
+        "auth.github.allow_http",
+        "Allow plain-http API and web roots off loopback (never in production).",
+    ),
+    (
+        "auth.github.allowed_users",
+        "GitHub logins let in (case-insensitive). With the org and team lists: matching any entry of any non-empty list lets a user in (else 403 `access_denied`); all empty: every user of the app.",
+    ),
+    (
+        "auth.github.allowed_orgs",
+        "Organizations whose members are let in (the token needs `read:org`).",
+    ),
+    (
+        "auth.github.allowed_teams",
+        "Teams (`org/team-slug`) whose members are let in (needs `read:org`).",
+    ),
+    (
+        "auth.github.roles",
+        "Roles from team membership, e.g. `roles = { admin = [\"acme/platform\"] }` (needs `read:org`).",
+    ),
+    (
+        "auth.github.cache_ttl_secs",
+        "How long an accepted token is remembered (by its SHA-256, never past its own expiry).",
+    ),
+    (
+        "auth.github.negative_cache_ttl_secs",
+        "How long a refused token is remembered (0 = not at all).",
+    ),
+    ("auth.github.cache_capacity", "Most tokens remembered."),
+    (
+        "auth.github.redirect_uri",
+        "agui-server's `/auth/github/callback` as the browser reaches it, registered with the app; with `app_origin` it turns on `GET /auth/github/login`.",
+    ),
+    (
+        "auth.github.app_origin",
+        "The origin of the app that opens the sign-in window: the only origin the token is posted to.",
+    ),
+    (
+        "auth.github.scopes",
+        "Scopes the sign-in asks for (`read:org` is needed for org and team checks).",
+    ),
+    (
+        "auth.github.login_cookie_key",
+        "Key (32+ bytes) signing the sign-in's state cookie; absent: random per process (set it, or the file, when several replicas serve the sign-in).",
+    ),
+    (
+        "auth.github.login_cookie_key_file",
+        "A file holding that key.",
+    ),
+    (
+        "auth.github.login_ttl_secs",
+        "How long a started sign-in may take.",
+    ),
+    (
+        "auth.introspection",
+        "Issuers whose opaque access tokens are checked by RFC 7662 introspection (`[[auth.introspection]]` tables).",
+    ),
+    (
+        "auth.introspection[].issuer",
+        "The issuer; an answer's `iss`, when present, must equal it.",
+    ),
+    (
+        "auth.introspection[].endpoint",
+        "The introspection endpoint; absent: the discovery document's `introspection_endpoint`.",
+    ),
+    (
+        "auth.introspection[].auth_method",
+        "How agui-server authenticates there: `client_secret_basic`.",
+    ),
+    (
+        "auth.introspection[].client_id",
+        "agui-server's client id at the issuer.",
+    ),
+    (
+        "auth.introspection[].client_secret",
+        "Its secret (masked in `check-config`); prefer `client_secret_file`.",
+    ),
+    (
+        "auth.introspection[].client_secret_file",
+        "A file holding the secret.",
+    ),
+    (
+        "auth.introspection[].audiences",
+        "Accepted audiences: an answer whose `aud` names any audience must name one of these.",
+    ),
+    (
+        "auth.introspection[].allow_missing_audience",
+        "Accept answers without `aud` (for issuers that never set one); otherwise they are refused.",
+    ),
+    (
+        "auth.introspection[].subject_from_client_id",
+        "Use `client_id` as the subject when the answer has no `sub` (client-credentials tokens); otherwise they are refused.",
+    ),
+    (
+        "auth.introspection[].claims.name",
+        "As `auth.issuers[].claims.name`, read from the introspection answer.",
+    ),
+    (
+        "auth.introspection[].claims.email",
+        "As `auth.issuers[].claims.email`.",
+    ),
+    (
+        "auth.introspection[].claims.email_verified",
+        "As `auth.issuers[].claims.email_verified`.",
+    ),
+    (
+        "auth.introspection[].claims.roles",
+        "As `auth.issuers[].claims.roles`.",
+    ),
+    (
+        "auth.introspection[].required_scopes",
+        "Scopes every token must carry; missing → 403 `insufficient_scope`.",
+    ),
+    (
+        "auth.introspection[].allow.subjects",
+        "As `auth.issuers[].allow.subjects`.",
+    ),
+    (
+        "auth.introspection[].allow.groups",
+        "As `auth.issuers[].allow.groups`.",
+    ),
+    (
+        "auth.introspection[].allow.email_domains",
+        "As `auth.issuers[].allow.email_domains`.",
+    ),
+    (
+        "auth.introspection[].deny.subjects",
+        "As `auth.issuers[].deny.subjects`.",
+    ),
+    (
+        "auth.introspection[].deny.groups",
+        "As `auth.issuers[].deny.groups`.",
+    ),
+    (
+        "auth.introspection[].deny.email_domains",
+        "As `auth.issuers[].deny.email_domains`.",
+    ),
+    (
+        "auth.introspection[].allow_http",
+        "Allow a plain-http issuer or endpoint off loopback (never in production).",
+    ),
+    (
+        "auth.introspection[].token_prefix",
+        "Only tokens starting with this go to this issuer (e.g. `ory_at_`); with several issuers at most one may omit it, so a token is sent to one endpoint only.",
+    ),
+    (
+        "auth.introspection[].cache_max_secs",
+        "Longest time an active token is remembered (never past its `exp`).",
+    ),
+    (
+        "auth.introspection[].negative_cache_secs",
+        "How long a refused token is remembered (0 = not at all).",
+    ),
+    (
+        "auth.introspection[].cache_capacity",
+        "Most tokens remembered.",
+    ),
+    (
+        "auth.api_keys",
+        "API keys for services and scripts (`[[auth.api_keys]]` tables, made by `agui-server apikey new`); reloaded on SIGHUP.",
+    ),
+    (
+        "auth.api_keys[].hash",
+        "`sha256:<hex>` of the whole key; `check-config` shows only its first 8 hex digits.",
+    ),
+    (
+        "auth.api_keys[].subject",
+        "The key's principal (issuer `agui:api-key`).",
+    ),
+    (
+        "auth.api_keys[].name",
+        "A label for people (the principal's name).",
+    ),
+    ("auth.api_keys[].roles", "The principal's roles."),
+    ("auth.api_keys[].scopes", "The principal's scopes."),
+    (
+        "auth.api_keys[].expires",
+        "RFC 3339 expiry (`2027-03-01T00:00:00Z`); absent: never.",
+    ),
+    (
         "openai",
         "`[openai]`: `base_url`, `api_key` (or `OPENAI_API_KEY` / `AGUI_OPENAI_API_KEY_FILE`, with `OPENAI_BASE_URL`, `AGUI_OPENAI_MODEL`), `model`, `temperature`, `max_tokens`, `connect_timeout_secs`, `first_byte_timeout_secs`, `idle_timeout_secs`, `max_retries`. Used by agents whose model is `openai`; `check-config` masks the key.",
     ),
@@ -272,13 +475,29 @@ pub fn keys() -> Vec<Key> {
     flatten("auth.issuers[]", &example, &mut keys);
     let agent = serde_json::to_value(crate::config::AgentConfig::default()).unwrap_or(Value::Null);
     flatten("agents.<id>", &agent, &mut keys);
+    let github = serde_json::to_value(agui_auth::GitHubConfig::default()).unwrap_or(Value::Null);
+    flatten("auth.github", &github, &mut keys);
+    let introspection =
+        serde_json::to_value(agui_auth::IntrospectionConfig::default()).unwrap_or(Value::Null);
+    flatten("auth.introspection[]", &introspection, &mut keys);
+    let api_key: agui_auth::ApiKeyConfig =
+        toml::from_str("hash = \"sha256:\"\nsubject = \"svc\"").expect("a minimal key parses");
+    let api_key = serde_json::to_value(api_key).unwrap_or(Value::Null);
+    flatten("auth.api_keys[]", &api_key, &mut keys);
+    const REQUIRED: [&str; 7] = [
+        "auth.issuers[].issuer",
+        "auth.issuers[].audiences",
+        "auth.github.client_id",
+        "auth.introspection[].issuer",
+        "auth.introspection[].client_id",
+        "auth.api_keys[].hash",
+        "auth.api_keys[].subject",
+    ];
     for key in keys
         .iter_mut()
-        .filter(|k| k.path.starts_with("auth.issuers[]."))
+        .filter(|k| REQUIRED.contains(&k.path.as_str()))
     {
-        if key.path == "auth.issuers[].issuer" || key.path == "auth.issuers[].audiences" {
-            key.default = "(required)".into();
-        }
+        key.default = "(required)".into();
     }
     keys
 }
@@ -321,12 +540,26 @@ fn override_for(path: &str) -> Option<(String, String)> {
         "audit.mirror" => "audit_mirror",
         "audit.retention_days" => "audit_retention_days",
         "auth.issuers" => "oidc_issuer",
-        other => other.rsplit('.').next().unwrap_or(other),
+        "auth.github" => "github_client_id",
+        other => match other.strip_prefix("auth.github.") {
+            Some(field) => return github_override(serve, field),
+            None => other.rsplit('.').next().unwrap_or(other),
+        },
     };
     let arg = serve.get_arguments().find(|arg| arg.get_id() == arg_id)?;
     let env = arg.get_env()?.to_string_lossy().into_owned();
     let flag = format!("--{}", arg.get_long()?);
     Some((env, flag))
+}
+
+/// The `AGUI_GITHUB_*` variable and flag of an `[auth.github]` field.
+fn github_override(serve: &clap::Command, field: &str) -> Option<(String, String)> {
+    let id = format!("github_{field}");
+    let arg = serve
+        .get_arguments()
+        .find(|arg| arg.get_id() == id.as_str())?;
+    let env = arg.get_env()?.to_string_lossy().into_owned();
+    Some((env, format!("--{}", arg.get_long()?)))
 }
 
 /// The Markdown reference the README embeds between its `config-reference` markers.

@@ -382,7 +382,8 @@ mod tests {
     #[test]
     fn bad_entries_are_refused_by_name() {
         let good = generate().hash;
-        let cases: [(&str, fn(&mut ApiKeyConfig)); 6] = [
+        type Spoil = fn(&mut ApiKeyConfig);
+        let cases: [(&str, Spoil); 6] = [
             ("hash", |c| c.hash = KeyHash::new("md5:abc")),
             ("hash", |c| c.hash = KeyHash::new("sha256:zz")),
             ("subject", |c| c.subject = " ".into()),

@@ -30,6 +30,9 @@ use crate::jws::{self, SigningKey};
 /// The audience of [`TestIdp::claims`] and [`TestIdp::auth_config`].
 pub const AUDIENCE: &str = "agui";
 
+/// The client allowed to call a [`TestIdp`]'s introspection endpoint, and its secret.
+pub const INTROSPECTION_CLIENT: (&str, &str) = crate::idp::INTROSPECTION_CLIENT;
+
 /// How to start a [`TestIdp`].
 #[derive(Debug, Clone)]
 pub struct TestIdpBuilder {
@@ -329,7 +332,7 @@ impl TestIdp {
     /// An `[[auth.introspection]]` entry for this provider: its client, audience [`AUDIENCE`],
     /// the endpoint found by discovery.
     pub fn introspection_config(&self) -> IntrospectionConfig {
-        let (id, secret) = crate::idp::INTROSPECTION_CLIENT;
+        let (id, secret) = INTROSPECTION_CLIENT;
         IntrospectionConfig {
             issuer: self.issuer_url(),
             client_id: id.to_owned(),

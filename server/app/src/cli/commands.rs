@@ -19,6 +19,7 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
         }
         Command::Audit(args) => audit_command(args).await,
         Command::Forget(args) => forget_command(args).await,
+        Command::Apikey(args) => cli::apikey::run(&args),
     }
 }
 
@@ -128,6 +129,11 @@ async fn serve_command(command: cli::ServeCommand) -> ExitCode {
         Ok(state) => state,
         Err(error) => return config_failure(&error),
     };
+    tokio::spawn(crate::reload::api_keys_on_sighup(
+        args.clone(),
+        state.auth.clone(),
+        state.shutdown.clone(),
+    ));
     if command.exit_on_stdin_close {
         let stop = async {
             tokio::select! {
@@ -170,6 +176,7 @@ fn check_config(args: &cli::ServeArgs) -> ExitCode {
     {
         Ok(config) => {
             println!("# configuration is valid; effective settings (secrets masked):");
+            print!("{}", cli::apikey::describe(&config));
             print!("{}", config.to_masked_toml());
             ExitCode::SUCCESS
         }

@@ -1,5 +1,6 @@
-//! The command line: `serve`, `dev`, `check-config`, `config-reference`, `audit`, `forget`.
-//! The arguments are here; what each command does is in [`commands`].
+//! The command line: `serve`, `dev`, `check-config`, `config-reference`, `audit`, `forget`,
+//! `apikey`. The arguments are here; what each command does is in [`commands`] (`apikey` and the
+//! `AGUI_GITHUB_*` overrides have their own modules, [`apikey`] and [`github_env`]).
 //!
 //! Flags and environment variables override the TOML file (`--config`); each flag has its
 //! variable, e.g. `--listen` / `AGUI_LISTEN`. Several issuers are TOML-only.
@@ -9,7 +10,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod apikey;
 pub mod commands;
+pub mod github_env;
 
 use crate::config::{Config, ConfigError, LogFormat, ModelKind};
 
@@ -38,6 +41,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Delete one subject's threads, runs and audit records (itself recorded in the audit log).
     Forget(ForgetArgs),
+    /// API keys for services and scripts: `apikey new --subject reports-bot --roles reports`.
+    Apikey(apikey::ApikeyCommand),
 }
 
 /// `serve`: the settings, and how a launcher may stop it.
@@ -200,6 +205,9 @@ pub struct Overrides {
     /// PEM bundle of extra CA certificates for issuers with a private CA.
     #[arg(long, env = "AGUI_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// `[auth.github]` settings.
+    #[command(flatten)]
+    pub github: github_env::GitHubOverrides,
 }
 
 /// Settings for `dev`.
@@ -335,7 +343,7 @@ impl Overrides {
             }
             (None, None) => {}
         }
-        Ok(())
+        self.github.apply(config)
     }
 }
 

@@ -9,9 +9,12 @@
 //! - `chat`: `POST /chat` and `POST /agents/{id}/chat`.
 //! - `whoami`, `threads`: the caller's principal and threads.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
+//! - `github_login`: `/auth/github/login` and `/auth/github/callback` ("Sign in with GitHub"),
+//!   mounted only when configured.
 
 pub(crate) mod auth;
 mod chat;
+mod github_login;
 mod health;
 mod run;
 mod threads;
@@ -45,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(github_login::routes(&state))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
@@ -89,6 +93,8 @@ fn route_label(matched: Option<&str>) -> &'static str {
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
+        Some("/auth/github/login") => "/auth/github/login",
+        Some("/auth/github/callback") => "/auth/github/callback",
         _ => "unmatched",
     }
 }

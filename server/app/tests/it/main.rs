@@ -4,10 +4,13 @@ mod common;
 
 mod accountability;
 mod agent_tools;
+mod api_keys;
 mod catalogue;
 mod chat_errors;
 mod chat_scripted;
 mod cli;
+mod credentials;
+mod github_login;
 mod http_edges;
 mod issuer_outage;
 mod keepalive;

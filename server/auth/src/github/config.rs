@@ -322,7 +322,8 @@ mod tests {
     #[test]
     fn a_minimal_config_is_valid_and_bad_ones_name_the_problem() {
         assert_eq!(good().validate(), Ok(()));
-        let cases: [(&str, fn(&mut GitHubConfig)); 8] = [
+        type Spoil = fn(&mut GitHubConfig);
+        let cases: [(&str, Spoil); 8] = [
             ("client_id", |c| c.client_id = "a/b".into()),
             ("client_secret", |c| c.client_secret = None),
             ("api_url", |c| c.api_url = "http://api.example.com".into()),

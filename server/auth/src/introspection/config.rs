@@ -235,7 +235,7 @@ mod tests {
             ..good()
         };
         assert!(
-            validate_all(&[none.clone()])
+            validate_all(std::slice::from_ref(&none))
                 .unwrap_err()
                 .to_string()
                 .contains("allow_missing_audience")

@@ -116,7 +116,8 @@ async fn the_audience_rule_named_audiences_must_be_ours_and_none_needs_consent()
 async fn issuer_token_type_times_and_subject_are_checked() {
     let idp = TestIdp::start().await;
     let (auth, _) = start(&idp, idp.introspection_config()).await;
-    let cases: [(fn(&mut Value), R); 6] = [
+    type Spoil = fn(&mut Value);
+    let cases: [(Spoil, R); 6] = [
         (
             |a| a["iss"] = json!("https://elsewhere.example"),
             R::UnknownIssuer,
