@@ -10,7 +10,10 @@
 // client_credentials token, runs v1/suite.mjs, v0/suite.mjs and v1/rotation.mjs as child processes, relays their `ok - ` / `not ok - ` lines, stops every process
 // it started (also on failure and SIGINT) and ends with `conformance: N passed, M failed`.
 // For the OpenAI-provider scenarios it also runs a mock OpenAI-compatible server (mock-openai.mjs,
-// in this process) and a second agui-server with AGUI_MODEL=openai pointed at it.
+// in this process) and a second agui-server with AGUI_MODEL=openai pointed at it. For the
+// credentials beyond JWTs (v1/credentials.mjs) it runs the GitHub stand-in binary
+// (AGUI_GITHUB_STANDIN_BIN, default target/debug/github-standin) and a third agui-server that
+// introspects the IdP's opaque tokens and checks GitHub tokens against the stand-in.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { decodeJwt, requestToken, TEST_CLIENTS } from '../idp/client.mjs';
+import { decodeJwt, INTROSPECTOR, OPAQUE_RESOURCE, requestToken, TEST_CLIENTS } from '../idp/client.mjs';
 import { DEFAULT_SETTINGS } from '../idp/config.mjs';
 import { startMockOpenAi } from './mock-openai.mjs';
 import { OPENAI_AGENT } from './openai-scenarios.mjs';
@@ -29,6 +32,7 @@ import { roleClientSettings } from './scenarios.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
 const serverBin = resolve(repoRoot, process.env.AGUI_SERVER_BIN ?? 'target/debug/agui-server');
+const standinBin = resolve(repoRoot, process.env.AGUI_GITHUB_STANDIN_BIN ?? 'target/debug/github-standin');
 const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 const ANSI = /\x1b\[[0-9;]*m/g;
 const STARTUP_DEADLINE_MS = 60_000;
@@ -272,6 +276,9 @@ async function main() {
       printTail('agui-server', server);
       if (openai) printTail('agui-server (openai, mock model)', openai.server);
     }
+
+    // 5. Credentials beyond JWTs: a third agui-server with introspection and GitHub.
+    await credentials(issuer);
   } catch (error) {
     fail('conformance harness', error.stack ?? error.message);
     printTail('agui-server', server);
@@ -282,6 +289,95 @@ async function main() {
     await mock.close();
     rmSync(scripted.scratch, { recursive: true, force: true });
     if (openai) rmSync(openai.scratch, { recursive: true, force: true });
+  }
+}
+
+/** The agui-server config of the credentials instance: the IdP as an introspection issuer. */
+function introspectionToml(issuer) {
+  return [
+    '[[auth.introspection]]',
+    `issuer = ${JSON.stringify(issuer)}`,
+    `client_id = ${JSON.stringify(INTROSPECTOR.clientId)}`,
+    `client_secret = ${JSON.stringify(INTROSPECTOR.clientSecret)}`,
+    'audiences = ["agui-server"]',
+    // oidc-provider's client_credentials answers carry client_id and no sub.
+    'subject_from_client_id = true',
+    // So the revocation scenario sees the refusal after a second, not a minute.
+    'cache_max_secs = 1',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Starts the GitHub stand-in binary and an agui-server trusting the IdP by JWKS and by
+ * introspection and the stand-in as its GitHub, runs v1/credentials.mjs against it, and checks
+ * that server's log holds neither the opaque nor the GitHub token.
+ */
+async function credentials(issuer) {
+  if (!existsSync(standinBin)) {
+    fail('github-standin binary exists', `${standinBin} not found (build it: cargo build -p agui-e2e --bin github-standin)`);
+    return;
+  }
+  const standin = start(standinBin, ['--port', '0', '--exit-on-stdin-close'], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  let gh;
+  try {
+    gh = await watchOutput(standin, [standin.stdout], (line) => (line.startsWith('{') ? JSON.parse(line) : undefined));
+    createInterface({ input: standin.stderr }).on('line', (line) => standin.logs.push(line));
+  } catch (error) {
+    fail('GitHub stand-in starts', error.message);
+    printTail('the GitHub stand-in', standin);
+    return;
+  }
+  const agui = await startAgui(
+    'agui-server (introspection, GitHub stand-in)',
+    issuer,
+    {
+      AGUI_MODEL: 'scripted',
+      AGUI_CONFIG: 'agui.toml',
+      AGUI_GITHUB_CLIENT_ID: gh.client_id,
+      AGUI_GITHUB_CLIENT_SECRET: gh.client_secret,
+      AGUI_GITHUB_API_URL: gh.api_url,
+      AGUI_GITHUB_WEB_URL: gh.url,
+      NO_PROXY: '127.0.0.1,localhost',
+    },
+    { 'agui.toml': introspectionToml(issuer) },
+  );
+  if (!agui) {
+    await stop(standin);
+    return;
+  }
+  try {
+    const { clientId, clientSecret } = TEST_CLIENTS.plain;
+    const opaque = await requestToken({ issuer, clientId, clientSecret, resource: OPAQUE_RESOURCE, scope: 'agui:chat' });
+    const minted = await fetch(`${gh.url}/__standin/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ login: 'octocat', client_id: gh.client_id }),
+    });
+    const { token: github } = await minted.json();
+    const failedBefore = counts.failed;
+    await runSuite('v1/credentials.mjs', {
+      ...process.env,
+      AGUI_URL: `${agui.base}/chat`,
+      AGUI_IDP_URL: issuer,
+      AGUI_CLIENT_ID: clientId,
+      AGUI_CLIENT_SECRET: clientSecret,
+      AGUI_OPAQUE_TOKEN: opaque,
+      AGUI_GITHUB_TOKEN: github,
+      AGUI_GITHUB_STANDIN_URL: gh.url,
+    });
+    const name = 'credentials: agui-server logs never contain the opaque or the GitHub token';
+    const leaked = agui.server.logs.filter((line) => line.includes(opaque) || line.includes(github));
+    if (leaked.length === 0 && agui.server.logs.length > 0) pass(name);
+    else fail(name, `${leaked.length} of ${agui.server.logs.length} lines`);
+    if (counts.failed > failedBefore) {
+      printTail('agui-server (introspection, GitHub stand-in)', agui.server);
+      printTail('the GitHub stand-in', standin);
+    }
+  } finally {
+    await stop(agui.server);
+    rmSync(agui.scratch, { recursive: true, force: true });
+    await stop(standin);
   }
 }
 

@@ -17,11 +17,50 @@ export const TEST_CLIENTS = Object.freeze({
   }),
 });
 
+/** The client that may introspect (see config.mjs INTROSPECTOR), and the opaque resource. */
+export const INTROSPECTOR = Object.freeze({ clientId: 'agui-introspector', clientSecret: 'agui-introspector-secret' });
+export const OPAQUE_RESOURCE = 'http://agui-server-opaque';
+
+function basic(clientId, clientSecret) {
+  // RFC 6749 §2.3.1: client id and secret are form-urlencoded before they go into Basic.
+  return `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`;
+}
+
+/**
+ * RFC 7662 introspection of `token` as the introspector client.
+ *
+ * @param {{issuer: string, token: string, clientId?: string, clientSecret?: string}} options
+ * @returns {Promise<object>} the introspection answer
+ */
+export async function introspect({ issuer, token, clientId = INTROSPECTOR.clientId, clientSecret = INTROSPECTOR.clientSecret }) {
+  const response = await nativeFetch(`${issuer}/token/introspection`, {
+    method: 'POST',
+    headers: { authorization: basic(clientId, clientSecret), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token }),
+  });
+  if (response.status !== 200) throw new Error(`introspection: HTTP ${response.status}`);
+  return response.json();
+}
+
+/**
+ * RFC 7009 revocation of `token` by the client it was issued to.
+ *
+ * @param {{issuer: string, token: string, clientId: string, clientSecret: string}} options
+ */
+export async function revokeToken({ issuer, token, clientId, clientSecret }) {
+  const response = await nativeFetch(`${issuer}/token/revocation`, {
+    method: 'POST',
+    headers: { authorization: basic(clientId, clientSecret), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+  });
+  if (response.status !== 200) throw new Error(`revocation: HTTP ${response.status}`);
+}
+
 /**
  * Requests an access token with the client_credentials grant.
  *
  * @param {{issuer: string, clientId: string, clientSecret: string, resource?: string, scope?: string}} options
- * @returns {Promise<string>} the access token (a JWT)
+ * @returns {Promise<string>} the access token (a JWT, or opaque for OPAQUE_RESOURCE)
  * @throws {Error} when the token endpoint answers anything but 200 with an access token
  */
 export async function requestToken({ issuer, clientId, clientSecret, resource, scope = 'agui:chat' }) {

@@ -6,7 +6,8 @@
 //   {
 //     "audience": "agui-server",                    // `aud` of tokens for the default resource
 //     "defaultResource": "http://agui-server",      // resource indicator used when none is requested
-//     "resourceServers": { "<resource>": { "audience": "...", "scope": "a b", "accessTokenTTL": 600 } },
+//     "resourceServers": { "<resource>": { "audience": "...", "scope": "a b", "accessTokenTTL": 600,
+//                                          "accessTokenFormat": "jwt" | "opaque" } },
 //     "signingAlg": "RS256" | "ES256",
 //     "clients": [ { <oidc-provider client metadata>, "claims": { "name", "email", "roles" } } ],
 //     "accounts": { "<sub>": { "name", "email", "roles" } },
@@ -20,6 +21,7 @@ import { readFileSync } from 'node:fs';
 
 import { errors } from 'oidc-provider';
 
+import { INTROSPECTOR, OPAQUE_RESOURCE } from './client.mjs';
 import { SIGNING_ALGS } from './keys.mjs';
 import { escapeHtml, page } from './login.mjs';
 
@@ -27,11 +29,17 @@ import { escapeHtml, page } from './login.mjs';
 export const AGUI_RESOURCE = 'http://agui-server';
 /** A second resource server, for tokens agui-server must reject (wrong `aud`). */
 export const OTHER_RESOURCE = 'http://other-api';
+// OPAQUE_RESOURCE: agui-server again, but with **opaque** access tokens (RFC 7662
+// introspection): `aud` is agui-server's audience, the token a random string only the IdP can
+// check. INTROSPECTOR: the confidential client agui-server introspects with
+// (`client_secret_basic`). Both are defined in client.mjs, which has no dependencies.
+export { INTROSPECTOR, OPAQUE_RESOURCE };
 
 /**
  * Built-in settings: a confidential service client whose tokens carry only the standard claims
- * (`sub` = the client id, as oidc-provider sets for client_credentials), and one whose tokens also
- * carry `name`, `email` and `roles`, so tests can predict every identity claim.
+ * (`sub` = the client id, as oidc-provider sets for client_credentials), one whose tokens also
+ * carry `name`, `email` and `roles`, so tests can predict every identity claim, and the client
+ * agui-server introspects opaque tokens with.
  */
 export const DEFAULT_SETTINGS = Object.freeze({
   audience: 'agui-server',
@@ -41,6 +49,7 @@ export const DEFAULT_SETTINGS = Object.freeze({
   resourceServers: {
     [AGUI_RESOURCE]: { scope: 'agui:chat agui:tools agui:admin' },
     [OTHER_RESOURCE]: { audience: 'other-api', scope: 'other:read' },
+    [OPAQUE_RESOURCE]: { audience: 'agui-server', scope: 'agui:chat', accessTokenFormat: 'opaque' },
   },
   clients: [
     {
@@ -59,6 +68,15 @@ export const DEFAULT_SETTINGS = Object.freeze({
       redirect_uris: [],
       token_endpoint_auth_method: 'client_secret_basic',
       claims: { name: 'Ada Lovelace', email: 'ada@example.test', roles: ['analyst'] },
+    },
+    {
+      // Introspects tokens for agui-server; gets no tokens of its own worth using.
+      client_id: INTROSPECTOR.clientId,
+      client_secret: INTROSPECTOR.clientSecret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
     },
   ],
   accounts: {},
@@ -119,6 +137,13 @@ export function providerConfiguration(settings, jwks, cookieKeys) {
     },
     features: {
       clientCredentials: { enabled: true },
+      // RFC 7662 introspection (for opaque tokens) and RFC 7009 revocation. Only the introspector
+      // client may introspect: a token's holder must not learn more about it than it carries.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client) => client.clientId === INTROSPECTOR.clientId,
+      },
+      revocation: { enabled: true },
       // Self-contained logout pages: oidc-provider's stock ones @import a Google web font, so a
       // sign-out would reach out of loopback.
       rpInitiatedLogout: {
@@ -177,13 +202,14 @@ function resourceServerInfo(settings, resource, signingKid) {
     // Unknown resource indicator: RFC 8707 §2 `invalid_target`.
     throw new errors.InvalidTarget('unknown resource indicator');
   }
-  return {
+  const info = {
     scope: server.scope,
     audience: server.audience ?? (resource === settings.defaultResource ? settings.audience : resource),
     accessTokenTTL: server.accessTokenTTL ?? settings.accessTokenTTL,
-    accessTokenFormat: 'jwt',
-    jwt: { sign: { alg: settings.signingAlg, kid: signingKid } },
+    accessTokenFormat: server.accessTokenFormat ?? 'jwt',
   };
+  if (info.accessTokenFormat === 'jwt') info.jwt = { sign: { alg: settings.signingAlg, kid: signingKid } };
+  return info;
 }
 
 function identityClaims(source) {

@@ -4,7 +4,9 @@
 // named client, signed by a key its JWKS publishes (public members only) and verifiable with
 // node:crypto; bad credentials and unknown resources are refused; a rotation makes a new kid
 // sign and publishes it first (old key kept, or retired on request); ES256 and the audience are
-// configurable; the CLI prints exactly one ready line and exits when its parent's pipe closes.
+// configurable; the CLI prints exactly one ready line and exits when its parent's pipe closes;
+// opaque tokens for the opaque resource introspect (RFC 7662) for the introspector only, until
+// revoked (RFC 7009).
 // Run: node tests/idp/selftest.mjs (run.mjs runs it first). Prints ok / not ok lines.
 
 import assert from 'node:assert/strict';
@@ -13,7 +15,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { decodeJwt, idpHealth, requestToken, rotateKeys, TEST_CLIENTS } from './client.mjs';
+import { decodeJwt, idpHealth, introspect, OPAQUE_RESOURCE, requestToken, revokeToken, rotateKeys, TEST_CLIENTS } from './client.mjs';
 import { loadSettings } from './config.mjs';
 import { startIdp } from './idp.mjs';
 
@@ -113,6 +115,24 @@ try {
   await test('resource http://other-api gives a token with aud other-api', async () => {
     const token = await requestToken({ issuer, ...plain, resource: 'http://other-api', scope: 'other:read' });
     assert.equal(decodeJwt(token).payload.aud, 'other-api');
+  });
+
+  await test('resource http://agui-server-opaque gives an opaque token that introspects, until revoked', async () => {
+    const token = await requestToken({ issuer, ...plain, resource: OPAQUE_RESOURCE, scope: 'agui:chat' });
+    assert.equal(token.split('.').length, 1, 'not a JWT');
+    const active = await introspect({ issuer, token });
+    assert.equal(active.active, true);
+    assert.equal(active.iss, issuer);
+    assert.equal(active.aud, 'agui-server');
+    assert.equal(active.client_id, 'agui-tests');
+    assert.equal(active.scope, 'agui:chat');
+    assert.equal(active.token_type, 'Bearer');
+    assert.equal(active.sub, undefined, 'client_credentials: no sub, only client_id');
+    assert.equal(JSON.stringify(active).includes(token), false, 'the answer does not echo the token');
+    // Only the introspector may ask (the holder of a token learns nothing more).
+    assert.deepEqual(await introspect({ issuer, token, ...plain }), { active: false });
+    await revokeToken({ issuer, token, ...plain });
+    assert.deepEqual(await introspect({ issuer, token }), { active: false });
   });
 
   await test('a wrong secret and an unknown resource are refused', async () => {
