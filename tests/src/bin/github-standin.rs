@@ -21,7 +21,9 @@ use std::process::ExitCode;
 use agui_auth::testing::{GitHubStandIn, StandInFixtures};
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("github-standin: {message}\nusage: github-standin [--port N] [--fixtures FILE] [--exit-on-stdin-close]");
+    eprintln!(
+        "github-standin: {message}\nusage: github-standin [--port N] [--fixtures FILE] [--exit-on-stdin-close]"
+    );
     ExitCode::from(2)
 }
 
@@ -96,7 +98,8 @@ async fn main() -> ExitCode {
 
 async fn terminated() {
     #[cfg(unix)]
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
         term.recv().await;
         return;
     }
