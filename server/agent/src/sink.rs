@@ -42,6 +42,10 @@ pub struct EventSink {
     dialect: Dialect,
     encoding: Encoding,
     tap: Option<Box<dyn EventTap>>,
+    /// Whether the run goes on when the client leaves (see [`EventSink::outlive_client`]).
+    outlives_client: bool,
+    /// The client left and the run goes on: frames are no longer queued.
+    detached: bool,
     /// Size of the last frame, to size the next buffer in one allocation.
     last_frame_len: usize,
     events_sent: u64,
@@ -67,6 +71,8 @@ impl EventSink {
             dialect,
             encoding,
             tap: None,
+            outlives_client: false,
+            detached: false,
             last_frame_len: 128,
             events_sent: 0,
         }
@@ -76,6 +82,15 @@ impl EventSink {
     #[must_use]
     pub fn with_tap(mut self, tap: Box<dyn EventTap>) -> Self {
         self.tap = Some(tap);
+        self
+    }
+
+    /// Lets the run go on when the client leaves: from then on frames are dropped and the tap
+    /// alone sees the events (a CopilotKit client that reloads mid-reply reconnects to the run
+    /// and gets the whole reply). Without it, a gone client ends the run ([`SinkError::Closed`]).
+    #[must_use]
+    pub fn outlive_client(mut self) -> Self {
+        self.outlives_client = true;
         self
     }
 
@@ -187,9 +202,20 @@ impl EventSink {
     }
 
     async fn push(&mut self, frame: Bytes) -> Result<(), SinkError> {
-        self.tx.send(frame).await.map_err(|_| SinkError::Closed)?;
-        self.events_sent += 1;
-        Ok(())
+        if self.detached {
+            return Ok(());
+        }
+        match self.tx.send(frame).await {
+            Ok(()) => {
+                self.events_sent += 1;
+                Ok(())
+            }
+            Err(_) if self.outlives_client => {
+                self.detached = true;
+                Ok(())
+            }
+            Err(_) => Err(SinkError::Closed),
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 //! - `telemetry`: log setup.
 //! - `client_addr`: the caller's address behind trusted proxies.
 //! - `backends`: the store, audit log and limiter a run needs, connected (or retried) at start.
+//! - `history`: every thread's events for CopilotKit's `connect`, and following live runs.
 //! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log.
 //! - [`limits`]: per-principal run rate and stream caps, local or via Redis.
 
@@ -38,6 +39,7 @@ mod client_addr;
 pub mod config;
 mod dev;
 pub mod error;
+mod history;
 pub mod limits;
 mod metrics;
 mod reference;

@@ -338,7 +338,7 @@ async fn a_full_queue_refuses_run_starts_and_recovers(fx: &Fixture) {
         expires_at: 4_102_444_800,
     };
     let error = log
-        .start_run(&principal, "full-queue", "r1", "default")
+        .start_run(&principal, "full-queue", "r1", "default", None)
         .await
         .unwrap_err();
     assert!(
@@ -364,7 +364,7 @@ async fn a_full_queue_refuses_run_starts_and_recovers(fx: &Fixture) {
         "the refused start left no run behind"
     );
     let access = log
-        .start_run(&principal, "full-queue", "r1", "default")
+        .start_run(&principal, "full-queue", "r1", "default", None)
         .await
         .unwrap();
     assert_eq!(access, ThreadAccess::Owner { created: true });
@@ -394,6 +394,7 @@ fn start(owner: &PrincipalKey, thread: &str, run: &str, at: i64) -> RunStart {
         agent: "default".to_owned(),
         credential_source: "header".to_owned(),
         started_at: at,
+        title: None,
     }
 }
 
@@ -812,7 +813,7 @@ async fn migrations_from_empty_and_rerun_are_a_no_op(fx: &Fixture) {
         assert_eq!(fx.count(table).await, 0, "{table}");
     }
     let version = fx.schema_version().await;
-    assert_eq!(version, 1, "every migration applied once");
+    assert_eq!(version, 2, "every migration applied once");
     fx.store.claim_thread(&alice(), "kept", 1).await.unwrap();
     // Connecting again runs the migrator again: nothing is applied twice, nothing is lost.
     let again = fx.second().await;
