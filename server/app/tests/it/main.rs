@@ -7,6 +7,7 @@ mod agent_tools;
 mod catalogue;
 mod chat_errors;
 mod chat_scripted;
+mod copilotkit;
 mod cli;
 mod http_edges;
 mod issuer_outage;
