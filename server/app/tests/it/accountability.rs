@@ -1,11 +1,10 @@
 //! Thread ownership, run records, the audit trail of denials, per-principal limits and the
 //! store's availability, through `POST /chat` and `GET /threads` of a real server.
 
-
 use std::time::Duration;
 
-use agui_server::store::{AuditFilter, AuditKind, AuditRecord, RunOutcome};
 use crate::common::*;
+use agui_server::store::{AuditFilter, AuditKind, AuditRecord, RunOutcome};
 use serde_json::{Value, json};
 
 fn on_thread(text: &str, thread: &str) -> Value {

@@ -1,9 +1,8 @@
 //! Tools gated per user, shared state, named agents and frontend-tool rules, through the real
 //! server with the scripted model driving the calls.
 
-
-use agui_server::agents::AgentConfig;
 use crate::common::*;
+use agui_server::agents::AgentConfig;
 use serde_json::{Value, json};
 
 #[tokio::test]

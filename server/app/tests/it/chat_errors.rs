@@ -2,7 +2,6 @@
 //! unsupported protocol versions, and RFC 6750 answers for missing or bad credentials. Every
 //! rejection has a positive control: the same request without the defect streams.
 
-
 use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

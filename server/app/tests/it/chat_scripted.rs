@@ -1,7 +1,6 @@
 //! Every scripted scenario over a real socket, in both dialects: the exact event sequence, one
 //! terminal event, and the wire details clients depend on.
 
-
 use crate::common::*;
 use serde_json::{Value, json};
 

@@ -1,7 +1,6 @@
 //! CORS exactly as DESIGN (off by default; an exact origin list; preflight allows the headers a
 //! client sends; the headers a client must read are exposed) and the request-head limit.
 
-
 use crate::common::*;
 
 #[tokio::test]

@@ -2,13 +2,12 @@
 //! ready, answers 503 with Retry-After for that issuer's tokens (a 401 would make clients throw
 //! away a good token), and recovers by itself once the issuer is back.
 
-
 use std::time::Duration;
 
+use crate::common::*;
 use agui_auth::testing::TestIdp;
 use agui_server::config::Config;
 use agui_server::state::AppState;
-use crate::common::*;
 
 #[tokio::test]
 async fn cold_start_with_the_issuer_down_is_503_then_recovers() {

@@ -1,11 +1,10 @@
 //! Keepalive comments on a silent SSE stream, with paused time at router level (no socket): the
 //! comment comes after the configured silence, not before, and never on protobuf streams.
 
-
 use std::time::Duration;
 
-use axum::body::Body;
 use crate::common::*;
+use axum::body::Body;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

@@ -2,12 +2,11 @@
 //! (the in-process mock), the provider's failures become stable `RUN_ERROR` codes, and what the
 //! model receives carries the user's name but never any part of the bearer token.
 
-
+use crate::common::*;
 use agui_agent::OpenAiConfig;
 use agui_agent::openai::mock::{MockOpenAi, MockResponse};
 use agui_server::agents::AgentConfig;
 use agui_server::config::ModelKind;
-use crate::common::*;
 
 const TEXT_STREAM: &str = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi \"},\"finish_reason\":null}]}\n\n\
 data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"there\"},\"finish_reason\":\"stop\"}]}\n\n\

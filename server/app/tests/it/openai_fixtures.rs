@@ -3,12 +3,11 @@
 //! sequence guard (`sse_events`), in both dialects (1.0 and the 0.0.x subset CopilotKit's
 //! runtime speaks).
 
-
+use crate::common::*;
 use agui_agent::OpenAiConfig;
 use agui_agent::openai::mock::{MockOpenAi, MockResponse};
 use agui_server::agents::AgentConfig;
 use agui_server::config::ModelKind;
-use crate::common::*;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> MockResponse {

@@ -6,13 +6,12 @@
 //! PostgreSQL and Redis come from `AGUI_TEST_DATABASE_URL` / `AGUI_TEST_REDIS_URL`; unset, those
 //! tests print `SKIP` and pass, unless `AGUI_REQUIRE_PG=1` / `AGUI_REQUIRE_REDIS=1` (CI).
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use crate::common::*;
 use agui_auth::testing::TestIdp;
 use agui_server::store::{AuditFilter, AuditKind, RunOutcome, SqliteStore, Store};
-use crate::common::*;
 use serde_json::{Value, json};
 
 fn service_url(var: &str, require: &str, what: &str) -> Option<String> {

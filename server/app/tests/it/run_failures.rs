@@ -5,16 +5,15 @@
 //! the run finishes), and a client that disconnects (proven causally: the provider observes the
 //! cancellation before its next delta).
 
-
 use std::sync::Arc;
 
+use crate::common::*;
 use agui_agent::{
     ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream, RunErrorCode, Tool,
     ToolContext, ToolError, ToolRegistry, ToolSpec,
 };
 use agui_protocol::{Event, TextMessageContent};
 use async_trait::async_trait;
-use crate::common::*;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};

@@ -3,12 +3,11 @@
 //! truncated body the client would take for success) and the process exits cleanly within its
 //! deadline.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use agui_auth::testing::TestIdp;
 use crate::common::*;
+use agui_auth::testing::TestIdp;
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_server_shutdown_and_exits() {

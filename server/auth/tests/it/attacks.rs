@@ -2,11 +2,10 @@
 //! negative case has a positive control: the same token without that one defect is accepted,
 //! so a validator that refuses everything fails here.
 
-
+use crate::common::*;
 use agui_auth::jws::SigningKey;
 use agui_auth::testing::TestIdp;
 use agui_auth::{AuthError, InvalidTokenReason as R, TypPolicy};
-use crate::common::*;
 use http::StatusCode;
 use serde_json::{Value, json};
 

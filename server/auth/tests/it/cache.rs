@@ -2,11 +2,10 @@
 //! refetch, a flood of unknown kids one fetch per cooldown, a kid published after the cooldown
 //! is accepted, and rotation works without a restart.
 
-
 use std::time::Duration;
 
-use agui_auth::InvalidTokenReason as R;
 use crate::common::*;
+use agui_auth::InvalidTokenReason as R;
 
 #[tokio::test]
 async fn an_unknown_kid_triggers_exactly_one_refetch_and_a_rotated_kid_is_accepted() {

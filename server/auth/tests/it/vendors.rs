@@ -2,10 +2,9 @@
 //! configs in `examples/issuers/` (the README shows the same files). Each config is used as
 //! written except for the issuer URL, which points at the local TestIdp.
 
-
+use crate::common::*;
 use agui_auth::AuthConfig;
 use agui_auth::testing::TestIdp;
-use crate::common::*;
 use serde_json::{Value, json};
 
 fn example(name: &str) -> AuthConfig {
