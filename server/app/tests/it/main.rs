@@ -8,6 +8,7 @@ mod catalogue;
 mod chat_errors;
 mod chat_scripted;
 mod cli;
+mod config_keys;
 mod http_edges;
 mod issuer_outage;
 mod keepalive;
