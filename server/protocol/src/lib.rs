@@ -11,7 +11,8 @@
 //! - [`input`]: [`RunAgentInput`], [`Message`] and friends, and [`parse_run_input`], which
 //!   validates a body and points at the offending member.
 //! - [`content`]: content parts shared by messages and tool results.
-//! - [`ids`]: the id newtypes ([`ThreadId`], [`RunId`], [`MessageId`], [`ToolCallId`]).
+//! - [`ids`]: the id newtypes ([`ThreadId`], [`RunId`], [`MessageId`], [`ToolCallId`]) and
+//!   the bound on ids a client sends ([`check_id`], [`MAX_ID_BYTES`]).
 //! - [`sse`]: `data: <json>\n\n` framing and the keep-alive comment.
 //! - [`accept`]: `Accept` negotiation between SSE and protobuf.
 //! - [`dialect`]: AG-UI 1.0 vs the 0.0.x clients CopilotKit ships; the one place that decides.

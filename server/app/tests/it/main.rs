@@ -10,6 +10,7 @@ mod chat_scripted;
 mod cli;
 mod config_keys;
 mod http_edges;
+mod input_ids;
 mod issuer_outage;
 mod keepalive;
 mod limits_local;

@@ -2,4 +2,5 @@
 
 mod events;
 mod input;
+mod input_ids;
 mod proto_parity;
