@@ -21,7 +21,7 @@
 //! - [`metrics`]: the Prometheus registry.
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
 //! - [`dev`]: `agui-server dev`, a self-contained local server with its own issuer.
-//! - [`telemetry`]: log setup.
+//! - [`telemetry`]: log setup; the text format escapes control characters in every field.
 //! - [`accountability`]: the store as `/chat` uses it: thread ownership, run records, the audit log.
 //! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log.
 //! - [`limits`]: per-principal run rate and stream caps, local or via Redis (checked by `/chat`
