@@ -8,7 +8,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agui_protocol::{Dialect, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse};
+use agui_protocol::{
+    Dialect, DialectAdapter, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse,
+};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -31,7 +33,7 @@ pub enum SinkError {
 pub struct EventSink {
     tx: mpsc::Sender<Bytes>,
     guard: SequenceGuard,
-    dialect: Dialect,
+    dialect: DialectAdapter,
     encoding: Encoding,
     /// Size of the last frame, to size the next buffer in one allocation.
     last_frame_len: usize,
@@ -44,7 +46,7 @@ impl EventSink {
         Self {
             tx,
             guard: SequenceGuard::new(),
-            dialect,
+            dialect: DialectAdapter::new(dialect),
             encoding,
             last_frame_len: 128,
             events_sent: 0,
@@ -53,7 +55,7 @@ impl EventSink {
 
     /// The dialect of the client this sink writes for.
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        self.dialect.dialect()
     }
 
     /// How many events reached the body channel.

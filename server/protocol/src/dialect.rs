@@ -53,7 +53,14 @@
 //! - `MESSAGES_SNAPSHOT`: tool messages' part lists become strings the same way; media parts
 //!   with a `file` source are removed from user messages (a producer may skip parts a
 //!   consumer cannot use, reference §2).
-//! - Everything else passes unchanged. No event is dropped today; the `Option` leaves room.
+//! - Everything else passes unchanged.
+//!
+//! One case needs the stream, not the event ([`DialectAdapter`]): the sequence guard admits a
+//! late `RUN_ERROR` after `RUN_FINISHED` (reference §4 rule 2), but once a cancelled
+//! `RUN_FINISHED` has become a `RUN_ERROR`, a 0.0.x client accepts nothing but `RUN_STARTED`
+//! (rule 3: "The run has already errored"). The adapter drops such an event: the client
+//! already has the run's terminal event. Found by the conformance check that runs
+//! guard-accepted random sequences through both official clients.
 
 use serde_json::Value;
 
@@ -179,6 +186,41 @@ fn semver_major(version: &str) -> Option<&str> {
 /// Semver §2: a non-negative decimal integer without leading zeros.
 fn is_numeric_identifier(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
+}
+
+/// [`Dialect::adapt`] over one response stream: what the sink uses. It also drops what a
+/// client cannot accept after the adapted stream's own `RUN_ERROR` (anything but a new
+/// `RUN_STARTED`; see the module docs), which only the legacy mapping can cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialectAdapter {
+    dialect: Dialect,
+    /// The last event sent was a `RUN_ERROR`.
+    errored: bool,
+}
+
+impl DialectAdapter {
+    /// An adapter for a stream where nothing has been sent yet.
+    pub fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            errored: false,
+        }
+    }
+
+    /// The client's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The event as this client reads it, or `None` when it must not be sent.
+    pub fn adapt(&mut self, event: Event) -> Option<Event> {
+        let event = self.dialect.adapt(event)?;
+        if self.errored && !matches!(event, Event::RunStarted(_)) {
+            return None;
+        }
+        self.errored = matches!(event, Event::RunError(_));
+        Some(event)
+    }
 }
 
 fn adapt_legacy(event: Event) -> Event {
@@ -360,6 +402,36 @@ mod tests {
             assert_eq!(err.requested, v);
             assert_eq!(err.to_string(), "unsupported protocol version");
         }
+    }
+
+    #[test]
+    fn a_late_run_error_after_a_cancelled_run_is_dropped_for_legacy_only() {
+        let cancelled = finished(Some(RunFinishedOutcome::Cancelled));
+        let late: Event = RunError::with_code("late", "model_error").into();
+        let next: Event = RunStarted::new("t", "r2").into();
+        let mut legacy = DialectAdapter::new(Dialect::Legacy);
+        assert!(matches!(
+            legacy.adapt(cancelled.clone()),
+            Some(Event::RunError(_))
+        ));
+        assert_eq!(legacy.adapt(late.clone()), None, "0.0.59: already errored");
+        assert_eq!(
+            legacy.adapt(next.clone()),
+            Some(next.clone()),
+            "a new run passes"
+        );
+        // Positive controls: 1.0 keeps the late RUN_ERROR after RUN_FINISHED (rule 2), and so
+        // does the legacy dialect after a successful RUN_FINISHED.
+        let mut v1 = DialectAdapter::new(Dialect::V1);
+        assert_eq!(
+            v1.adapt(cancelled),
+            Some(finished(Some(RunFinishedOutcome::Cancelled)))
+        );
+        assert_eq!(v1.adapt(late.clone()), Some(late.clone()));
+        let mut legacy = DialectAdapter::new(Dialect::Legacy);
+        assert!(legacy.adapt(finished(None)).is_some());
+        assert_eq!(legacy.adapt(late.clone()), Some(late));
+        assert_eq!(legacy.dialect(), Dialect::Legacy);
     }
 
     fn rich_run_started() -> Event {
