@@ -3,4 +3,6 @@
 mod events;
 mod input;
 mod input_ids;
+mod properties;
 mod proto_parity;
+mod strategies;
