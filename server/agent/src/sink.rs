@@ -8,7 +8,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agui_protocol::{Dialect, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse};
+use agui_protocol::{
+    Dialect, DialectAdapter, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse,
+};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -39,7 +41,7 @@ pub trait EventTap: Send + 'static {
 pub struct EventSink {
     tx: mpsc::Sender<Bytes>,
     guard: SequenceGuard,
-    dialect: Dialect,
+    dialect: DialectAdapter,
     encoding: Encoding,
     tap: Option<Box<dyn EventTap>>,
     /// Whether the run goes on when the client leaves (see [`EventSink::outlive_client`]).
@@ -68,7 +70,7 @@ impl EventSink {
         Self {
             tx,
             guard: SequenceGuard::new(),
-            dialect,
+            dialect: DialectAdapter::new(dialect),
             encoding,
             tap: None,
             outlives_client: false,
@@ -96,7 +98,7 @@ impl EventSink {
 
     /// The dialect of the client this sink writes for.
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        self.dialect.dialect()
     }
 
     /// How many events reached the body channel.

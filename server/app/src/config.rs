@@ -597,6 +597,41 @@ mod tests {
         }
     }
 
+    /// Every table the TOML reaches refuses unknown keys by name, down to the per-role limits
+    /// and the auth tables embedded from agui-auth; the correct key (the control) takes effect.
+    #[test]
+    fn unknown_keys_are_refused_in_every_table() {
+        let cases = [
+            ("[limits.roles.admin]\nburts = 3\n", "burts", "burst"),
+            (
+                "[[auth.issuers]]\nrequierd_scopes = []\n",
+                "requierd_scopes",
+                "required_scopes",
+            ),
+            (
+                "[[auth.issuers]]\n[auth.issuers.deny]\nsubject = []\n",
+                "subject",
+                "subjects",
+            ),
+            ("[openai]\nbase_ur = \"x\"\n", "base_ur", "base_url"),
+            (
+                "[agents.a]\nsystem_promt = \"x\"\n",
+                "system_promt",
+                "system_prompt",
+            ),
+        ];
+        for (text, key, expected) in cases {
+            let message = toml::from_str::<Config>(text).expect_err(text).to_string();
+            assert!(
+                message.contains(&format!("unknown field `{key}`")),
+                "{message}"
+            );
+            assert!(message.contains(&format!("`{expected}`")), "{message}");
+        }
+        let config: Config = toml::from_str("[limits.roles.admin]\nburst = 3\n").unwrap();
+        assert_eq!(config.limits.roles["admin"].burst, Some(3));
+    }
+
     /// A config file that sets nothing gets exactly the defaults.
     #[test]
     fn an_empty_file_means_the_defaults() {

@@ -23,7 +23,7 @@
 //! - `metrics`: the Prometheus registry.
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
 //! - `dev`: `agui-server dev`, a self-contained local server with its own issuer.
-//! - `telemetry`: log setup.
+//! - `telemetry`: log setup; the text format escapes control characters in every field.
 //! - `client_addr`: the caller's address behind trusted proxies.
 //! - `backends`: the store, audit log and limiter a run needs, connected (or retried) at start.
 //! - `history`: every thread's events for CopilotKit's `connect`, and following live runs.

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use agui_agent::{AuditEvent, AuditSink};
 use agui_server::store::{
-    self, AuditFilter, AuditKind, AuditLog, AuditLogOptions, AuditRecord, PgStore, PrincipalKey,
-    HistoryChunk, RunEnd, RunOutcome, RunStart, SqliteStore, StartRequest, Store, ThreadAccess,
-    WriteOp,
-    maintenance,
+    self, AuditFilter, AuditKind, AuditLog, AuditLogOptions, AuditRecord, HistoryChunk, PgStore,
+    PrincipalKey, RunEnd, RunOutcome, RunStart, SqliteStore, StartRequest, Store, ThreadAccess,
+    WriteOp, maintenance,
 };
 use serde_json::json;
 
@@ -1114,7 +1113,12 @@ fn chunk(thread: &str, run: &str, n: i64, started_at: i64, at: i64, text: &str) 
 fn texts(chunks: &[HistoryChunk]) -> Vec<String> {
     chunks
         .iter()
-        .map(|c| serde_json::from_str::<serde_json::Value>(&c.events).unwrap()[0]["value"].as_str().unwrap().to_owned())
+        .map(|c| {
+            serde_json::from_str::<serde_json::Value>(&c.events).unwrap()[0]["value"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -1159,8 +1163,22 @@ async fn history_is_capped_per_thread_oldest_runs_first(fx: &Fixture) {
     let mut ops = Vec::new();
     for (i, run) in ["r1", "r2", "r3", "r4"].iter().enumerate() {
         let started = 100 * (i as i64 + 1);
-        ops.push(chunk("capped", run, 0, started, started, &format!("{run}-0")));
-        ops.push(chunk("capped", run, 1, started, started + 1, &format!("{run}-1")));
+        ops.push(chunk(
+            "capped",
+            run,
+            0,
+            started,
+            started,
+            &format!("{run}-0"),
+        ));
+        ops.push(chunk(
+            "capped",
+            run,
+            1,
+            started,
+            started + 1,
+            &format!("{run}-1"),
+        ));
     }
     ops.push(chunk("kept", "k1", 0, 10, 10, "k1-0"));
     store.write_batch(&ops).await.unwrap();
@@ -1207,7 +1225,9 @@ async fn history_retention_removes_whole_runs_only(fx: &Fixture) {
     );
     // Through the retention job too (the audit log's cut applies to history).
     let now = 5_000 + 2 * 24 * 60 * 60 * 1000;
-    maintenance::apply_retention(store.as_ref(), 1, now).await.unwrap();
+    maintenance::apply_retention(store.as_ref(), 1, now)
+        .await
+        .unwrap();
     assert!(store.history("t").await.unwrap().is_empty());
 }
 

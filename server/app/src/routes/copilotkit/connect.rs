@@ -89,6 +89,14 @@ async fn thread_right(
     Err(ApiError::ThreadNotFound)
 }
 
+/// A thread id taken from a path: bounded like every id a client sends (400 `invalid_input`).
+pub(crate) fn check_thread_id(thread_id: &str) -> Result<(), ApiError> {
+    agui_protocol::check_id(thread_id).map_err(|rule| ApiError::InvalidInput {
+        field: "/threadId".into(),
+        message: format!("The thread id {rule}."),
+    })
+}
+
 /// The agent exists and the principal may use it (as for a run: 404, then 403).
 fn check_agent(state: &AppState, agent_id: &str, principal: &Principal) -> Result<(), ApiError> {
     let agent = state.agents.get(agent_id).ok_or(ApiError::AgentNotFound)?;
@@ -108,6 +116,7 @@ pub(crate) async fn owned_replay(
     principal: &Principal,
     thread_id: &str,
 ) -> Result<Vec<agui_protocol::Event>, ApiError> {
+    check_thread_id(thread_id)?;
     let connected = state
         .backends
         .connected()
@@ -255,6 +264,7 @@ pub(crate) async fn stop(
     let bytes = axum::body::to_bytes(request.into_body(), MAX_STOP_BODY)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
+    check_thread_id(&thread_id)?;
     let run_id = stop_scope(&bytes)?;
     check_agent(&state, &agent_id, &principal)?;
     let connected = state
@@ -342,8 +352,13 @@ fn stop_scope(bytes: &[u8]) -> Result<Option<String>, ApiError> {
     }
     match object.get("runId") {
         None => Ok(None),
-        Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.clone())),
-        Some(_) => Err(invalid("/runId", "runId must be a non-empty string.")),
+        Some(Value::String(id)) if !id.trim().is_empty() && agui_protocol::check_id(id).is_ok() => {
+            Ok(Some(id.clone()))
+        }
+        Some(_) => Err(invalid(
+            "/runId",
+            "runId must be a non-empty string of at most 256 bytes without control characters.",
+        )),
     }
 }
 
