@@ -9,13 +9,15 @@
 // `agui-server serve` (AGUI_SERVER_BIN, default target/debug/agui-server), mints a
 // client_credentials token, runs v1/suite.mjs, v0/suite.mjs and v1/rotation.mjs as child processes, relays their `ok - ` / `not ok - ` lines, stops every process
 // it started (also on failure and SIGINT) and ends with `conformance: N passed, M failed`.
+// Before the server starts it checks the sequence guard against both clients' verifyEvents
+// (v1/guard.mjs, v0/guard.mjs on sequences printed by the Rust example guard_sequences).
 // For the OpenAI-provider scenarios it also runs a mock OpenAI-compatible server (mock-openai.mjs,
 // in this process) and a second agui-server with AGUI_MODEL=openai pointed at it. For the
 // credentials beyond JWTs (v1/credentials.mjs) it runs the GitHub stand-in binary
 // (AGUI_GITHUB_STANDIN_BIN, default target/debug/github-standin) and a third agui-server that
 // introspects the IdP's opaque tokens and checks GitHub tokens against the stand-in.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +35,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
 const serverBin = resolve(repoRoot, process.env.AGUI_SERVER_BIN ?? 'target/debug/agui-server');
 const standinBin = resolve(repoRoot, process.env.AGUI_GITHUB_STANDIN_BIN ?? 'target/debug/github-standin');
+// The Rust example that prints guard-accepted event sequences (server/protocol/examples).
+const guardSequencesBin = resolve(repoRoot, process.env.AGUI_GUARD_SEQUENCES_BIN ?? 'target/debug/examples/guard_sequences');
+const GUARD_SEQUENCES = 300;
 const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 const ANSI = /\x1b\[[0-9;]*m/g;
 const STARTUP_DEADLINE_MS = 60_000;
@@ -180,9 +185,36 @@ function openAiAgentToml() {
   ].join('\n');
 }
 
+/**
+ * The sequence guard against both official clients' rules: the Rust example prints
+ * GUARD_SEQUENCES guard-accepted random sequences (fixed seed) in their 1.0 and 0.0.x forms;
+ * v1/guard.mjs and v0/guard.mjs run each through that client's schemas, transformChunks and
+ * verifyEvents. No server needed.
+ */
+async function runGuardSuites() {
+  if (!existsSync(guardSequencesBin)) {
+    fail('guard sequences binary exists', `${guardSequencesBin} not found (build it: cargo build -p agui-protocol --examples)`);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'agui-conformance-guard-'));
+  scratchDirs.add(dir);
+  const file = join(dir, 'sequences.json');
+  try {
+    const output = execFileSync(guardSequencesBin, ['--count', String(GUARD_SEQUENCES)], { maxBuffer: 256 * 1024 * 1024 });
+    writeFileSync(file, output);
+  } catch (error) {
+    fail('guard sequences are generated', error.message);
+    return;
+  }
+  for (const suite of ['v1/guard.mjs', 'v0/guard.mjs']) await runSuite(suite, { ...process.env, AGUI_GUARD_SEQUENCES: file });
+  rmSync(dir, { recursive: true, force: true });
+}
+
 async function main() {
-  // 0. The IdP on its own (its own instances; no agui-server needed).
+  // 0. The IdP on its own (its own instances; no agui-server needed), and the sequence guard
+  //    against the clients' rules.
   await runSuite('../idp/selftest.mjs', process.env);
+  await runGuardSuites();
 
   // 1. The IdP, with the built-in clients plus the suite's role clients (an admin and its twin,
   //    for the role-gated tools; `clients` in a settings file replaces the default list).

@@ -32,6 +32,13 @@ pub enum RunErrorCode {
     MaxTurns,
     /// A deliberate stop, sent as `RUN_ERROR` to 0.0.x clients that cannot parse a cancelled outcome.
     Cancelled,
+    /// In a thread's replay to 0.0.x clients: a run that was stopped on purpose. `abort` is the
+    /// code `@ag-ui/client` itself gives a run its user aborted, which CopilotKit does not
+    /// report as an error again on every reload.
+    Abort,
+    /// In a thread's replay: the server running this run stopped (crashed, killed) before the
+    /// run ended, so its stored events end here.
+    Abandoned,
     /// Anything else: a bug. The log has the cause.
     InternalError,
 }
@@ -50,7 +57,7 @@ impl RunErrorCode {
     }
 
     /// Every code, for the catalogue test.
-    pub const ALL: [RunErrorCode; 13] = [
+    pub const ALL: [RunErrorCode; 15] = [
         Self::ModelError,
         Self::ModelUnauthorized,
         Self::ModelRateLimited,
@@ -63,6 +70,8 @@ impl RunErrorCode {
         Self::ProtocolViolation,
         Self::MaxTurns,
         Self::Cancelled,
+        Self::Abort,
+        Self::Abandoned,
         Self::InternalError,
     ];
 
@@ -81,6 +90,8 @@ impl RunErrorCode {
             Self::ProtocolViolation => "protocol_violation",
             Self::MaxTurns => "max_turns",
             Self::Cancelled => "cancelled",
+            Self::Abort => "abort",
+            Self::Abandoned => "abandoned",
             Self::InternalError => "internal_error",
         }
     }
@@ -102,6 +113,8 @@ impl RunErrorCode {
             Self::ProtocolViolation => "The agent produced an invalid event sequence.",
             Self::MaxTurns => "The agent called tools too many times in one run.",
             Self::Cancelled => "The run was cancelled.",
+            Self::Abort => "The run was stopped.",
+            Self::Abandoned => "The server stopped before this run ended; its reply is cut here.",
             Self::InternalError => "An internal error ended the run.",
         }
     }

@@ -8,7 +8,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agui_protocol::{Dialect, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse};
+use agui_protocol::{
+    Dialect, DialectAdapter, Encoding, Event, OpenItems, RunError, SequenceGuard, proto, sse,
+};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -39,9 +41,13 @@ pub trait EventTap: Send + 'static {
 pub struct EventSink {
     tx: mpsc::Sender<Bytes>,
     guard: SequenceGuard,
-    dialect: Dialect,
+    dialect: DialectAdapter,
     encoding: Encoding,
     tap: Option<Box<dyn EventTap>>,
+    /// Whether the run goes on when the client leaves (see [`EventSink::outlive_client`]).
+    outlives_client: bool,
+    /// The client left and the run goes on: frames are no longer queued.
+    detached: bool,
     /// Size of the last frame, to size the next buffer in one allocation.
     last_frame_len: usize,
     events_sent: u64,
@@ -64,9 +70,11 @@ impl EventSink {
         Self {
             tx,
             guard: SequenceGuard::new(),
-            dialect,
+            dialect: DialectAdapter::new(dialect),
             encoding,
             tap: None,
+            outlives_client: false,
+            detached: false,
             last_frame_len: 128,
             events_sent: 0,
         }
@@ -79,9 +87,18 @@ impl EventSink {
         self
     }
 
+    /// Lets the run go on when the client leaves: from then on frames are dropped and the tap
+    /// alone sees the events (a CopilotKit client that reloads mid-reply reconnects to the run
+    /// and gets the whole reply). Without it, a gone client ends the run ([`SinkError::Closed`]).
+    #[must_use]
+    pub fn outlive_client(mut self) -> Self {
+        self.outlives_client = true;
+        self
+    }
+
     /// The dialect of the client this sink writes for.
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        self.dialect.dialect()
     }
 
     /// How many events reached the body channel.
@@ -187,9 +204,20 @@ impl EventSink {
     }
 
     async fn push(&mut self, frame: Bytes) -> Result<(), SinkError> {
-        self.tx.send(frame).await.map_err(|_| SinkError::Closed)?;
-        self.events_sent += 1;
-        Ok(())
+        if self.detached {
+            return Ok(());
+        }
+        match self.tx.send(frame).await {
+            Ok(()) => {
+                self.events_sent += 1;
+                Ok(())
+            }
+            Err(_) if self.outlives_client => {
+                self.detached = true;
+                Ok(())
+            }
+            Err(_) => Err(SinkError::Closed),
+        }
     }
 }
 

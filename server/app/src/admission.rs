@@ -47,21 +47,34 @@ impl StreamCap {
     }
 }
 
-/// What an admitted stream holds until its body is dropped: its place under the server cap and
-/// the principal's stream slot. It also times the stream's first event.
+/// What an admitted run holds for as long as it runs: its place under the server cap and the
+/// principal's stream slot (the run's task owns it; a run ends when its client leaves, unless it
+/// outlives its client on purpose, and then it still counts).
 #[derive(Debug)]
 pub(crate) struct Admitted {
     _server: OwnedSemaphorePermit,
     _slot: StreamPermit,
-    received: Instant,
-    time_to_first_event: Arc<Histogram>,
+    /// Times the stream's first event (the response body takes it).
+    pub(crate) first_event: Option<FirstEvent>,
 }
 
-impl Admitted {
+/// Times a stream's first event: request received → first frame handed to the connection.
+#[derive(Debug)]
+pub(crate) struct FirstEvent {
+    received: Instant,
+    histogram: Arc<Histogram>,
+}
+
+impl FirstEvent {
     /// The first event frame was handed to the connection.
-    pub(crate) fn first_frame(&self) {
-        self.time_to_first_event.observe(self.received.elapsed());
+    pub(crate) fn observe(&self) {
+        self.histogram.observe(self.received.elapsed());
     }
+}
+
+/// A place under the server cap alone (a stream that is not a run: following one).
+pub(crate) fn open_stream(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    state.stream_cap.try_open().ok_or(ApiError::ServerBusy)
 }
 
 /// Admits `principal` for one stream: 503 `server_busy` over the server cap, 429 over the
@@ -101,7 +114,9 @@ pub(crate) async fn admit(
     Ok(Admitted {
         _server: server,
         _slot: slot,
-        received,
-        time_to_first_event: state.metrics.time_to_first_event.clone(),
+        first_event: Some(FirstEvent {
+            received,
+            histogram: state.metrics.time_to_first_event.clone(),
+        }),
     })
 }

@@ -22,6 +22,8 @@ use crate::metrics::Histogram;
 pub struct Agent {
     /// Its id (`default`, or the `[agents.<id>]` key).
     pub id: String,
+    /// What it does (empty when not configured).
+    pub description: String,
     /// Its model.
     pub model: Arc<dyn ModelProvider>,
     /// Its backend tools.
@@ -122,6 +124,7 @@ pub fn build(
         agents.insert(
             id.clone(),
             Arc::new(Agent {
+                description: agent.description.clone().unwrap_or_default(),
                 id,
                 model,
                 tools,

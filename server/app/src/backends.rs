@@ -84,6 +84,8 @@ impl Backends {
                 ..AuditLogOptions::default()
             },
             maintenance: MaintenanceOptions {
+                heartbeat_every: Duration::from_secs(config.store.heartbeat_secs),
+                stale_after: Duration::from_secs(config.store.instance_timeout_secs),
                 retention_days: (config.audit.retention_days > 0)
                     .then_some(config.audit.retention_days),
                 ..MaintenanceOptions::default()

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::DropGuard;
 
-use crate::admission::Admitted;
+use crate::admission::FirstEvent;
 
 /// Coalesce at most this many bytes into one write.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -27,10 +27,10 @@ pub(crate) struct EventBody {
     rx: mpsc::Receiver<Bytes>,
     keepalive: Option<(Duration, Pin<Box<Sleep>>)>,
     _cancel_run_on_drop: DropGuard,
-    /// The stream's place under the server's and the principal's limits, held as long as the
-    /// body exists.
-    admitted: Admitted,
-    sent_first: bool,
+    /// Times the first event (`None` once it is sent, or for streams that are not timed).
+    first_event: Option<FirstEvent>,
+    /// Whatever must live as long as the body (a follower's place under the server cap).
+    _held: Option<Box<dyn Send + Sync>>,
 }
 
 impl EventBody {
@@ -40,7 +40,7 @@ impl EventBody {
         rx: mpsc::Receiver<Bytes>,
         keepalive: Option<Duration>,
         cancel_run_on_drop: DropGuard,
-        admitted: Admitted,
+        first_event: Option<FirstEvent>,
     ) -> Self {
         let keepalive = keepalive
             .filter(|period| !period.is_zero())
@@ -49,9 +49,17 @@ impl EventBody {
             rx,
             keepalive,
             _cancel_run_on_drop: cancel_run_on_drop,
-            admitted,
-            sent_first: false,
+            first_event,
+            _held: None,
         }
+    }
+}
+
+impl EventBody {
+    /// Keeps `held` alive for as long as the body exists.
+    pub(crate) fn holding(mut self, held: impl Send + Sync + 'static) -> Self {
+        self._held = Some(Box::new(held));
+        self
     }
 }
 
@@ -63,8 +71,8 @@ impl Stream for EventBody {
         match this.rx.poll_recv(cx) {
             Poll::Ready(Some(first)) => {
                 let batch = coalesce(first, &mut this.rx);
-                if !std::mem::replace(&mut this.sent_first, true) {
-                    this.admitted.first_frame();
+                if let Some(first) = this.first_event.take() {
+                    first.observe();
                 }
                 if let Some((period, sleep)) = &mut this.keepalive {
                     sleep.as_mut().reset(Instant::now() + *period);

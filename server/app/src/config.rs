@@ -127,7 +127,7 @@ impl LimitsConfig {
 }
 
 /// Thread ownership and runs (`[store]`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://path` or `postgres://…`. Absent: `serve` uses `./data/agui.db`, `dev` and the
@@ -135,6 +135,63 @@ pub struct StoreConfig {
     pub database_url: Option<String>,
     /// A role that may run on any principal's thread (every such access is audited).
     pub thread_admin_role: Option<String>,
+    /// How often this process writes its heartbeat (and looks for runs of dead replicas).
+    pub heartbeat_secs: u64,
+    /// A replica without a heartbeat for this long is dead: its open runs are marked
+    /// `abandoned`, and clients following them get `RUN_ERROR abandoned`.
+    pub instance_timeout_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            thread_admin_role: None,
+            heartbeat_secs: 10,
+            instance_timeout_secs: 60,
+        }
+    }
+}
+
+/// Thread history (`[history]`): every run's events, kept per thread so a CopilotKit client's
+/// `connect` can replay the conversation and follow a live run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Keep the events of every run (off: `connect` replays nothing, runs store nothing).
+    pub enabled: bool,
+    /// How often a streaming run's new events are written (one batch per run per window, in the
+    /// group commit): a process killed mid-run loses at most this much of its stream.
+    pub flush_ms: u64,
+    /// Runs kept per thread; beyond it the oldest runs leave the replay (with a log line).
+    pub max_runs_per_thread: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            flush_ms: 250,
+            max_runs_per_thread: 200,
+        }
+    }
+}
+
+/// CopilotKit's runtime protocol, served natively (`[runtime]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Where the runtime's routes live: the app's `runtimeUrl` is this server's origin plus
+    /// this path (empty: not served).
+    pub base_path: String,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            base_path: "/copilotkit".into(),
+        }
+    }
 }
 
 /// The audit log (`[audit]`).
@@ -169,6 +226,8 @@ impl Default for AuditConfig {
 pub struct AgentConfig {
     /// The model kind; default: the server's `model.kind`.
     pub model: Option<ModelKind>,
+    /// What the agent does, in a sentence (CopilotKit's `/info` shows it to the app).
+    pub description: Option<String>,
     /// System prompt; may use `{user.name}`, `{user.email}`, `{user.roles}`. Never contains a token.
     pub system_prompt: Option<String>,
     /// The backend tools this agent exposes (names); default: every built-in tool.
@@ -212,6 +271,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// Thread history.
+    pub history: HistoryConfig,
+    /// CopilotKit's runtime protocol.
+    pub runtime: RuntimeConfig,
     /// Named agents (`[agents.<id>]`); `default` serves `POST /chat`.
     pub agents: BTreeMap<String, AgentConfig>,
     /// The OpenAI-compatible provider (`[openai]`), used by agents whose model is `openai`. When
@@ -236,6 +299,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             store: StoreConfig::default(),
             audit: AuditConfig::default(),
+            history: HistoryConfig::default(),
+            runtime: RuntimeConfig::default(),
             agents: BTreeMap::new(),
             openai: None,
         }
@@ -340,6 +405,49 @@ impl Config {
         }
         if self.limits.redis_lease_secs < 3 {
             return invalid("limits.redis_lease_secs", "must be at least 3");
+        }
+        if self.store.heartbeat_secs == 0 {
+            return invalid("store.heartbeat_secs", "must be at least 1");
+        }
+        if self.store.instance_timeout_secs < 2 * self.store.heartbeat_secs {
+            return invalid(
+                "store.instance_timeout_secs",
+                "must be at least twice store.heartbeat_secs (one missed heartbeat is not death)",
+            );
+        }
+        if self.history.flush_ms == 0 {
+            return invalid("history.flush_ms", "must be at least 1");
+        }
+        if self.history.max_runs_per_thread == 0 {
+            return invalid("history.max_runs_per_thread", "must be at least 1");
+        }
+        let base = &self.runtime.base_path;
+        if !base.is_empty()
+            && (!base.starts_with('/')
+                || base.ends_with('/')
+                || !base[1..].split('/').all(|segment| {
+                    !segment.is_empty()
+                        && segment
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+                }))
+        {
+            return invalid(
+                "runtime.base_path",
+                "use a path such as /copilotkit (segments of letters, digits, -._~; no trailing /), or empty to turn the runtime routes off",
+            );
+        }
+        let reserved = [
+            "/chat", "/agents", "/whoami", "/threads", "/healthz", "/readyz", "/metrics",
+        ];
+        if let Some(route) = reserved
+            .iter()
+            .find(|route| base == *route || base.starts_with(&format!("{route}/")))
+        {
+            return invalid(
+                "runtime.base_path",
+                &format!("{base} would shadow the server's own {route}"),
+            );
         }
         if self.audit.auth_failure_window_secs == 0 {
             return invalid("audit.auth_failure_window_secs", "must be at least 1");
@@ -487,6 +595,41 @@ mod tests {
                 other => panic!("{name} = 0 was not refused: {other:?}"),
             }
         }
+    }
+
+    /// Every table the TOML reaches refuses unknown keys by name, down to the per-role limits
+    /// and the auth tables embedded from agui-auth; the correct key (the control) takes effect.
+    #[test]
+    fn unknown_keys_are_refused_in_every_table() {
+        let cases = [
+            ("[limits.roles.admin]\nburts = 3\n", "burts", "burst"),
+            (
+                "[[auth.issuers]]\nrequierd_scopes = []\n",
+                "requierd_scopes",
+                "required_scopes",
+            ),
+            (
+                "[[auth.issuers]]\n[auth.issuers.deny]\nsubject = []\n",
+                "subject",
+                "subjects",
+            ),
+            ("[openai]\nbase_ur = \"x\"\n", "base_ur", "base_url"),
+            (
+                "[agents.a]\nsystem_promt = \"x\"\n",
+                "system_promt",
+                "system_prompt",
+            ),
+        ];
+        for (text, key, expected) in cases {
+            let message = toml::from_str::<Config>(text).expect_err(text).to_string();
+            assert!(
+                message.contains(&format!("unknown field `{key}`")),
+                "{message}"
+            );
+            assert!(message.contains(&format!("`{expected}`")), "{message}");
+        }
+        let config: Config = toml::from_str("[limits.roles.admin]\nburst = 3\n").unwrap();
+        assert_eq!(config.limits.roles["admin"].burst, Some(3));
     }
 
     /// A config file that sets nothing gets exactly the defaults.

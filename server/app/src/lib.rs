@@ -23,10 +23,11 @@
 //! - `metrics`: the Prometheus registry.
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
 //! - `dev`: `agui-server dev`, a self-contained local server with its own issuer.
-//! - `telemetry`: log setup.
+//! - `telemetry`: log setup; the text format escapes control characters in every field.
 //! - `reload`: SIGHUP re-reads the config and swaps the API-key table.
 //! - `client_addr`: the caller's address behind trusted proxies.
 //! - `backends`: the store, audit log and limiter a run needs, connected (or retried) at start.
+//! - `history`: every thread's events for CopilotKit's `connect`, and following live runs.
 //! - [`store`]: SQLite / PostgreSQL store for threads, runs and the audit log.
 //! - [`limits`]: per-principal run rate and stream caps, local or via Redis.
 
@@ -39,6 +40,7 @@ mod client_addr;
 pub mod config;
 mod dev;
 pub mod error;
+mod history;
 pub mod limits;
 mod metrics;
 mod reference;

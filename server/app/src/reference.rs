@@ -116,6 +116,30 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "A role that may run on any principal's thread; every such access is audited (`admin_access`). Absent: nobody may.",
     ),
     (
+        "store.heartbeat_secs",
+        "How often each process records that it is alive (and looks for runs of dead replicas).",
+    ),
+    (
+        "store.instance_timeout_secs",
+        "A replica without a heartbeat for this long is dead: its open runs are marked `abandoned` and clients following them get `RUN_ERROR abandoned` (at least twice `store.heartbeat_secs`).",
+    ),
+    (
+        "history.enabled",
+        "Keep every run's events per thread, so CopilotKit's `connect` replays a conversation after a reload (or on another replica) and follows a live run.",
+    ),
+    (
+        "history.flush_ms",
+        "How often a streaming run's new events are written, compacted, through the group commit: a process killed mid-run loses at most this much of its stream.",
+    ),
+    (
+        "history.max_runs_per_thread",
+        "Runs kept per thread; beyond it the oldest runs leave the replay (logged).",
+    ),
+    (
+        "runtime.base_path",
+        "Where CopilotKit's runtime protocol is served (`/info`, `/agent/{id}/run|connect|stop`): the app's `runtimeUrl` is this server's origin plus this path. Empty: not served.",
+    ),
+    (
         "audit.fail_closed",
         "While audit writes fail, refuse new runs with 503 `audit_unavailable` (false: log and go on).",
     ),
@@ -366,6 +390,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "agents.<id>.model",
         "`scripted` or `openai`; default: `model.kind`.",
+    ),
+    (
+        "agents.<id>.description",
+        "What the agent does, in a sentence; CopilotKit's `/info` shows it to the app.",
     ),
     (
         "agents.<id>.system_prompt",

@@ -16,6 +16,7 @@ use crate::admission::StreamCap;
 use crate::agents::{self, Agent};
 use crate::backends::Backends;
 use crate::config::{Config, ConfigError};
+use crate::history::History;
 use crate::metrics::Metrics;
 
 /// Shared state of one server.
@@ -36,6 +37,8 @@ pub struct Inner {
     pub backends: Arc<Backends>,
     /// The server-wide cap on open streams.
     pub stream_cap: StreamCap,
+    /// Thread history: the runs streaming here and their followers.
+    pub(crate) history: Arc<History>,
     /// Proxies whose `X-Forwarded-For` is believed for the client address.
     pub trusted_proxies: Vec<IpNet>,
     /// Prometheus metrics.
@@ -145,7 +148,10 @@ impl AppStateBuilder {
         )?;
         let shutdown = CancellationToken::new();
         let backends = Backends::start(&self.config, shutdown.clone()).await;
+        let history = History::new(self.config.history.clone());
+        history.spawn(backends.clone(), shutdown.clone());
         Ok(AppState(Arc::new(Inner {
+            history,
             stream_cap: StreamCap::new(self.config.limits.max_open_streams),
             trusted_proxies,
             config: self.config,

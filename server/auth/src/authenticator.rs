@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api_keys::{ApiKeyConfig, ApiKeyTable};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthConfig, ConfigError, IssuerConfig};
-use crate::credential::{CredentialSource, is_compact_jws};
+use crate::credential::CredentialSource;
 use crate::error::{AuthError, InvalidTokenReason as R};
 use crate::fetch::{self, FetchError};
 use crate::github::{GitHubLogin, GitHubVerifier};
@@ -604,16 +604,7 @@ impl Inner {
         fingerprint: &str,
     ) -> Result<(Principal, Option<String>, Arc<crate::keys::VerifyKey>), AuthError> {
         // Shape first: no base64 or JSON work on oversized or non-JWS input.
-        if token.len() > self.max_token_bytes {
-            return Err(R::TooLarge.into());
-        }
-        if !is_compact_jws(token) {
-            return Err(R::Malformed.into());
-        }
-        let mut segments = token.split('.');
-        let (Some(h64), Some(p64)) = (segments.next(), segments.next()) else {
-            return Err(R::Malformed.into());
-        };
+        let (h64, p64) = validate::check_shape(token, self.max_token_bytes)?;
         let header = validate::check_header(&validate::decode_object(h64)?)?;
         let peeked = validate::decode_object(p64)?;
         // `iss` picks the issuer before any key is looked up (exact string, RFC 9068 §4).

@@ -22,6 +22,10 @@ use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Everything the authenticator needs. Defaults: see each field.
+///
+/// Every table of the auth configuration refuses keys it does not know, naming the key and the
+/// expected ones (`deny_unknown_fields`): a typo such as `requierd_scopes` must stop the server,
+/// not silently drop a security policy (STYLE.md "Bound what you accept").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -61,7 +65,7 @@ impl Default for AuthConfig {
     }
 }
 
-/// One trusted OpenID Connect issuer.
+/// One trusted OpenID Connect issuer (`[[auth.issuers]]`; unknown keys are refused).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IssuerConfig {
@@ -141,6 +145,9 @@ pub enum TypPolicy {
 ///
 /// Namespaced claims work because `/` and `~` are escaped: the Auth0 claim
 /// `https://example.com/roles` is `/https:~1~1example.com~1roles`.
+///
+/// Unknown keys are refused: `role` instead of `roles` would otherwise leave the default pointer
+/// in place unnoticed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClaimMapping {
@@ -182,6 +189,9 @@ impl ClaimMapping {
 }
 
 /// Subjects, groups (matched against the mapped roles) and e-mail domains.
+///
+/// Unknown keys are refused: `[auth.issuers.deny] subject = […]` (for `subjects`) would
+/// otherwise be an empty deny list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccessList {
@@ -592,6 +602,95 @@ mod tests {
         assert_eq!(issuer.audiences, vec!["api://chat", "agui"]);
         assert_eq!(issuer.required_scopes, vec!["chat"]);
         assert!(AuthConfig::from_env_single_issuer("https://idp.example.com", "", "").is_err());
+    }
+
+    /// Parses `[auth]` TOML the way the app embeds it.
+    fn auth_from_toml(text: &str) -> Result<AuthConfig, String> {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wrapper {
+            auth: AuthConfig,
+        }
+        toml::from_str::<Wrapper>(text)
+            .map(|w| w.auth)
+            .map_err(|e| e.to_string())
+    }
+
+    const ISSUER: &str =
+        "[[auth.issuers]]\nissuer = \"https://idp.example.com\"\naudiences = [\"agui\"]\n";
+
+    /// A typo in any auth table is refused, naming the key and listing the expected ones; the
+    /// correctly spelled key (the control) is accepted and takes effect.
+    #[test]
+    fn a_typo_in_any_auth_table_is_refused_by_name() {
+        type Check = fn(&AuthConfig) -> bool;
+        let cases: [(&str, &str, &str, &str, Check); 6] = [
+            (
+                "[auth]\nleeway_sec = 5\n",
+                "leeway_sec",
+                "leeway_secs",
+                "[auth]\nleeway_secs = 5\n",
+                |c| c.leeway_secs == 5,
+            ),
+            (
+                "requierd_scopes = [\"chat\"]\n",
+                "requierd_scopes",
+                "required_scopes",
+                "required_scopes = [\"chat\"]\n",
+                |c| c.issuers[0].required_scopes == ["chat"],
+            ),
+            (
+                "[auth.issuers.deny]\nsubject = [\"mallory\"]\n",
+                "subject",
+                "subjects",
+                "[auth.issuers.deny]\nsubjects = [\"mallory\"]\n",
+                |c| c.issuers[0].deny.subjects == ["mallory"],
+            ),
+            (
+                "[auth.issuers.allow]\ngroup = [\"staff\"]\n",
+                "group",
+                "groups",
+                "[auth.issuers.allow]\ngroups = [\"staff\"]\n",
+                |c| c.issuers[0].allow.groups == ["staff"],
+            ),
+            (
+                "[auth.issuers.claims]\nrole = \"/groups\"\n",
+                "role",
+                "roles",
+                "[auth.issuers.claims]\nroles = \"/groups\"\n",
+                |c| c.issuers[0].claims.roles == ["/groups"],
+            ),
+            (
+                "claims = { emial = \"/mail\" }\n",
+                "emial",
+                "email",
+                "claims = { email = \"/mail\" }\n",
+                |c| c.issuers[0].claims.email == ["/mail"],
+            ),
+        ];
+        for (typo, key, expected, correct, took_effect) in cases {
+            // `[auth]` must come before the issuer array; the others extend the issuer.
+            let with = |snippet: &str| {
+                if snippet.starts_with("[auth]") {
+                    format!("{snippet}{ISSUER}")
+                } else {
+                    format!("{ISSUER}{snippet}")
+                }
+            };
+            let message = auth_from_toml(&with(typo)).expect_err(typo);
+            assert!(
+                message.contains(&format!("unknown field `{key}`")),
+                "{typo}: {message}"
+            );
+            assert!(
+                message.contains(&format!("`{expected}`")),
+                "the expected keys are listed: {message}"
+            );
+            let config =
+                auth_from_toml(&with(correct)).unwrap_or_else(|e| panic!("{correct}: {e}"));
+            assert!(took_effect(&config), "{correct} did not take effect");
+            assert_eq!(config.validate(), Ok(()));
+        }
     }
 
     #[test]

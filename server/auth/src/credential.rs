@@ -371,4 +371,83 @@ mod tests {
     fn conflict() -> AuthError {
         crate::error::conflicting_credentials()
     }
+
+    mod properties {
+        use super::super::*;
+        use http::HeaderValue;
+        use proptest::prelude::*;
+
+        /// What every accepted credential must be: a non-empty `token68`, so no space, no
+        /// control character, nothing outside ASCII.
+        fn assert_token68(token: &str) {
+            assert!(is_token68(token), "{token:?}");
+            assert!(!token.is_empty());
+            assert!(token.bytes().all(|b| b.is_ascii_graphic()), "{token:?}");
+        }
+
+        fn read(value: &[u8]) -> Option<Result<Option<(String, CredentialSource)>, AuthError>> {
+            let value = HeaderValue::from_bytes(value).ok()?;
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value);
+            Some(credential_from_headers(&headers))
+        }
+
+        /// Header values: arbitrary bytes, and `Bearer`-like values around token68 text.
+        fn header_value() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..80),
+                "[ ]{0,2}(?i:bearer)[ \t]{0,3}[A-Za-z0-9._~+/=, -]{0,40}[ ]{0,2}"
+                    .prop_map(String::into_bytes),
+                "[A-Za-z0-9_.=-]{0,60}".prop_map(String::into_bytes),
+            ]
+        }
+
+        fn token68() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9._~+/-]{1,60}={0,2}"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn the_header_grammar_never_panics_and_yields_only_token68(value in header_value()) {
+                if let Some(Ok(Some((token, source)))) = read(&value) {
+                    assert_token68(&token);
+                    if source == CredentialSource::HeaderRaw {
+                        prop_assert!(is_compact_jws(&token));
+                    }
+                }
+            }
+
+            #[test]
+            fn the_bearer_scheme_is_case_insensitive(
+                upper in proptest::collection::vec(any::<bool>(), 6),
+                spaces in 1usize..4,
+                token in token68(),
+            ) {
+                let scheme: String = "bearer"
+                    .chars()
+                    .zip(&upper)
+                    .map(|(c, &u)| if u { c.to_ascii_uppercase() } else { c })
+                    .collect();
+                let value = format!("{scheme}{}{token}", " ".repeat(spaces));
+                prop_assert_eq!(
+                    read(value.as_bytes()).unwrap(),
+                    Ok(Some((token.clone(), CredentialSource::Header)))
+                );
+                // The body form strips the same prefix.
+                let mut props = serde_json::json!({"authorization": value});
+                prop_assert_eq!(take_body_credential(&mut props), Ok(Some(token)));
+            }
+
+            #[test]
+            fn the_body_credential_never_panics_and_is_always_removed(raw in any::<String>()) {
+                let mut props = serde_json::json!({"authorization": raw, "other": 1});
+                if let Ok(Some(token)) = take_body_credential(&mut props) {
+                    assert_token68(&token);
+                }
+                prop_assert_eq!(props, serde_json::json!({"other": 1}));
+            }
+        }
+    }
 }

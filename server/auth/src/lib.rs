@@ -32,7 +32,7 @@
 //! - `credential`: the token grammar of the `Authorization` header and `forwardedProps`.
 //! - `error`: [`AuthError`] and its status, challenge, code and metric reason.
 //! - `authenticator`: [`Authenticator`]: start-up and the verification pipeline.
-//! - `validate`: the header and claim checks that need no key.
+//! - `validate`: the checks that need no key: the JWS shape, the header, the claims.
 //! - `jwks`: the per-issuer key cache (TTL, background refresh, single-flight refetch, staleness).
 //! - `keys`: JWKS entries to one-algorithm verification keys.
 //! - `fetch`: outbound HTTP (discovery, JWKS), rustls, body cap, timeouts.

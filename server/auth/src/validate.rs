@@ -24,6 +24,23 @@ pub(crate) struct HeaderInfo {
     pub typ: Option<Value>,
 }
 
+/// The shape check that runs before any decoding: at most `max_bytes`, then one compact JWS,
+/// exactly three non-empty base64url segments (RFC 7515 §7.1; no padding, no spaces). Returns
+/// the header and payload segments.
+pub(crate) fn check_shape(token: &str, max_bytes: usize) -> Result<(&str, &str), R> {
+    if token.len() > max_bytes {
+        return Err(R::TooLarge);
+    }
+    if !crate::credential::is_compact_jws(token) {
+        return Err(R::Malformed);
+    }
+    let mut segments = token.split('.');
+    match (segments.next(), segments.next()) {
+        (Some(header), Some(payload)) => Ok((header, payload)),
+        _ => Err(R::Malformed),
+    }
+}
+
 /// Decodes one base64url segment into a JSON object.
 pub(crate) fn decode_object(segment: &str) -> Result<Map<String, Value>, R> {
     let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| R::Malformed)?;
@@ -277,5 +294,75 @@ mod tests {
         assert_eq!(decode_object("eyJhIjoxfQ==").unwrap_err(), R::Malformed);
         assert_eq!(decode_object("WzFd").unwrap_err(), R::Malformed); // [1]
         assert_eq!(decode_object("e+J/").unwrap_err(), R::Malformed);
+    }
+
+    mod properties {
+        use super::super::check_shape;
+        use crate::error::InvalidTokenReason as R;
+        use proptest::prelude::*;
+
+        const CAP: usize = 8_192;
+
+        /// The spec of the shape check, written independently of it.
+        fn is_three_base64url_segments(token: &str) -> bool {
+            let segments: Vec<&str> = token.split('.').collect();
+            segments.len() == 3
+                && segments.iter().all(|s| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        }
+
+        fn segment() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9_-]{1,40}"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Never panics on any input, and accepts exactly three non-empty base64url
+            /// segments within the size cap.
+            #[test]
+            fn shape_check_matches_its_spec(token in any::<String>(), cap in 0usize..64) {
+                let result = check_shape(&token, cap);
+                if token.len() > cap {
+                    prop_assert_eq!(result, Err(R::TooLarge));
+                } else if is_three_base64url_segments(&token) {
+                    let segments: Vec<&str> = token.split('.').collect();
+                    prop_assert_eq!(result, Ok((segments[0], segments[1])));
+                } else {
+                    prop_assert_eq!(result, Err(R::Malformed));
+                }
+            }
+
+            /// Well-formed tokens are accepted; one foreign byte, an empty segment or a fourth
+            /// segment anywhere is refused.
+            #[test]
+            fn one_defect_makes_a_token_malformed(
+                h in segment(), p in segment(), s in segment(),
+                at in any::<prop::sample::Index>(),
+                defect in prop_oneof![
+                    Just("="), Just("+"), Just("/"), Just(" "), Just("\n"), Just("é"),
+                    Just("."), Just("%"), Just("\u{0}"),
+                ],
+            ) {
+                let token = format!("{h}.{p}.{s}");
+                prop_assert_eq!(check_shape(&token, CAP), Ok((h.as_str(), p.as_str())));
+                // Insert the defect at a char boundary (all ASCII here).
+                let i = at.index(token.len() + 1);
+                let broken = format!("{}{defect}{}", &token[..i], &token[i..]);
+                prop_assert_eq!(check_shape(&broken, CAP), Err(R::Malformed), "{:?}", broken);
+                let empty = format!("{h}..{s}");
+                prop_assert_eq!(check_shape(&empty, CAP), Err(R::Malformed));
+            }
+
+            #[test]
+            fn the_cap_is_inclusive(h in segment(), p in segment(), s in segment()) {
+                let token = format!("{h}.{p}.{s}");
+                prop_assert!(check_shape(&token, token.len()).is_ok());
+                prop_assert_eq!(check_shape(&token, token.len() - 1), Err(R::TooLarge));
+            }
+        }
     }
 }

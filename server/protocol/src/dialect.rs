@@ -4,7 +4,14 @@
 //! `@ag-ui/client` 0.0.59, which never sends `protocolVersion`; 1.0 clients send `"1.0"`
 //! (DESIGN.md "Two dialects"). A request without `protocolVersion` is answered in the
 //! 0.0.x-compatible subset ([`Dialect::Legacy`]), a `1.x` request in full 1.0
-//! ([`Dialect::V1`]), anything else is refused before the stream opens.
+//! ([`Dialect::V1`]), anything else is refused before the stream opens. The exact rule is on
+//! [`Dialect::negotiate`].
+//!
+//! What the official clients send (read from the installed packages in `tests/conformance`):
+//! `@ag-ui/client` 0.0.59 has no `protocolVersion` anywhere (neither its `RunAgentInput` schema
+//! nor its `HttpAgent`), so it never sends one; 1.0.0's `prepareRunAgentInput` sends its
+//! `PROTOCOL_VERSION`, `"1.0"`, and omits the member only when the agent's
+//! `maxProtocolVersion` is pinned below that. No official client sends a `0.x` version.
 //!
 //! # What was verified, and how
 //!
@@ -46,7 +53,14 @@
 //! - `MESSAGES_SNAPSHOT`: tool messages' part lists become strings the same way; media parts
 //!   with a `file` source are removed from user messages (a producer may skip parts a
 //!   consumer cannot use, reference §2).
-//! - Everything else passes unchanged. No event is dropped today; the `Option` leaves room.
+//! - Everything else passes unchanged.
+//!
+//! One case needs the stream, not the event ([`DialectAdapter`]): the sequence guard admits a
+//! late `RUN_ERROR` after `RUN_FINISHED` (reference §4 rule 2), but once a cancelled
+//! `RUN_FINISHED` has become a `RUN_ERROR`, a 0.0.x client accepts nothing but `RUN_STARTED`
+//! (rule 3: "The run has already errored"). The adapter drops such an event: the client
+//! already has the run's terminal event. Found by the conformance check that runs
+//! guard-accepted random sequences through both official clients.
 
 use serde_json::Value;
 
@@ -66,9 +80,10 @@ pub const PROTOCOL_VERSION: &str = "1.0";
 /// Which flavour of AG-UI a client reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
-    /// `@ag-ui/client` 0.0.x (CopilotKit 1.7x): the request has no `protocolVersion`.
+    /// `@ag-ui/client` 0.0.x (CopilotKit 1.7x): the request has no `protocolVersion` (or one
+    /// whose major is 0).
     Legacy,
-    /// AG-UI 1.x: the request says `protocolVersion: "1.x"`.
+    /// AG-UI 1.x: the request's `protocolVersion` has major 1 (`"1.0"`, `"1.2.3"`, …).
     V1,
 }
 
@@ -82,32 +97,39 @@ pub struct UnsupportedProtocolVersion {
 }
 
 impl Dialect {
-    /// Chooses the dialect from `RunAgentInput.protocolVersion`.
+    /// Chooses the dialect from `RunAgentInput.protocolVersion`, by its semver major.
     ///
-    /// `None` → [`Dialect::Legacy`]; `"1"`, `"1.0"`, `"1.N"`, `"1.N.M"` (decimal digits) →
-    /// [`Dialect::V1`]: a newer 1.x minor "only adds to 1.0" (reference, spec 1.1 changelog),
-    /// so it can read 1.0.
+    /// - absent → [`Dialect::Legacy`] (every 0.0.x client);
+    /// - a version whose major is `1` → [`Dialect::V1`]: `"1"`, `"1.0"`, `"1.9"`, `"1.0.0"`,
+    ///   `"1.0.0-rc1"`, `"1.2.3+build.5"`. A newer 1.x minor "only adds to 1.0" (spec 1.1
+    ///   changelog), so its client reads 1.0; a 1.x pre-release is still that major;
+    /// - a version whose major is `0` (`"0.0.59"`, `"0.9"`) → [`Dialect::Legacy`]: no official
+    ///   client sends one, but a client that says it is pre-1.0 reads the 0.0.x-compatible
+    ///   subset, so it is served that rather than refused;
+    /// - any other major (`"2.0"`) → refused: its rules are unknown.
+    ///
+    /// A version is semver 2.0.0 (§2, §9, §10) with the minor and patch optional: `MAJOR[.MINOR
+    /// [.PATCH[-PRERELEASE][+BUILD]]]`, numbers in decimal without leading zeros, pre-release and
+    /// build identifiers non-empty `[0-9A-Za-z-]` separated by dots. Nothing else is a version
+    /// (no `v` prefix, no surrounding spaces, no wildcards, no fourth number).
     ///
     /// # Errors
     ///
-    /// [`UnsupportedProtocolVersion`] for any other value: another major (`"2.0"`, `"0.9"`),
-    /// or not a version at all (`"abc"`, `""`).
+    /// [`UnsupportedProtocolVersion`] for another major, or for anything that is not a version:
+    /// `""`, `"abc"`, `"1."`, `"01.0"`, `"1.0-beta"` (a pre-release needs all three numbers),
+    /// `"1.0.0.0"`, `" 1.0"`, `"v1.0"`, `"1.x"`.
     pub fn negotiate(
         protocol_version: Option<&str>,
     ) -> Result<Dialect, UnsupportedProtocolVersion> {
         let Some(version) = protocol_version else {
             return Ok(Dialect::Legacy);
         };
-        let mut parts = version.split('.');
-        let major = parts.next().unwrap_or_default();
-        let rest: Vec<&str> = parts.collect();
-        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if major == "1" && rest.len() <= 2 && rest.iter().all(|part| numeric(part)) {
-            Ok(Dialect::V1)
-        } else {
-            Err(UnsupportedProtocolVersion {
+        match semver_major(version) {
+            Some("1") => Ok(Dialect::V1),
+            Some("0") => Ok(Dialect::Legacy),
+            _ => Err(UnsupportedProtocolVersion {
                 requested: version.to_owned(),
-            })
+            }),
         }
     }
 
@@ -121,6 +143,83 @@ impl Dialect {
             Dialect::V1 => Some(event),
             Dialect::Legacy => Some(adapt_legacy(event)),
         }
+    }
+}
+
+/// The major number of `version` if it is a (partial) semver version (see
+/// [`Dialect::negotiate`]), `None` otherwise.
+fn semver_major(version: &str) -> Option<&str> {
+    // Semver §10: build metadata after the first `+`; §9: pre-release after the first `-` of
+    // what is left.
+    let (version, build) = match version.split_once('+') {
+        Some((version, build)) => (version, Some(build)),
+        None => (version, None),
+    };
+    let (core, pre) = match version.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (version, None),
+    };
+    let numbers: Vec<&str> = core.split('.').collect();
+    if numbers.len() > 3 || !numbers.iter().all(|n| is_numeric_identifier(n)) {
+        return None;
+    }
+    if (pre.is_some() || build.is_some()) && numbers.len() != 3 {
+        return None;
+    }
+    let identifiers_ok = |list: &str, numeric_rule: bool| {
+        list.split('.').all(|id| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                // §9: a numeric pre-release identifier has no leading zeros; build metadata
+                // may (§10).
+                && (!numeric_rule || !id.bytes().all(|b| b.is_ascii_digit()) || is_numeric_identifier(id))
+        })
+    };
+    if pre.is_some_and(|pre| !identifiers_ok(pre, true))
+        || build.is_some_and(|build| !identifiers_ok(build, false))
+    {
+        return None;
+    }
+    Some(numbers[0])
+}
+
+/// Semver §2: a non-negative decimal integer without leading zeros.
+fn is_numeric_identifier(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
+}
+
+/// [`Dialect::adapt`] over one response stream: what the sink uses. It also drops what a
+/// client cannot accept after the adapted stream's own `RUN_ERROR` (anything but a new
+/// `RUN_STARTED`; see the module docs), which only the legacy mapping can cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialectAdapter {
+    dialect: Dialect,
+    /// The last event sent was a `RUN_ERROR`.
+    errored: bool,
+}
+
+impl DialectAdapter {
+    /// An adapter for a stream where nothing has been sent yet.
+    pub fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            errored: false,
+        }
+    }
+
+    /// The client's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The event as this client reads it, or `None` when it must not be sent.
+    pub fn adapt(&mut self, event: Event) -> Option<Event> {
+        let event = self.dialect.adapt(event)?;
+        if self.errored && !matches!(event, Event::RunStarted(_)) {
+            return None;
+        }
+        self.errored = matches!(event, Event::RunError(_));
+        Some(event)
     }
 }
 
@@ -232,21 +331,107 @@ mod tests {
     }
 
     #[test]
-    fn one_point_x_versions_are_v1() {
-        for v in ["1", "1.0", "1.1", "1.0.0", "1.12.3"] {
+    fn every_version_with_major_1_is_v1() {
+        for v in [
+            "1",
+            "1.0",
+            "1.1",
+            "1.9",
+            "1.0.0",
+            "1.12.3",
+            "1.0.0-rc1",
+            "1.0.0-rc.1",
+            "1.0.0-0.3.7",
+            "1.0.0-x-y-z.--",
+            "1.2.3+build.5",
+            "1.2.3+001",
+            "1.0.0-alpha+exp.sha.5114f85",
+        ] {
             assert_eq!(Dialect::negotiate(Some(v)), Ok(Dialect::V1), "{v}");
         }
     }
 
     #[test]
-    fn other_versions_are_refused() {
+    fn a_version_with_major_0_is_legacy() {
+        for v in ["0", "0.9", "0.0.59", "0.0.59-beta.1", "0.1.0+sha.1"] {
+            assert_eq!(Dialect::negotiate(Some(v)), Ok(Dialect::Legacy), "{v}");
+        }
+    }
+
+    #[test]
+    fn other_majors_and_non_versions_are_refused() {
         for v in [
-            "2.0", "0.9", "0.0.59", "abc", "", "1.", "1.x", "1.0.0.0", "10", " 1.0", "1.0-beta",
+            // Another major.
+            "2",
+            "2.0",
+            "2.0.0",
+            "10",
+            "10.0",
+            "3.1.4-rc1",
+            // Not a version.
+            "",
+            "abc",
+            "1.",
+            ".1",
+            "1..0",
+            "01",
+            "01.0",
+            "1.00",
+            "1.0.01",
+            "1.x",
+            "1.*",
+            "1.0.0.0",
+            " 1.0",
+            "1.0 ",
+            "v1.0",
+            "1.0-beta",
+            "1-rc1",
+            "1.0.0-",
+            "1.0.0-rc..1",
+            "1.0.0-01",
+            "1.0.0+",
+            "1.0.0+a..b",
+            "1.0.0-rc_1",
+            "1.0.0-ünï",
+            "1.0\n",
+            "-1.0",
+            "+1.0",
+            "１.0",
         ] {
             let err = Dialect::negotiate(Some(v)).unwrap_err();
             assert_eq!(err.requested, v);
             assert_eq!(err.to_string(), "unsupported protocol version");
         }
+    }
+
+    #[test]
+    fn a_late_run_error_after_a_cancelled_run_is_dropped_for_legacy_only() {
+        let cancelled = finished(Some(RunFinishedOutcome::Cancelled));
+        let late: Event = RunError::with_code("late", "model_error").into();
+        let next: Event = RunStarted::new("t", "r2").into();
+        let mut legacy = DialectAdapter::new(Dialect::Legacy);
+        assert!(matches!(
+            legacy.adapt(cancelled.clone()),
+            Some(Event::RunError(_))
+        ));
+        assert_eq!(legacy.adapt(late.clone()), None, "0.0.59: already errored");
+        assert_eq!(
+            legacy.adapt(next.clone()),
+            Some(next.clone()),
+            "a new run passes"
+        );
+        // Positive controls: 1.0 keeps the late RUN_ERROR after RUN_FINISHED (rule 2), and so
+        // does the legacy dialect after a successful RUN_FINISHED.
+        let mut v1 = DialectAdapter::new(Dialect::V1);
+        assert_eq!(
+            v1.adapt(cancelled),
+            Some(finished(Some(RunFinishedOutcome::Cancelled)))
+        );
+        assert_eq!(v1.adapt(late.clone()), Some(late.clone()));
+        let mut legacy = DialectAdapter::new(Dialect::Legacy);
+        assert!(legacy.adapt(finished(None)).is_some());
+        assert_eq!(legacy.adapt(late.clone()), Some(late));
+        assert_eq!(legacy.dialect(), Dialect::Legacy);
     }
 
     fn rich_run_started() -> Event {

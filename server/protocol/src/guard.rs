@@ -39,6 +39,17 @@
 //! `START` it stands for. Chunk-opened items never block `RUN_FINISHED` (the client closes
 //! them itself).
 //!
+//! **Chunk lanes.** The client assembles chunks in one *lane* per owner (the chunk's
+//! `subagentRunId`, absent = the parent agent), and an explicit event closes only the stream of
+//! its own lane (`transformChunks` in both 0.0.59 and 1.0.0). So a chunk-opened item stays open
+//! while events of other owners pass, and an explicit `*_START` of the same id from another
+//! owner would be a duplicate START to `verifyEvents`. The guard keeps the open chunk stream of
+//! each lane and refuses such a START; a chunk continuing a stream must not name another owner
+//! than the lane holding it. A lane's stream closes, as in the client, on a chunk of another
+//! item in that lane, on any explicit text, tool, step, state, custom or reasoning event of that
+//! owner, on the owner's `SUBAGENT_FINISHED`/`ERROR`, and on any run-level event or
+//! `MESSAGES_SNAPSHOT`.
+//!
 //! Bookkeeping is cheap on the hot path: open items live in one small `Vec` in opening order
 //! (typically 0–3 entries), scanned linearly; `CONTENT`/`ARGS` deltas allocate nothing.
 
@@ -340,6 +351,16 @@ pub struct SequenceGuard {
     text_lane: Option<ChunkLane>,
     tool_lane: Option<ChunkLane>,
     reasoning_lane: Option<ChunkLane>,
+    /// The stream each chunk lane is assembling, at most one per owner (see "Chunk lanes").
+    chunk_streams: Vec<ChunkStream>,
+}
+
+/// The item a chunk lane holds open in the client's `transformChunks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ChunkStream {
+    kind: Kind,
+    id: String,
+    lane: Owner,
 }
 
 impl Default for SequenceGuard {
@@ -360,6 +381,7 @@ impl SequenceGuard {
             text_lane: None,
             tool_lane: None,
             reasoning_lane: None,
+            chunk_streams: Vec::new(),
         }
     }
 
@@ -420,10 +442,93 @@ impl SequenceGuard {
             }
             Event::MessagesSnapshot(e) => {
                 self.seed_owners(&e.messages, true);
+                // The client closes every chunk lane on a snapshot.
+                self.chunk_streams.clear();
                 Ok(())
             }
-            _ => self.check_item(event, ty),
+            _ => {
+                self.check_chunk_lanes(event, ty)?;
+                self.check_item(event, ty)?;
+                self.advance_chunk_lanes(event);
+                Ok(())
+            }
         }
+    }
+
+    /// The chunk-lane rules (module docs, "Chunk lanes"), without changing anything.
+    fn check_chunk_lanes(&self, event: &Event, ty: EventType) -> Result<(), Violation> {
+        let tag = event.subagent_run_id();
+        if let Some((kind, id)) = chunk_item(event) {
+            // A chunk naming an open stream continues it in the lane that holds it; naming
+            // another owner there is refused by the client.
+            if let Some(held) = self.chunk_stream(kind, id)
+                && tag.is_some()
+                && held.lane.as_deref() != tag
+            {
+                return Err(Violation::ChunkConflict {
+                    event: ty,
+                    id: id.to_owned(),
+                    field: "subagentRunId",
+                });
+            }
+            return Ok(());
+        }
+        let opened = match event {
+            Event::TextMessageStart(e) => Some((Kind::Text, e.message_id.as_str())),
+            Event::ToolCallStart(e) => Some((Kind::ToolCall, e.tool_call_id.as_str())),
+            Event::ReasoningMessageStart(e) => {
+                Some((Kind::ReasoningMessage, e.message_id.as_str()))
+            }
+            _ => None,
+        };
+        // The START closes its own lane first; a stream of the same id in another lane stays
+        // open, so to the client this START is a duplicate.
+        if let Some((kind, id)) = opened
+            && let Some(held) = self.chunk_stream(kind, id)
+            && held.lane.as_deref() != tag
+        {
+            return Err(already_active(kind, ty, id));
+        }
+        Ok(())
+    }
+
+    /// Records what an accepted event does to the chunk lanes.
+    fn advance_chunk_lanes(&mut self, event: &Event) {
+        let tag = event.subagent_run_id().map(str::to_owned);
+        if let Some((kind, id)) = chunk_item(event) {
+            if self.chunk_stream(kind, id).is_some() {
+                return; // a continuation
+            }
+            // A new stream in the chunk's own lane, replacing whatever that lane held.
+            self.chunk_streams.retain(|stream| stream.lane != tag);
+            self.chunk_streams.push(ChunkStream {
+                kind,
+                id: id.to_owned(),
+                lane: tag,
+            });
+            return;
+        }
+        match event {
+            Event::SubagentFinished(e) => self.close_lane(Some(&e.subagent_run_id)),
+            Event::SubagentError(e) => self.close_lane(Some(&e.subagent_run_id)),
+            Event::Raw(_)
+            | Event::ActivitySnapshot(_)
+            | Event::ActivityDelta(_)
+            | Event::ReasoningEncryptedValue(_)
+            | Event::SubagentStarted(_) => {}
+            _ => self.close_lane(tag.as_ref()),
+        }
+    }
+
+    fn close_lane(&mut self, lane: Option<&String>) {
+        self.chunk_streams
+            .retain(|stream| stream.lane.as_ref() != lane);
+    }
+
+    fn chunk_stream(&self, kind: Kind, id: &str) -> Option<&ChunkStream> {
+        self.chunk_streams
+            .iter()
+            .find(|stream| stream.kind == kind && stream.id == id)
     }
 
     /// Rules 1–4: what the run's phase allows.
@@ -452,6 +557,7 @@ impl SequenceGuard {
         self.text_lane = None;
         self.tool_lane = None;
         self.reasoning_lane = None;
+        self.chunk_streams.clear();
     }
 
     /// Rules 9 and 12.
@@ -947,6 +1053,17 @@ impl SequenceGuard {
             _ => *slot = Some(lane),
         }
         Ok(())
+    }
+}
+
+/// The kind and id a chunk names (`None` for other events, and for a chunk without its id,
+/// which the chunk rules refuse).
+fn chunk_item(event: &Event) -> Option<(Kind, &str)> {
+    match event {
+        Event::TextMessageChunk(e) => Some((Kind::Text, e.message_id.as_deref()?)),
+        Event::ToolCallChunk(e) => Some((Kind::ToolCall, e.tool_call_id.as_deref()?)),
+        Event::ReasoningMessageChunk(e) => Some((Kind::ReasoningMessage, e.message_id.as_deref()?)),
+        _ => None,
     }
 }
 

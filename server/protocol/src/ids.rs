@@ -3,6 +3,11 @@
 //! AG-UI ids are opaque strings chosen by whoever mints them: clients send ids such as
 //! `"thread_1"`, so these are `String` newtypes, never `Uuid` (STYLE.md "Modelling the
 //! protocol"). Each one is `#[serde(transparent)]`: on the wire it is a plain JSON string.
+//!
+//! Ids that arrive from a client are bounded ([`check_id`]): they name threads in the store, runs
+//! in the audit log and both in every log line, so an unbounded or multi-line id would cost
+//! storage and forge log lines. [`crate::parse_run_input`] applies the rule to every id of a
+//! `RunAgentInput`; the newtypes themselves accept any string (the server mints its own ids).
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -115,9 +120,86 @@ string_id!(
     ToolCallId
 );
 
+/// The longest id accepted from a client, in bytes of UTF-8: `threadId`, `runId`,
+/// `parentRunId`, message ids and tool-call ids. Generous for every id scheme clients use
+/// (UUIDs are 36 bytes, `thread_<ulid>` ~33), small enough that an id can be stored, indexed
+/// and logged on every run without thought.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Why a client-supplied id is refused (see [`check_id`]). `Display` names the rule, never the
+/// id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The id is `""`.
+    #[error("must not be empty")]
+    Empty,
+    /// The id is longer than [`MAX_ID_BYTES`].
+    #[error("must be at most {max} bytes", max = MAX_ID_BYTES)]
+    TooLong,
+    /// The id holds a control character (Unicode category Cc: C0, DEL or C1), such as a
+    /// newline or the ESC of a terminal escape sequence.
+    #[error("must not contain control characters")]
+    ControlCharacter,
+}
+
+/// Checks the rule for ids a client sends: non-empty, at most [`MAX_ID_BYTES`] bytes, no
+/// control character (`char::is_control`, exactly Unicode Cc). Nothing else is required: ids
+/// stay opaque (spaces, punctuation and any other Unicode are fine).
+///
+/// # Errors
+///
+/// The [`IdError`] of the first rule broken, in the order above.
+pub fn check_id(id: &str) -> Result<(), IdError> {
+    if id.is_empty() {
+        Err(IdError::Empty)
+    } else if id.len() > MAX_ID_BYTES {
+        Err(IdError::TooLong)
+    } else if id.chars().any(char::is_control) {
+        Err(IdError::ControlCharacter)
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_rule_bounds_length_and_refuses_control_characters() {
+        assert_eq!(check_id(""), Err(IdError::Empty));
+        assert_eq!(check_id(&"a".repeat(MAX_ID_BYTES)), Ok(()));
+        assert_eq!(
+            check_id(&"a".repeat(MAX_ID_BYTES + 1)),
+            Err(IdError::TooLong)
+        );
+        // Bytes, not characters: 128 two-byte characters fit, 129 do not.
+        assert_eq!(check_id(&"é".repeat(128)), Ok(()));
+        assert_eq!(check_id(&"é".repeat(129)), Err(IdError::TooLong));
+        for bad in [
+            "a\nb",
+            "\r",
+            "\t",
+            "x\u{1b}[2J",
+            "\u{0}",
+            "\u{7f}",
+            "\u{85}",
+            "\u{9f}",
+        ] {
+            assert_eq!(check_id(bad), Err(IdError::ControlCharacter), "{bad:?}");
+        }
+        // Positive controls: ordinary ids of every scheme clients use.
+        for good in [
+            "thread_1",
+            "0b7c3f6e-8f1d-4c43-9d39-5d5b8c1a2f10",
+            "run 2 (retry)",
+            "ünïcödé-✓",
+            "a/b~c",
+        ] {
+            assert_eq!(check_id(good), Ok(()), "{good}");
+        }
+        assert_eq!(IdError::TooLong.to_string(), "must be at most 256 bytes");
+    }
 
     #[test]
     fn ids_are_plain_json_strings() {

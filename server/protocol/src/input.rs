@@ -6,13 +6,15 @@
 //!   with warning and run";
 //! - absent `tools`/`context` mean `[]`; absent or `null` `state` means `{}`;
 //! - a malformed *known* field is rejected before `RUN_STARTED` with an HTTP error, which is
-//!   what [`parse_run_input`] reports (with the JSON Pointer of the offending member).
+//!   what [`parse_run_input`] reports (with the JSON Pointer of the offending member);
+//! - every id (`threadId`, `runId`, `parentRunId`, message ids, tool-call ids) obeys
+//!   [`crate::ids::check_id`]: 1 to [`crate::ids::MAX_ID_BYTES`] bytes, no control character.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::content::UserContent;
-use crate::ids::{MessageId, RunId, ThreadId, ToolCallId};
+use crate::ids::{MessageId, RunId, ThreadId, ToolCallId, check_id};
 
 /// The body of `POST /chat`: everything a run needs, sent whole on every run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -479,16 +481,59 @@ pub fn run_input_from_value(value: &Value) -> Result<RunAgentInput, InputError> 
             message: "the body must be a JSON object".to_owned(),
         });
     }
-    crate::input_error::deserialize_with_pointer(value).map_err(|mut err| {
-        // Messages are an internally tagged enum, so the path stops at `/messages/N`. Re-read
-        // that message as its concrete type to point at the member inside it.
-        if let Some(index) = crate::input_error::message_index(err.pointer.as_deref())
-            && let Some(deeper) = crate::input_error::refine_message_error(value, index)
-        {
-            err = deeper;
+    let input: RunAgentInput =
+        crate::input_error::deserialize_with_pointer(value).map_err(|mut err| {
+            // Messages are an internally tagged enum, so the path stops at `/messages/N`.
+            // Re-read that message as its concrete type to point at the member inside it.
+            if let Some(index) = crate::input_error::message_index(err.pointer.as_deref())
+                && let Some(deeper) = crate::input_error::refine_message_error(value, index)
+            {
+                err = deeper;
+            }
+            err
+        })?;
+    check_ids(&input)?;
+    Ok(input)
+}
+
+/// Applies the id rule ([`check_id`]) to every id of the input, in document order, before the
+/// input goes anywhere (store, logs, model). The error names the rule and the member's
+/// pointer, never the id (it may be megabytes, or carry escape sequences).
+fn check_ids(input: &RunAgentInput) -> Result<(), InputError> {
+    let check = |id: &str, pointer: &dyn Fn() -> String| {
+        check_id(id).map_err(|rule| {
+            let pointer = pointer();
+            InputError {
+                kind: InputErrorKind::Shape,
+                message: format!("invalid id: {rule} at {pointer}"),
+                pointer: Some(pointer),
+            }
+        })
+    };
+    check(&input.thread_id, &|| "/threadId".to_owned())?;
+    check(&input.run_id, &|| "/runId".to_owned())?;
+    if let Some(parent) = &input.parent_run_id {
+        check(parent, &|| "/parentRunId".to_owned())?;
+    }
+    for (index, message) in input.messages.iter().enumerate() {
+        check(message.id(), &|| format!("/messages/{index}/id"))?;
+        match message {
+            Message::Assistant(assistant) => {
+                for (call, tool_call) in assistant.tool_calls.iter().flatten().enumerate() {
+                    check(&tool_call.id, &|| {
+                        format!("/messages/{index}/toolCalls/{call}/id")
+                    })?;
+                }
+            }
+            Message::Tool(tool) => {
+                check(&tool.tool_call_id, &|| {
+                    format!("/messages/{index}/toolCallId")
+                })?;
+            }
+            _ => {}
         }
-        err
-    })
+    }
+    Ok(())
 }
 
 fn syntax_message(err: &serde_json::Error) -> String {

@@ -11,14 +11,16 @@
 //! - [`input`]: [`RunAgentInput`], [`Message`] and friends, and [`parse_run_input`], which
 //!   validates a body and points at the offending member.
 //! - [`content`]: content parts shared by messages and tool results.
-//! - [`ids`]: the id newtypes ([`ThreadId`], [`RunId`], [`MessageId`], [`ToolCallId`]).
+//! - [`ids`]: the id newtypes ([`ThreadId`], [`RunId`], [`MessageId`], [`ToolCallId`]) and
+//!   the bound on ids a client sends ([`check_id`], [`MAX_ID_BYTES`]).
 //! - [`sse`]: `data: <json>\n\n` framing and the keep-alive comment.
 //! - [`accept`]: `Accept` negotiation between SSE and protobuf.
-//! - [`dialect`]: AG-UI 1.0 vs the 0.0.x clients CopilotKit ships; the one place that decides.
+//! - [`dialect`]: AG-UI 1.0 vs the 0.0.x clients CopilotKit ships; the one place that decides
+//!   ([`Dialect`], and [`DialectAdapter`] for a whole stream).
 //! - [`guard`]: [`SequenceGuard`], the server-side twin of the client's `verifyEvents`.
 //!
-//! A typical sink: `guard.check(&event)?`, then `dialect.adapt(event)`, then
-//! [`sse::encode_into`] (or the protobuf encoder).
+//! A typical sink: `guard.check(&event)?`, then `adapter.adapt(event)` (a [`DialectAdapter`]),
+//! then [`sse::encode_into`] (or the protobuf encoder).
 
 pub mod accept;
 pub mod content;
@@ -33,7 +35,7 @@ pub mod sse;
 
 pub use accept::{Encoding, PROTO_MEDIA_TYPE};
 pub use content::*;
-pub use dialect::{Dialect, PROTOCOL_VERSION, UnsupportedProtocolVersion};
+pub use dialect::{Dialect, DialectAdapter, PROTOCOL_VERSION, UnsupportedProtocolVersion};
 pub use events::*;
 pub use guard::{OpenItems, SequenceGuard, Violation};
 pub use ids::*;

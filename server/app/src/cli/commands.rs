@@ -96,6 +96,7 @@ async fn forget_command(args: cli::ForgetArgs) -> ExitCode {
                         "threads": counts.threads,
                         "runs": counts.runs,
                         "audit_records": counts.audit_records,
+                        "history_chunks": counts.history_chunks,
                     }
                 })
             );

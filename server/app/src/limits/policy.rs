@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// Per-principal limits: defaults plus overrides by role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsPolicy {
     /// New runs per minute (the bucket's refill rate). `0`: no rate limit.
     pub runs_per_minute: u32,
@@ -40,9 +40,10 @@ impl Default for LimitsPolicy {
     }
 }
 
-/// The overrides of one role; unset fields keep the default.
+/// The overrides of one role (`[limits.roles.<role>]`); unset fields keep the default, unknown
+/// keys are refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RoleLimits {
     /// Overrides [`LimitsPolicy::runs_per_minute`].
     #[serde(skip_serializing_if = "Option::is_none")]

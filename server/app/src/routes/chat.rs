@@ -12,7 +12,7 @@ pub(crate) async fn chat(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    super::run::start(&state, "default", request).await
+    super::run::start(&state, "default", request, super::run::ClientGone::Cancels).await
 }
 
 /// `POST /agents/{id}/chat`: a named agent (`[agents.<id>]`).
@@ -21,5 +21,5 @@ pub(crate) async fn agent_chat(
     Path(agent): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    super::run::start(&state, &agent, request).await
+    super::run::start(&state, &agent, request, super::run::ClientGone::Cancels).await
 }

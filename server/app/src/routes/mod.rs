@@ -7,6 +7,7 @@
 //!   records, the [`auth::Authenticated`] extractor).
 //! - `run`: the pipeline of one run (authenticate → admit → validate → commit → stream).
 //! - `chat`: `POST /chat` and `POST /agents/{id}/chat`.
+//! - `copilotkit`: CopilotKit's runtime protocol under `runtime.base_path` (`/copilotkit`).
 //! - `whoami`, `threads`: the caller's principal and threads.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 //! - `github_login`: `/auth/github/login` and `/auth/github/callback` ("Sign in with GitHub"),
@@ -14,6 +15,7 @@
 
 pub(crate) mod auth;
 mod chat;
+mod copilotkit;
 mod github_login;
 mod health;
 mod run;
@@ -48,7 +50,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .merge(github_login::routes(&state))
+        .merge(github_login::routes(&state));
+    let base = &state.config.runtime.base_path;
+    let routes = if base.is_empty() {
+        routes
+    } else {
+        routes.merge(copilotkit::router(base))
+    };
+    let routes = routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
@@ -95,13 +104,20 @@ fn route_label(matched: Option<&str>) -> &'static str {
         Some("/metrics") => "/metrics",
         Some("/auth/github/login") => "/auth/github/login",
         Some("/auth/github/callback") => "/auth/github/callback",
-        _ => "unmatched",
+        Some(path) if path.ends_with("/agent/{agent}/run") => "runtime:run",
+        Some(path) if path.ends_with("/agent/{agent}/connect") => "runtime:connect",
+        Some(path) if path.ends_with("/agent/{agent}/stop/{thread}") => "runtime:stop",
+        Some(path) if path.ends_with("/info") => "runtime:info",
+        Some(path) if path.contains("/threads") => "runtime:threads",
+        Some(_) => "runtime:single",
+        None => "unmatched",
     }
 }
 
-/// Browser-direct CORS (DESIGN): off unless origins are listed; an exact list, never `*`; no
-/// credentials (bearer tokens travel in a header, not cookies); preflight allows the two headers a
-/// client sends; the headers a client must read are exposed.
+/// Browser-direct CORS (DESIGN): off unless origins are listed; an exact list, never `*`, so
+/// credentials (cookies, for apps that send them with `credentials: "include"`) may be
+/// allowed; preflight allows the headers a client sends; the headers a client must read are
+/// exposed.
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
@@ -115,6 +131,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .allow_credentials(true)
             .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER, X_REQUEST_ID])
             .max_age(Duration::from_secs(600)),
     )

@@ -35,6 +35,7 @@ use crate::agents::{Agent, MissingGrant};
 use crate::backends::Connected;
 use crate::body::EventBody;
 use crate::error::ApiError;
+use crate::history::Ending;
 use crate::routes::auth::{self, Caller, HeaderPrincipal, denial};
 use crate::state::AppState;
 use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, now_ms};
@@ -43,11 +44,22 @@ use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, 
 /// backpressure to its own run instead of growing memory.
 const CHANNEL_FRAMES: usize = 64;
 
+/// What happens to a run when its client goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientGone {
+    /// The run is cancelled (AG-UI `/chat`: nobody is listening for the rest).
+    Cancels,
+    /// The run goes on to its end and its history is kept (CopilotKit's runtime protocol: a
+    /// client that reloads connects again and follows the run; only a stop ends it early).
+    Continues,
+}
+
 /// Runs `agent_id` for the request: the whole pipeline above.
 pub(crate) async fn start(
     state: &AppState,
     agent_id: &str,
     request: Request,
+    client_gone: ClientGone,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
     if state.shutdown.is_cancelled() {
@@ -62,12 +74,7 @@ pub(crate) async fn start(
         Some(found) => Some(authorize(state, agent_id, &found.principal, received).await?),
         None => None,
     };
-    let limits = &state.config.limits;
-    let limit = match header {
-        Some(_) => limits.max_body_bytes,
-        None => limits.pre_auth_body_bytes.min(limits.max_body_bytes),
-    };
-    let bytes = read_body(body, &parts.headers, limit).await?;
+    let bytes = read_body(state, body, &parts.headers, header.is_some()).await?;
     let request = RunRequest::parse(state, &caller, &bytes, header).await?;
     drop(bytes);
     let admission = match early {
@@ -82,21 +89,21 @@ pub(crate) async fn start(
     );
     let run = validate(state, request, admission, encoding)?;
     let run = commit(state, run).await?;
-    Ok(stream(state, run))
+    Ok(stream(state, run, client_gone))
 }
 
 /// Stage 1: the verified caller and its input. The credential has been taken out of
 /// `forwardedProps`: nothing downstream (the model, tools, logs) ever sees it.
-struct RunRequest {
-    principal: Arc<Principal>,
-    input: RunAgentInput,
-    dialect: Dialect,
+pub(crate) struct RunRequest {
+    pub(crate) principal: Arc<Principal>,
+    pub(crate) input: RunAgentInput,
+    pub(crate) dialect: Dialect,
 }
 
 impl RunRequest {
     /// Parses the body and settles who is calling: the header's principal (a body copy of the
     /// credential must be the same token), or the body credential's when there is no header.
-    async fn parse(
+    pub(crate) async fn parse(
         state: &AppState,
         caller: &Caller,
         bytes: &[u8],
@@ -240,7 +247,11 @@ async fn commit(state: &AppState, run: Authorized) -> Result<Authorized, ApiErro
     let (principal, agent) = (&run.principal, &run.admission.agent.id);
     let (thread_id, run_id) = (run.input.thread_id.as_str(), run.input.run_id.as_str());
     let key = PrincipalKey::of(principal);
-    let access = match log.start_run(principal, thread_id, run_id, agent).await {
+    let title = first_user_text(&run.input).and_then(crate::store::title_of);
+    let access = match log
+        .start_run(principal, thread_id, run_id, agent, title)
+        .await
+    {
         Ok(access) => access,
         Err(error) if state.config.audit.fail_closed => {
             tracing::error!(target: "agui::audit", %error, "run start not recorded; refusing the run");
@@ -293,8 +304,22 @@ async fn commit(state: &AppState, run: Authorized) -> Result<Authorized, ApiErro
     Err(ApiError::ThreadNotFound)
 }
 
+/// The text of the input's first user message: the thread's title if this run creates it.
+fn first_user_text(input: &RunAgentInput) -> Option<&str> {
+    input.messages.iter().find_map(|message| match message {
+        agui_protocol::Message::User(user) => match &user.content {
+            agui_protocol::UserContent::Text(text) => Some(text.as_str()),
+            agui_protocol::UserContent::Parts(parts) => parts.iter().find_map(|part| match part {
+                agui_protocol::ContentPart::Text(text) => Some(text.text.as_str()),
+                _ => None,
+            }),
+        },
+        _ => None,
+    })
+}
+
 /// Stage 5: spawn the run and answer with its event stream.
-fn stream(state: &AppState, run: Authorized) -> Response {
+fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Response {
     let Authorized {
         principal,
         input,
@@ -305,15 +330,16 @@ fn stream(state: &AppState, run: Authorized) -> Response {
     let Admission {
         agent,
         connected,
-        admitted,
+        mut admitted,
     } = admission;
     let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
-    let client_gone = CancellationToken::new();
-    let keepalive = match encoding {
-        Encoding::Sse => Some(std::time::Duration::from_secs(state.config.keepalive_secs)),
-        Encoding::Proto => None,
-    };
-    let body = EventBody::new(rx, keepalive, client_gone.clone().drop_guard(), admitted);
+    let body_gone = CancellationToken::new();
+    let body = EventBody::new(
+        rx,
+        keepalive(state, encoding),
+        body_gone.clone().drop_guard(),
+        admitted.first_event.take(),
+    );
 
     tracing::info!(
         thread_id = %input.thread_id,
@@ -325,6 +351,23 @@ fn stream(state: &AppState, run: Authorized) -> Response {
         ?dialect,
         "run started"
     );
+    let mut sink = EventSink::new(tx, dialect, encoding);
+    let mut stop = CancellationToken::new();
+    let live = match state.history.start(&input, now_ms()) {
+        Some((run, tap)) => {
+            sink = sink.with_tap(Box::new(tap));
+            stop = run.stop.clone();
+            Some(run)
+        }
+        None => None,
+    };
+    let run_cancelled_by_client = match client_gone {
+        ClientGone::Cancels => body_gone,
+        ClientGone::Continues => {
+            sink = sink.outlive_client();
+            CancellationToken::new()
+        }
+    };
     let params = RunParams {
         input,
         principal,
@@ -336,19 +379,43 @@ fn stream(state: &AppState, run: Authorized) -> Response {
             log: connected.log.clone(),
         }),
         settings: state.run_settings(),
-        client_gone,
+        client_gone: run_cancelled_by_client,
         shutdown: state.shutdown.clone(),
-        stop: CancellationToken::new(),
+        stop,
     };
-    let sink = EventSink::new(tx, dialect, encoding);
     let task_state = state.clone();
     state.runs.spawn(async move {
+        // The run's place under the limits is held for as long as it runs.
+        let _admitted = admitted;
         let run_id = params.input.run_id.clone();
         let (outcome, events) = run_to_completion(params, sink).await;
         tracing::info!(%run_id, outcome = outcome.label(), events, "run ended");
         task_state.metrics.run_finished(outcome.label(), events);
+        if let Some(live) = live {
+            let ending = match outcome {
+                agui_agent::RunOutcome::Error(code) => Ending::Error(code.as_str()),
+                _ => Ending::Cancelled,
+            };
+            task_state
+                .history
+                .finish(&live, &connected.log, ending)
+                .await;
+        }
     });
+    event_stream_response(body, encoding)
+}
 
+/// Keepalive comments for SSE (proxies cut idle streams); none for protobuf, whose clients
+/// drop empty frames.
+pub(crate) fn keepalive(state: &AppState, encoding: Encoding) -> Option<std::time::Duration> {
+    match encoding {
+        Encoding::Sse => Some(std::time::Duration::from_secs(state.config.keepalive_secs)),
+        Encoding::Proto => None,
+    }
+}
+
+/// `200` with an event stream in `encoding`.
+pub(crate) fn event_stream_response(body: EventBody, encoding: Encoding) -> Response {
     let content_type = match encoding {
         Encoding::Sse => HeaderValue::from_static("text/event-stream"),
         Encoding::Proto => HeaderValue::from_static(agui_protocol::accept::PROTO_MEDIA_TYPE),
@@ -384,7 +451,7 @@ impl AuditSink for ToolMetricsAudit {
     }
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -404,7 +471,20 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a request body: up to `limits.max_body_bytes` from an authenticated caller, up to
+/// `limits.pre_auth_body_bytes` from one whose credential travels inside the body.
+pub(crate) async fn read_body(
+    state: &AppState,
+    body: Body,
+    headers: &HeaderMap,
+    authenticated: bool,
+) -> Result<Bytes, ApiError> {
+    let limits = &state.config.limits;
+    let limit = if authenticated {
+        limits.max_body_bytes
+    } else {
+        limits.pre_auth_body_bytes.min(limits.max_body_bytes)
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

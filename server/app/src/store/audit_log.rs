@@ -188,8 +188,9 @@ impl AuditLog {
         thread_id: &str,
         run_id: &str,
         agent: &str,
+        title: Option<String>,
     ) -> Result<ThreadAccess, StoreError> {
-        let (start, audit) = start_records(principal, thread_id, run_id, agent);
+        let (start, audit) = start_records(principal, thread_id, run_id, agent, title);
         let (done, wait) = oneshot::channel();
         self.tx
             .try_send(Msg::Start(Box::new((StartRequest { start, audit }, done))))
@@ -212,7 +213,7 @@ impl AuditLog {
         run_id: &str,
         agent: &str,
     ) -> Result<(), StoreError> {
-        let (start, record) = start_records(principal, thread_id, run_id, agent);
+        let (start, record) = start_records(principal, thread_id, run_id, agent, None);
         self.record_durable(vec![WriteOp::RunStarted(start), WriteOp::Audit(record)])
             .await
     }
@@ -256,6 +257,7 @@ fn start_records(
     thread_id: &str,
     run_id: &str,
     agent: &str,
+    title: Option<String>,
 ) -> (RunStart, AuditRecord) {
     let at = now_ms();
     let key = PrincipalKey::of(principal);
@@ -266,6 +268,7 @@ fn start_records(
         agent: agent.to_owned(),
         credential_source: principal.credential_source.as_str().to_owned(),
         started_at: at,
+        title,
     };
     let record = AuditRecord {
         at,

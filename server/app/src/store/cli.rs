@@ -65,6 +65,7 @@ pub async fn forget(
         "threads": counts.threads,
         "runs": counts.runs,
         "audit_records": counts.audit_records,
+        "history_chunks": counts.history_chunks,
     }));
     record.issuer = issuer.map(str::to_owned);
     store.write_batch(&[WriteOp::Audit(record)]).await?;

@@ -83,8 +83,10 @@ pub async fn startup(
 pub async fn apply_retention(store: &dyn Store, days: u32, now: i64) -> Result<u64, StoreError> {
     let before = now - i64::from(days) * 24 * 60 * 60 * 1000;
     let deleted = store.delete_audit_before(before).await?;
-    if deleted > 0 {
-        tracing::info!(target: "agui::audit", deleted, days, "audit retention applied");
+    // Thread history is kept no longer than the audit log that says who wrote it.
+    let chunks = store.delete_history_before(before).await?;
+    if deleted > 0 || chunks > 0 {
+        tracing::info!(target: "agui::audit", deleted, history_chunks = chunks, days, "retention applied");
     }
     Ok(deleted)
 }

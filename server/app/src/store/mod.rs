@@ -26,6 +26,8 @@ pub mod model;
 pub mod postgres;
 mod rows;
 mod rules;
+
+pub use rules::title_of;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -124,8 +126,43 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes audit records older than `before` (retention). Returns how many.
     async fn delete_audit_before(&self, before: i64) -> Result<u64, StoreError>;
 
-    /// Deletes one subject's threads, runs and audit records (of one issuer, or of all issuers
-    /// when `issuer` is `None`), in one transaction.
+    /// Deletes the history of runs whose last chunk is older than `before` (retention; a run
+    /// goes whole, so no replay starts in the middle of one). Returns how many chunks.
+    async fn delete_history_before(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// The thread's owner, without claiming it (`None`: no such thread).
+    async fn thread_owner(&self, thread_id: &str) -> Result<Option<PrincipalKey>, StoreError>;
+
+    /// Every stored history chunk of the thread, in replay order: runs by start, chunks by
+    /// number.
+    async fn history(&self, thread_id: &str) -> Result<Vec<HistoryChunk>, StoreError>;
+
+    /// One run's chunks from `from_chunk` on, in order (following a run another replica runs).
+    async fn run_history(
+        &self,
+        thread_id: &str,
+        run_id: &str,
+        from_chunk: i64,
+    ) -> Result<Vec<HistoryChunk>, StoreError>;
+
+    /// The thread's runs that have no recorded end, with their instances' last heartbeats.
+    async fn open_runs(&self, thread_id: &str) -> Result<Vec<OpenRun>, StoreError>;
+
+    /// Sends `notice` to the other replicas sharing this database (PostgreSQL `NOTIFY`; a
+    /// no-op for SQLite, one process per file).
+    async fn publish(&self, notice: &Notice) -> Result<(), StoreError> {
+        let _ = notice;
+        Ok(())
+    }
+
+    /// The notices other replicas publish (and history commits announce), if this backend
+    /// carries any: `None` for SQLite.
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        None
+    }
+
+    /// Deletes one subject's threads (with their history), runs and audit records (of one
+    /// issuer, or of all issuers when `issuer` is `None`), in one transaction.
     async fn forget_subject(
         &self,
         issuer: Option<&str>,

@@ -56,6 +56,9 @@ pub struct ThreadSummary {
     /// When its last run started (ms since the epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_run_at: Option<i64>,
+    /// The start of its first user message, when its first run had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// How a run ended.
@@ -110,6 +113,8 @@ pub struct RunStart {
     pub credential_source: String,
     /// When (ms since the epoch).
     pub started_at: i64,
+    /// The thread's title, should this run create the thread.
+    pub title: Option<String>,
 }
 
 /// A run that ended.
@@ -307,6 +312,15 @@ pub enum WriteOp {
     RunStarted(RunStart),
     /// Close a run that is still open.
     RunEnded(RunEnd),
+    /// Append one chunk of a run's history.
+    History(HistoryChunk),
+    /// Keep only the newest `keep_runs` runs of the thread's history (the per-thread cap).
+    TrimHistory {
+        /// The thread.
+        thread_id: String,
+        /// How many runs' history to keep.
+        keep_runs: u32,
+    },
     /// Count one backend tool call on a run. Runs are keyed by thread and run id together:
     /// run ids are chosen by clients, and another user's thread may reuse one.
     ToolCall {
@@ -335,4 +349,56 @@ pub struct ForgetCounts {
     pub runs: u64,
     /// Audit records deleted.
     pub audit_records: u64,
+    /// Chunks of the subject's threads' history deleted.
+    pub history_chunks: u64,
+}
+
+/// One chunk of a run's stored history: the events it streamed in one batch window, compacted
+/// (a reply's deltas joined into one content event), as a JSON array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryChunk {
+    /// The thread.
+    pub thread_id: String,
+    /// The run.
+    pub run_id: String,
+    /// The chunk's number within its run, from 0.
+    pub chunk: i64,
+    /// When the run started (ms since the epoch): replay orders runs by it.
+    pub started_at: i64,
+    /// When the chunk was written.
+    pub at: i64,
+    /// The events, a JSON array (what the client saw, after its dialect).
+    pub events: String,
+}
+
+/// A run of a thread that has not ended (or whose end is not recorded yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRun {
+    /// The run id.
+    pub run_id: String,
+    /// The server process running it.
+    pub instance: String,
+    /// When it started.
+    pub started_at: i64,
+    /// That process's last heartbeat, if it ever wrote one.
+    pub heartbeat_at: Option<i64>,
+}
+
+/// What one replica tells the others through the store (PostgreSQL `LISTEN/NOTIFY`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// New history chunks of this run were committed.
+    History {
+        /// The thread.
+        thread_id: String,
+        /// The run.
+        run_id: String,
+    },
+    /// Someone asked to stop this thread's run (`run_id`), or every run of the thread.
+    Stop {
+        /// The thread.
+        thread_id: String,
+        /// The run, or `None` for the whole thread.
+        run_id: Option<String>,
+    },
 }

@@ -1,7 +1,9 @@
 //! Reading stored rows into the store's types, written once: each backend only says how to read
 //! one column of its row type ([`Row`]).
 
-use super::{AuditKind, AuditRecord, RunOutcome, RunRecord, StoreError, ThreadSummary};
+use super::{
+    AuditKind, AuditRecord, HistoryChunk, OpenRun, RunOutcome, RunRecord, StoreError, ThreadSummary,
+};
 
 /// One result row of a backend, read by column name.
 pub(crate) trait Row {
@@ -70,5 +72,28 @@ pub(crate) fn thread(row: &impl Row) -> Result<ThreadSummary, StoreError> {
         thread_id: text(row, "thread_id")?,
         created_at: int(row, "created_at")?,
         last_run_at: row.int("last_run_at")?,
+        title: row.text("title")?,
+    })
+}
+
+/// A `history` row.
+pub(crate) fn history(row: &impl Row) -> Result<HistoryChunk, StoreError> {
+    Ok(HistoryChunk {
+        thread_id: text(row, "thread_id")?,
+        run_id: text(row, "run_id")?,
+        chunk: int(row, "chunk")?,
+        started_at: int(row, "started_at")?,
+        at: int(row, "at")?,
+        events: text(row, "events")?,
+    })
+}
+
+/// An open run with its instance's heartbeat (`runs` joined with `instances`).
+pub(crate) fn open_run(row: &impl Row) -> Result<OpenRun, StoreError> {
+    Ok(OpenRun {
+        run_id: text(row, "run_id")?,
+        instance: text(row, "instance")?,
+        started_at: int(row, "started_at")?,
+        heartbeat_at: row.int("heartbeat_at")?,
     })
 }

@@ -11,7 +11,9 @@
 //! - a run is keyed by `(thread_id, run_id)` everywhere, tool-call counts included: run ids are
 //!   chosen by clients and another user's thread may reuse one;
 //! - a thread's `last_run_at` only moves forward, whichever backend and whatever order runs
-//!   start in, so `/threads` lists threads in the same order on every store.
+//!   start in, so `/threads` lists threads in the same order on every store;
+//! - a thread's history keeps its newest runs up to the cap, and every batch that appended to a
+//!   run's history tells the other replicas once (PostgreSQL `NOTIFY`, after the commit).
 //!
 //! SQLite's [`WriteTx`] is synchronous under the hood (its futures never wait); PostgreSQL's
 //! awaits the network. Both run these same functions.
@@ -19,7 +21,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AuditRecord, PrincipalKey, RunEnd, RunStart, StartRequest, StoreError, ThreadAccess, WriteOp,
+    AuditRecord, HistoryChunk, Notice, PrincipalKey, RunEnd, RunStart, StartRequest, StoreError,
+    ThreadAccess, WriteOp,
 };
 
 /// How often a claim retries when its thread disappears between the insert and the read (a
@@ -34,7 +37,7 @@ pub(crate) trait WriteTx {
         thread_id: &str,
         owner: &PrincipalKey,
         created_at: i64,
-        last_run_at: Option<i64>,
+        run: Option<&RunStart>,
     ) -> Result<bool, StoreError>;
 
     /// The thread's owner, if the thread exists.
@@ -59,6 +62,16 @@ pub(crate) trait WriteTx {
 
     /// Appends an audit record.
     async fn insert_audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// Appends a history chunk (a repeated `(thread, run, chunk)` is ignored).
+    async fn insert_history(&mut self, chunk: &HistoryChunk) -> Result<(), StoreError>;
+
+    /// Deletes the history of all but the newest `keep_runs` runs of the thread (by start);
+    /// returns how many chunks went.
+    async fn trim_history(&mut self, thread_id: &str, keep_runs: u32) -> Result<u64, StoreError>;
+
+    /// Tells the other replicas, once the transaction commits (a no-op for one process).
+    async fn notify(&mut self, notice: &Notice) -> Result<(), StoreError>;
 }
 
 /// Claims `thread_id` for `owner`: creates it (with `last_run_at` when a run starts it), or
@@ -71,10 +84,10 @@ pub(crate) async fn claim(
     owner: &PrincipalKey,
     thread_id: &str,
     now: i64,
-    last_run_at: Option<i64>,
+    run: Option<&RunStart>,
 ) -> Result<ThreadAccess, StoreError> {
     for _ in 0..CLAIM_ATTEMPTS {
-        if tx.insert_thread(thread_id, owner, now, last_run_at).await? {
+        if tx.insert_thread(thread_id, owner, now, run).await? {
             return Ok(ThreadAccess::Owner { created: true });
         }
         // A concurrent `forget` may delete the row between the insert's conflict and this read:
@@ -113,7 +126,7 @@ pub(crate) async fn commit(
             &start.principal,
             &start.thread_id,
             start.started_at,
-            Some(start.started_at),
+            Some(start),
         )
         .await?;
         match access {
@@ -131,12 +144,14 @@ pub(crate) async fn commit(
     Ok(accesses.into_iter().flatten().collect())
 }
 
-/// Applies `ops` in order. Tool calls are summed per run and added once at the end.
+/// Applies `ops` in order. Tool calls are summed per run and added once at the end; each run
+/// whose history grew is announced once.
 ///
 /// # Errors
 /// The first failing statement.
 pub(crate) async fn apply(tx: &mut impl WriteTx, ops: &[WriteOp]) -> Result<(), StoreError> {
     let mut tool_calls: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    let mut grown: Vec<(&str, &str)> = Vec::new();
     for op in ops {
         match op {
             WriteOp::Audit(record) => tx.insert_audit(record).await?,
@@ -145,10 +160,36 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, ops: &[WriteOp]) -> Result<(), 
             WriteOp::ToolCall { thread_id, run_id } => {
                 *tool_calls.entry((thread_id, run_id)).or_default() += 1;
             }
+            WriteOp::History(chunk) => {
+                tx.insert_history(chunk).await?;
+                let key = (chunk.thread_id.as_str(), chunk.run_id.as_str());
+                if !grown.contains(&key) {
+                    grown.push(key);
+                }
+            }
+            WriteOp::TrimHistory {
+                thread_id,
+                keep_runs,
+            } => {
+                let removed = tx.trim_history(thread_id, *keep_runs).await?;
+                if removed > 0 {
+                    tracing::info!(
+                        target: "agui::store", %thread_id, keep_runs, chunks = removed,
+                        "thread history over its cap: the oldest runs left the replay"
+                    );
+                }
+            }
         }
     }
     for ((thread_id, run_id), count) in tool_calls {
         tx.add_tool_calls(thread_id, run_id, count).await?;
+    }
+    for (thread_id, run_id) in grown {
+        tx.notify(&Notice::History {
+            thread_id: thread_id.to_owned(),
+            run_id: run_id.to_owned(),
+        })
+        .await?;
     }
     Ok(())
 }
@@ -160,8 +201,32 @@ async fn start_run(tx: &mut impl WriteTx, run: &RunStart) -> Result<(), StoreErr
 }
 
 /// The tables `forget` deletes one subject's rows from, each with `issuer` and `subject`
-/// columns. Literals only: they are formatted into SQL.
+/// columns. Literals only: they are formatted into SQL. (The history of the subject's threads
+/// goes first, by thread, while the threads still say whose they are.)
 pub(crate) const SUBJECT_TABLES: [&str; 3] = ["threads", "runs", "audit"];
+
+/// The title a thread gets from the first user message of the run that creates it: the text's
+/// start, on one line, at most this many characters.
+pub(crate) const TITLE_CHARS: usize = 80;
+
+/// A thread title from a message's text: whitespace runs (newlines included) become one space,
+/// control characters go, and it is cut at [`TITLE_CHARS`] characters (with `…`).
+pub fn title_of(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined: String = words
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if joined.is_empty() {
+        return None;
+    }
+    let mut title: String = joined.chars().take(TITLE_CHARS).collect();
+    if joined.chars().count() > TITLE_CHARS {
+        title.push('…');
+    }
+    Some(title)
+}
 
 /// A value bound into a query built by [`audit_query`].
 #[derive(Debug, Clone, PartialEq)]
@@ -238,7 +303,7 @@ mod tests {
             _: &str,
             _: &PrincipalKey,
             _: i64,
-            _: Option<i64>,
+            _: Option<&RunStart>,
         ) -> Result<bool, StoreError> {
             self.inserts += 1;
             Ok(false)
@@ -261,6 +326,29 @@ mod tests {
         async fn insert_audit(&mut self, _: &AuditRecord) -> Result<(), StoreError> {
             Ok(())
         }
+        async fn insert_history(&mut self, _: &HistoryChunk) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn trim_history(&mut self, _: &str, _: u32) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        async fn notify(&mut self, _: &Notice) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn titles_are_one_short_clean_line() {
+        assert_eq!(
+            title_of("  List my\n documents\t please ").as_deref(),
+            Some("List my documents please")
+        );
+        assert_eq!(title_of("\u{1b}[2Jhi").as_deref(), Some("[2Jhi"));
+        assert_eq!(title_of(" \n\t "), None);
+        let long = "x".repeat(200);
+        let title = title_of(&long).unwrap();
+        assert_eq!(title.chars().count(), TITLE_CHARS + 1);
+        assert!(title.ends_with('…'));
     }
 
     #[test]

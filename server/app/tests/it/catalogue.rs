@@ -66,6 +66,8 @@ fn every_run_error_code() -> Vec<RunErrorCode> {
         ProtocolViolation,
         MaxTurns,
         Cancelled,
+        Abort,
+        Abandoned,
         InternalError,
     )
 }

@@ -201,11 +201,13 @@ async fn wrong_method_gets_405_and_unknown_path_404_as_json() {
     server.stop().await;
 }
 
+/// `protocolVersion` follows its semver major (`Dialect::negotiate`): major 1 is the 1.0
+/// dialect, major 0 the 0.0.x one, another major or a non-version is refused.
 #[tokio::test]
 async fn another_major_protocol_version_gets_400() {
     let server = start().await;
     let token = server.token("alice");
-    for version in ["2.0", "0.9", "banana"] {
+    for version in ["2.0", "banana", "", "1.", "01.0", "1.0.0.0", "v1.0"] {
         let response = server
             .post("/chat", Some(&token), &input("hi", Some(version)))
             .await;
@@ -215,13 +217,22 @@ async fn another_major_protocol_version_gets_400() {
             "unsupported_protocol_version"
         );
     }
-    for version in ["1.0", "1.3"] {
+    for version in ["1.0", "1.3", "1", "1.0.0-rc1", "1.2.3+build.5"] {
+        let events = server
+            .run_as("/chat", &token, &input("hi", Some(version)))
+            .await;
         assert_eq!(
-            server
-                .post("/chat", Some(&token), &input("hi", Some(version)))
-                .await
-                .status(),
-            StatusCode::OK
+            events[0]["protocolVersion"], "1.0",
+            "{version}: the 1.0 dialect"
+        );
+    }
+    // A pre-1.0 version is served the 0.0.x dialect, like a request without one.
+    for version in [Some("0.9"), Some("0.0.59"), None] {
+        let events = server.run_as("/chat", &token, &input("hi", version)).await;
+        assert_eq!(events[0]["type"], "RUN_STARTED");
+        assert!(
+            events[0].get("protocolVersion").is_none(),
+            "{version:?}: the 0.0.x dialect"
         );
     }
     server.stop().await;

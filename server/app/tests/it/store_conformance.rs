@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use agui_agent::{AuditEvent, AuditSink};
 use agui_server::store::{
-    self, AuditFilter, AuditKind, AuditLog, AuditLogOptions, AuditRecord, PgStore, PrincipalKey,
-    RunEnd, RunOutcome, RunStart, SqliteStore, StartRequest, Store, ThreadAccess, WriteOp,
-    maintenance,
+    self, AuditFilter, AuditKind, AuditLog, AuditLogOptions, AuditRecord, HistoryChunk, PgStore,
+    PrincipalKey, RunEnd, RunOutcome, RunStart, SqliteStore, StartRequest, Store, ThreadAccess,
+    WriteOp, maintenance,
 };
 use serde_json::json;
 
@@ -265,6 +265,11 @@ conformance!("multi_thread";
     retention_deletes_only_old_records,
     forget_removes_one_subject_and_is_audited,
     a_failing_durable_write_is_refused_and_the_log_recovers,
+    history_chunks_replay_in_run_order_and_chunk_order,
+    history_is_capped_per_thread_oldest_runs_first,
+    history_retention_removes_whole_runs_only,
+    forget_removes_the_history_of_the_subjects_threads,
+    open_runs_carry_their_instances_heartbeat,
     group_commit_of_starts_claims_threads_and_records_only_owned_runs,
     a_batch_of_starts_commits_whole_or_not_at_all,
 );
@@ -339,7 +344,7 @@ async fn a_full_queue_refuses_run_starts_and_recovers(fx: &Fixture) {
         expires_at: 4_102_444_800,
     };
     let error = log
-        .start_run(&principal, "full-queue", "r1", "default")
+        .start_run(&principal, "full-queue", "r1", "default", None)
         .await
         .unwrap_err();
     assert!(
@@ -365,7 +370,7 @@ async fn a_full_queue_refuses_run_starts_and_recovers(fx: &Fixture) {
         "the refused start left no run behind"
     );
     let access = log
-        .start_run(&principal, "full-queue", "r1", "default")
+        .start_run(&principal, "full-queue", "r1", "default", None)
         .await
         .unwrap();
     assert_eq!(access, ThreadAccess::Owner { created: true });
@@ -395,6 +400,7 @@ fn start(owner: &PrincipalKey, thread: &str, run: &str, at: i64) -> RunStart {
         agent: "default".to_owned(),
         credential_source: "header".to_owned(),
         started_at: at,
+        title: None,
     }
 }
 
@@ -813,7 +819,7 @@ async fn migrations_from_empty_and_rerun_are_a_no_op(fx: &Fixture) {
         assert_eq!(fx.count(table).await, 0, "{table}");
     }
     let version = fx.schema_version().await;
-    assert_eq!(version, 1, "every migration applied once");
+    assert_eq!(version, 2, "every migration applied once");
     fx.store.claim_thread(&alice(), "kept", 1).await.unwrap();
     // Connecting again runs the migrator again: nothing is applied twice, nothing is lost.
     let again = fx.second().await;
@@ -1092,4 +1098,191 @@ async fn group_commit_of_starts_claims_threads_and_records_only_owned_runs(fx: &
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].thread_id, "new-1");
     assert_eq!(mine[0].last_run_at, Some(15));
+}
+
+fn chunk(thread: &str, run: &str, n: i64, started_at: i64, at: i64, text: &str) -> WriteOp {
+    WriteOp::History(HistoryChunk {
+        thread_id: thread.to_owned(),
+        run_id: run.to_owned(),
+        chunk: n,
+        started_at,
+        at,
+        events: json!([{"type": "CUSTOM", "name": "t", "value": text}]).to_string(),
+    })
+}
+
+fn texts(chunks: &[HistoryChunk]) -> Vec<String> {
+    chunks
+        .iter()
+        .map(|c| {
+            serde_json::from_str::<serde_json::Value>(&c.events).unwrap()[0]["value"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// History is appended in batches (several runs' chunks in one commit, chunks of one run in
+/// several), and read back runs by start, chunks by number, whatever order they were written
+/// in; a repeated chunk is ignored; a run's own chunks can be read from a number on.
+async fn history_chunks_replay_in_run_order_and_chunk_order(fx: &Fixture) {
+    let store = &fx.store;
+    store.claim_thread(&alice(), "h", 1).await.unwrap();
+    store
+        .write_batch(&[
+            chunk("h", "late", 0, 200, 201, "late-0"),
+            chunk("h", "early", 1, 100, 150, "early-1"),
+            chunk("other", "x", 0, 50, 50, "elsewhere"),
+        ])
+        .await
+        .unwrap();
+    store
+        .commit(
+            &[],
+            &[
+                chunk("h", "early", 0, 100, 101, "early-0"),
+                chunk("h", "late", 1, 200, 202, "late-1"),
+                // The same chunk twice (a retried flush) is one chunk.
+                chunk("h", "late", 1, 200, 203, "late-1-again"),
+            ],
+        )
+        .await
+        .unwrap();
+    let all = store.history("h").await.unwrap();
+    assert_eq!(texts(&all), ["early-0", "early-1", "late-0", "late-1"]);
+    assert!(all.iter().all(|c| c.thread_id == "h"));
+    let tail = store.run_history("h", "late", 1).await.unwrap();
+    assert_eq!(texts(&tail), ["late-1"]);
+    assert!(store.history("nobody").await.unwrap().is_empty());
+}
+
+/// Beyond the per-thread cap the oldest runs leave the history, whole; other threads keep
+/// theirs.
+async fn history_is_capped_per_thread_oldest_runs_first(fx: &Fixture) {
+    let store = &fx.store;
+    let mut ops = Vec::new();
+    for (i, run) in ["r1", "r2", "r3", "r4"].iter().enumerate() {
+        let started = 100 * (i as i64 + 1);
+        ops.push(chunk(
+            "capped",
+            run,
+            0,
+            started,
+            started,
+            &format!("{run}-0"),
+        ));
+        ops.push(chunk(
+            "capped",
+            run,
+            1,
+            started,
+            started + 1,
+            &format!("{run}-1"),
+        ));
+    }
+    ops.push(chunk("kept", "k1", 0, 10, 10, "k1-0"));
+    store.write_batch(&ops).await.unwrap();
+    store
+        .write_batch(&[WriteOp::TrimHistory {
+            thread_id: "capped".into(),
+            keep_runs: 2,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&store.history("capped").await.unwrap()),
+        ["r3-0", "r3-1", "r4-0", "r4-1"]
+    );
+    assert_eq!(store.history("kept").await.unwrap().len(), 1);
+    // The control: under the cap nothing goes.
+    store
+        .write_batch(&[WriteOp::TrimHistory {
+            thread_id: "capped".into(),
+            keep_runs: 2,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.history("capped").await.unwrap().len(), 4);
+}
+
+/// Retention deletes the history of runs whose last chunk is older than the cut, whole: a run
+/// with one old and one recent chunk is kept entirely (no replay starts mid-run).
+async fn history_retention_removes_whole_runs_only(fx: &Fixture) {
+    let store = &fx.store;
+    store
+        .write_batch(&[
+            chunk("t", "old", 0, 10, 10, "old-0"),
+            chunk("t", "old", 1, 10, 20, "old-1"),
+            chunk("t", "spanning", 0, 30, 30, "span-0"),
+            chunk("t", "spanning", 1, 30, 5_000, "span-1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.delete_history_before(1_000).await.unwrap(), 2);
+    assert_eq!(
+        texts(&store.history("t").await.unwrap()),
+        ["span-0", "span-1"]
+    );
+    // Through the retention job too (the audit log's cut applies to history).
+    let now = 5_000 + 2 * 24 * 60 * 60 * 1000;
+    maintenance::apply_retention(store.as_ref(), 1, now)
+        .await
+        .unwrap();
+    assert!(store.history("t").await.unwrap().is_empty());
+}
+
+/// `forget` removes the history of the subject's threads (with the threads), not others'.
+async fn forget_removes_the_history_of_the_subjects_threads(fx: &Fixture) {
+    let store = &fx.store;
+    store.claim_thread(&alice(), "alices", 1).await.unwrap();
+    store.claim_thread(&bob(), "bobs", 1).await.unwrap();
+    store
+        .write_batch(&[
+            chunk("alices", "r", 0, 2, 2, "hers"),
+            chunk("alices", "r", 1, 2, 3, "hers too"),
+            chunk("bobs", "r", 0, 2, 2, "his"),
+        ])
+        .await
+        .unwrap();
+    let counts = store::cli::forget(store.as_ref(), Some("https://idp.test"), "alice")
+        .await
+        .unwrap();
+    assert_eq!(counts.history_chunks, 2);
+    assert!(store.history("alices").await.unwrap().is_empty());
+    assert_eq!(texts(&store.history("bobs").await.unwrap()), ["his"]);
+}
+
+/// A thread's runs without a recorded end, each with its instance's last heartbeat: what a
+/// follower on another replica needs to tell a live run from a dead one.
+async fn open_runs_carry_their_instances_heartbeat(fx: &Fixture) {
+    let store = &fx.store;
+    store.claim_thread(&alice(), "o", 1).await.unwrap();
+    store.heartbeat(1_234).await.unwrap();
+    store
+        .write_batch(&[
+            WriteOp::RunStarted(start(&alice(), "o", "open", 10)),
+            WriteOp::RunStarted(start(&alice(), "o", "done", 5)),
+            WriteOp::RunEnded(RunEnd {
+                thread_id: "o".into(),
+                run_id: "done".into(),
+                ended_at: 20,
+                outcome: RunOutcome::Success,
+                error_code: None,
+                usage: None,
+            }),
+        ])
+        .await
+        .unwrap();
+    let open = store.open_runs("o").await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].run_id, "open");
+    assert_eq!(open[0].instance, store.instance_id());
+    assert_eq!(open[0].heartbeat_at, Some(1_234));
+    assert_eq!(
+        store.thread_owner("o").await.unwrap(),
+        Some(alice()),
+        "the owner, without a claim"
+    );
+    assert_eq!(store.thread_owner("nobody's").await.unwrap(), None);
 }

@@ -58,6 +58,8 @@ fn tagged(mut event: Event, subagent: &str) -> Event {
         Event::ReasoningMessageStart(e) => e.subagent_run_id = tag,
         Event::ReasoningMessageContent(e) => e.subagent_run_id = tag,
         Event::ReasoningEncryptedValue(e) => e.subagent_run_id = tag,
+        Event::ReasoningMessageChunk(e) => e.subagent_run_id = tag,
+        Event::ToolCallChunk(e) => e.subagent_run_id = tag,
         Event::StepStarted(e) => e.subagent_run_id = tag,
         Event::StepFinished(e) => e.subagent_run_id = tag,
         Event::ActivitySnapshot(e) => e.subagent_run_id = tag,
@@ -1050,6 +1052,133 @@ fn chunks_follow_the_owner_rule() {
             "m",
             "subagent 's1'",
         ),
+    );
+}
+
+/// The client assembles chunks in one lane per owner and an explicit event closes only its
+/// own lane (`transformChunks`), so a chunk stream of another owner is still open when a START
+/// of the same id arrives: to `verifyEvents` a duplicate START. Found by the conformance check
+/// that runs guard-accepted random sequences through the official clients.
+#[test]
+fn a_chunk_stream_blocks_a_start_of_the_same_id_from_another_owner() {
+    // Positive controls: a START of the chunk's own owner closes the stream first...
+    accept(&[
+        started(),
+        text_chunk(Some("m"), None),
+        text_start("m"),
+        text_end("m"),
+        finished(),
+    ]);
+    accept(&[
+        started(),
+        tagged(text_chunk(Some("m"), None), "s1"),
+        tagged(text_start("m"), "s1"),
+    ]);
+    // ...and so does any explicit event of that owner, its SUBAGENT_FINISHED, or a chunk of
+    // another item in its lane.
+    accept(&[
+        started(),
+        tagged(text_chunk(Some("m"), None), "s1"),
+        tagged(StepStarted::new("plan").into(), "s1"),
+        text_start("m"),
+    ]);
+    accept(&[
+        started(),
+        SubagentStarted::new("s1", "helper").into(),
+        tagged(text_chunk(Some("m"), None), "s1"),
+        SubagentFinished::new("s1").into(),
+        text_start("m"),
+    ]);
+    accept(&[
+        started(),
+        tagged(text_chunk(Some("m"), None), "s1"),
+        tagged(text_chunk(Some("n"), None), "s1"),
+        text_start("m"),
+    ]);
+    // Events of other owners, RAW and SUBAGENT_STARTED leave it open.
+    reject(
+        &[
+            started(),
+            tagged(text_chunk(Some("m"), None), "s2"),
+            text_start("x"),
+            SubagentStarted::new("s1", "helper").into(),
+            Raw::new(serde_json::json!({})).into(),
+        ],
+        text_start("m"),
+        Violation::TextMessageAlreadyActive {
+            event: EventType::TextMessageStart,
+            id: "m".into(),
+        },
+    );
+    reject(
+        &[started(), text_chunk(Some("m"), None)],
+        tagged(text_start("m"), "s1"),
+        Violation::TextMessageAlreadyActive {
+            event: EventType::TextMessageStart,
+            id: "m".into(),
+        },
+    );
+    reject(
+        &[
+            started(),
+            tagged(tool_chunk(Some("c"), Some("search")), "s2"),
+        ],
+        tool_start("c"),
+        Violation::ToolCallAlreadyActive {
+            event: EventType::ToolCallStart,
+            id: "c".into(),
+        },
+    );
+    reject(
+        &[
+            started(),
+            tagged(
+                ReasoningMessageChunk {
+                    message_id: Some("r".into()),
+                    ..ReasoningMessageChunk::default()
+                }
+                .into(),
+                "s1",
+            ),
+        ],
+        ReasoningMessageStart::new("r").into(),
+        Violation::ReasoningMessageAlreadyActive {
+            event: EventType::ReasoningMessageStart,
+            id: "r".into(),
+        },
+    );
+    // Run-level events close every lane.
+    accept(&[
+        started(),
+        tagged(text_chunk(Some("m"), None), "s1"),
+        MessagesSnapshot::new(vec![]).into(),
+        text_start("m"),
+    ]);
+}
+
+/// A continuation chunk belongs to the lane holding its stream; naming another owner there is
+/// refused by the client's `transformChunks`.
+#[test]
+fn a_chunk_continuation_keeps_its_lane() {
+    accept(&[
+        started(),
+        text_chunk(Some("m"), None),
+        text_chunk(Some("m"), None),
+    ]);
+    // The message's owner is s1 (its first START), but the open stream is in the parent lane.
+    reject(
+        &[
+            started(),
+            tagged(text_start("m"), "s1"),
+            text_end("m"),
+            text_chunk(Some("m"), None),
+        ],
+        tagged(text_chunk(Some("m"), None), "s1"),
+        Violation::ChunkConflict {
+            event: EventType::TextMessageChunk,
+            id: "m".into(),
+            field: "subagentRunId",
+        },
     );
 }
 

@@ -2,4 +2,7 @@
 
 mod events;
 mod input;
+mod input_ids;
+mod properties;
 mod proto_parity;
+mod strategies;

@@ -11,11 +11,18 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// `(version, description, sql)` of one migration file.
 type Embedded = (i64, &'static str, &'static str);
 
-const POSTGRES: &[Embedded] = &[(
-    1,
-    "store",
-    include_str!("../../../migrations/postgres/0001_store.sql"),
-)];
+const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "store",
+        include_str!("../../../migrations/postgres/0001_store.sql"),
+    ),
+    (
+        2,
+        "history",
+        include_str!("../../../migrations/postgres/0002_history.sql"),
+    ),
+];
 
 /// A migration source over embedded text.
 #[derive(Debug)]

@@ -16,15 +16,25 @@ use sqlx::{Connection, PgPool, Postgres, Row as _};
 
 use super::rules::{self, Param, WriteTx};
 use super::{
-    AuditFilter, AuditRecord, ForgetCounts, PrincipalKey, RunEnd, RunRecord, RunStart,
-    StartRequest, Store, StoreError, ThreadAccess, ThreadSummary, WriteOp, new_instance_id, rows,
+    AuditFilter, AuditRecord, ForgetCounts, HistoryChunk, Notice, OpenRun, PrincipalKey, RunEnd,
+    RunRecord, RunStart, StartRequest, Store, StoreError, ThreadAccess, ThreadSummary, WriteOp,
+    new_instance_id, rows,
 };
+
+/// How many notices may wait for a slow subscriber before it misses some (it then re-reads).
+const NOTICE_BUFFER: usize = 4096;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     instance: String,
+    /// The `LISTEN/NOTIFY` channel of this schema: replicas of one deployment share it, other
+    /// deployments in the same database do not.
+    channel: String,
+    notices: tokio::sync::broadcast::Sender<Notice>,
+    /// Stops the notice listener when the last handle is dropped.
+    _listening: std::sync::Arc<tokio_util::sync::DropGuard>,
 }
 
 impl PgStore {
@@ -78,9 +88,21 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await?;
+        let channel = notice_channel(&schema);
+        let (notices, _) = tokio::sync::broadcast::channel(NOTICE_BUFFER);
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+        listener.listen(&channel).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(forward_notices(listener, notices.clone(), stop.clone()));
         Ok(Self {
             pool,
             instance: new_instance_id(),
+            channel,
+            notices,
+            _listening: std::sync::Arc::new(stop.drop_guard()),
         })
     }
 
@@ -90,10 +112,89 @@ impl PgStore {
     }
 }
 
+/// The notice channel of a schema: a plain identifier (`[a-z0-9_]`, at most 63 bytes).
+fn notice_channel(schema: &str) -> String {
+    let clean: String = schema
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut channel = format!("agui_{clean}");
+    channel.truncate(63);
+    channel
+}
+
+/// A notice as a `NOTIFY` payload (JSON; ids never hold what would break it).
+fn payload(notice: &Notice) -> String {
+    match notice {
+        Notice::History { thread_id, run_id } => {
+            serde_json::json!({ "history": [thread_id, run_id] }).to_string()
+        }
+        Notice::Stop { thread_id, run_id } => {
+            serde_json::json!({ "stop": [thread_id, run_id] }).to_string()
+        }
+    }
+}
+
+fn parse_payload(text: &str) -> Option<Notice> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if let Some([thread, run]) = value
+        .get("history")
+        .and_then(|v| v.as_array())
+        .map(Vec::as_slice)
+    {
+        return Some(Notice::History {
+            thread_id: thread.as_str()?.to_owned(),
+            run_id: run.as_str()?.to_owned(),
+        });
+    }
+    let [thread, run] = value.get("stop")?.as_array()?.as_slice() else {
+        return None;
+    };
+    Some(Notice::Stop {
+        thread_id: thread.as_str()?.to_owned(),
+        run_id: run.as_str().map(str::to_owned),
+    })
+}
+
+/// Hands every notice on the channel to the subscribers until `stop` fires (the last handle of
+/// the store is gone). On a lost connection the listener reconnects; notices sent meanwhile
+/// are lost, which subscribers cover by re-reading the store now and then.
+async fn forward_notices(
+    mut listener: sqlx::postgres::PgListener,
+    notices: tokio::sync::broadcast::Sender<Notice>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            () = stop.cancelled() => return,
+            received = listener.recv() => received,
+        };
+        match received {
+            Ok(notification) => {
+                if let Some(notice) = parse_payload(notification.payload()) {
+                    // Nobody subscribed right now is fine.
+                    let _ = notices.send(notice);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(target: "agui::store", %error, "PostgreSQL notices interrupted; reconnecting");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// The store's statements inside one transaction (or on one connection).
 struct PgTx<'a> {
     conn: &'a mut sqlx::PgConnection,
     instance: &'a str,
+    channel: &'a str,
 }
 
 impl WriteTx for PgTx<'_> {
@@ -102,17 +203,18 @@ impl WriteTx for PgTx<'_> {
         thread_id: &str,
         owner: &PrincipalKey,
         created_at: i64,
-        last_run_at: Option<i64>,
+        run: Option<&RunStart>,
     ) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO threads (thread_id, issuer, subject, created_at, last_run_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thread_id) DO NOTHING",
+            "INSERT INTO threads (thread_id, issuer, subject, created_at, last_run_at, title) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO NOTHING",
         )
         .bind(thread_id)
         .bind(&owner.issuer)
         .bind(&owner.subject)
         .bind(created_at)
-        .bind(last_run_at)
+        .bind(run.map(|r| r.started_at))
+        .bind(run.and_then(|r| r.title.as_deref()))
         .execute(&mut *self.conn)
         .await?
         .rows_affected();
@@ -200,6 +302,46 @@ impl WriteTx for PgTx<'_> {
     async fn insert_audit(&mut self, record: &AuditRecord) -> Result<(), StoreError> {
         insert_audit(self.conn, record).await
     }
+
+    async fn insert_history(&mut self, chunk: &HistoryChunk) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO history (thread_id, run_id, chunk, started_at, at, events) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id, run_id, chunk) DO NOTHING",
+        )
+        .bind(&chunk.thread_id)
+        .bind(&chunk.run_id)
+        .bind(i32::try_from(chunk.chunk).unwrap_or(i32::MAX))
+        .bind(chunk.started_at)
+        .bind(chunk.at)
+        .bind(&chunk.events)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn trim_history(&mut self, thread_id: &str, keep_runs: u32) -> Result<u64, StoreError> {
+        let removed = sqlx::query(
+            "DELETE FROM history WHERE thread_id = $1 AND run_id IN ( \
+               SELECT run_id FROM history WHERE thread_id = $1 GROUP BY run_id \
+               ORDER BY MAX(started_at) DESC, run_id DESC OFFSET $2)",
+        )
+        .bind(thread_id)
+        .bind(i64::from(keep_runs))
+        .execute(&mut *self.conn)
+        .await?
+        .rows_affected();
+        Ok(removed)
+    }
+
+    async fn notify(&mut self, notice: &Notice) -> Result<(), StoreError> {
+        // Inside the transaction: PostgreSQL delivers it when (and only if) it commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(self.channel)
+            .bind(payload(notice))
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
 }
 
 async fn insert_audit(
@@ -243,6 +385,7 @@ impl PgStore {
         let result = job(&mut PgTx {
             conn: &mut tx,
             instance: &self.instance,
+            channel: &self.channel,
         })
         .await?;
         tx.commit().await?;
@@ -277,7 +420,7 @@ impl Store for PgStore {
 
     async fn list_threads(&self, owner: &PrincipalKey) -> Result<Vec<ThreadSummary>, StoreError> {
         let found = sqlx::query(
-            "SELECT thread_id, created_at, last_run_at FROM threads \
+            "SELECT thread_id, created_at, last_run_at, title FROM threads \
              WHERE issuer = $1 AND subject = $2 \
              ORDER BY COALESCE(last_run_at, created_at) DESC, thread_id",
         )
@@ -385,12 +528,101 @@ impl Store for PgStore {
         Ok(result.rows_affected())
     }
 
+    async fn delete_history_before(&self, before: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM history WHERE (thread_id, run_id) IN ( \
+               SELECT thread_id, run_id FROM history GROUP BY thread_id, run_id \
+               HAVING MAX(at) < $1)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn thread_owner(&self, thread_id: &str) -> Result<Option<PrincipalKey>, StoreError> {
+        let row = sqlx::query("SELECT issuer, subject FROM threads WHERE thread_id = $1")
+            .bind(thread_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(PrincipalKey::new(
+                row.try_get::<String, _>(0)?,
+                row.try_get::<String, _>(1)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn history(&self, thread_id: &str) -> Result<Vec<HistoryChunk>, StoreError> {
+        let found = sqlx::query(
+            "SELECT thread_id, run_id, chunk::bigint AS chunk, started_at, at, events FROM history \
+             WHERE thread_id = $1 ORDER BY started_at, run_id, chunk",
+        )
+        .bind(thread_id)
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::history).collect()
+    }
+
+    async fn run_history(
+        &self,
+        thread_id: &str,
+        run_id: &str,
+        from_chunk: i64,
+    ) -> Result<Vec<HistoryChunk>, StoreError> {
+        let found = sqlx::query(
+            "SELECT thread_id, run_id, chunk::bigint AS chunk, started_at, at, events FROM history \
+             WHERE thread_id = $1 AND run_id = $2 AND chunk >= $3 ORDER BY chunk",
+        )
+        .bind(thread_id)
+        .bind(run_id)
+        .bind(i32::try_from(from_chunk).unwrap_or(i32::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::history).collect()
+    }
+
+    async fn open_runs(&self, thread_id: &str) -> Result<Vec<OpenRun>, StoreError> {
+        let found = sqlx::query(
+            "SELECT r.run_id, r.instance, r.started_at, i.heartbeat_at FROM runs r \
+             LEFT JOIN instances i ON i.instance_id = r.instance \
+             WHERE r.thread_id = $1 AND r.ended_at IS NULL ORDER BY r.started_at, r.run_id",
+        )
+        .bind(thread_id)
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::open_run).collect()
+    }
+
+    async fn publish(&self, notice: &Notice) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(payload(notice))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        Some(self.notices.subscribe())
+    }
+
     async fn forget_subject(
         &self,
         issuer: Option<&str>,
         subject: &str,
     ) -> Result<ForgetCounts, StoreError> {
         self.write(async |tx| {
+            let history_chunks = sqlx::query(
+                "DELETE FROM history WHERE thread_id IN (SELECT thread_id FROM threads \
+                 WHERE subject = $1 AND ($2::text IS NULL OR issuer = $2))",
+            )
+            .bind(subject)
+            .bind(issuer)
+            .execute(&mut *tx.conn)
+            .await?
+            .rows_affected();
             let mut counts = [0u64; rules::SUBJECT_TABLES.len()];
             for (table, count) in rules::SUBJECT_TABLES.iter().zip(&mut counts) {
                 // `table` is a literal of rules::SUBJECT_TABLES, never input.
@@ -409,6 +641,7 @@ impl Store for PgStore {
                 threads,
                 runs,
                 audit_records,
+                history_chunks,
             })
         })
         .await

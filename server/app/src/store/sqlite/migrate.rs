@@ -10,8 +10,13 @@ use super::worker::backend;
 use crate::store::StoreError;
 
 /// `(version, sql)`, in order.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../../migrations/sqlite/0001_store.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/sqlite/0001_store.sql")),
+    (
+        2,
+        include_str!("../../../migrations/sqlite/0002_history.sql"),
+    ),
+];
 
 /// Brings the schema up to date. Two processes opening a new file at once migrate once: the
 /// check and the migration share one immediate (write-locked) transaction.
@@ -103,7 +108,7 @@ mod tests {
         .unwrap();
         // Without the recognition this would re-run 0001 and fail on the existing tables.
         migrate(&mut conn).unwrap();
-        assert_eq!(version(&conn), 1);
+        assert_eq!(version(&conn), MIGRATIONS.last().unwrap().0);
     }
 
     #[test]

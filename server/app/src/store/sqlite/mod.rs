@@ -16,8 +16,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, par
 use self::worker::{Readers, Worker, backend};
 use super::rules::{self, Param, WriteTx};
 use super::{
-    AuditFilter, AuditRecord, ForgetCounts, PrincipalKey, RunEnd, RunRecord, RunStart,
-    StartRequest, Store, StoreError, ThreadAccess, ThreadSummary, WriteOp, new_instance_id, rows,
+    AuditFilter, AuditRecord, ForgetCounts, HistoryChunk, Notice, OpenRun, PrincipalKey, RunEnd,
+    RunRecord, RunStart, StartRequest, Store, StoreError, ThreadAccess, ThreadSummary, WriteOp,
+    new_instance_id, rows,
 };
 
 /// The SQLite store; cheap to clone.
@@ -214,17 +215,18 @@ impl WriteTx for SqliteTx<'_> {
         thread_id: &str,
         owner: &PrincipalKey,
         created_at: i64,
-        last_run_at: Option<i64>,
+        run: Option<&RunStart>,
     ) -> Result<bool, StoreError> {
         let inserted = self.execute(
-            "INSERT INTO threads (thread_id, issuer, subject, created_at, last_run_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (thread_id) DO NOTHING",
+            "INSERT INTO threads (thread_id, issuer, subject, created_at, last_run_at, title) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id) DO NOTHING",
             params![
                 thread_id,
                 owner.issuer,
                 owner.subject,
                 created_at,
-                last_run_at
+                run.map(|r| r.started_at),
+                run.and_then(|r| r.title.as_deref())
             ],
         )?;
         Ok(inserted == 1)
@@ -305,6 +307,37 @@ impl WriteTx for SqliteTx<'_> {
 
     async fn insert_audit(&mut self, record: &AuditRecord) -> Result<(), StoreError> {
         insert_audit(self.tx, record)
+    }
+
+    async fn insert_history(&mut self, chunk: &HistoryChunk) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO history (thread_id, run_id, chunk, started_at, at, events) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id, run_id, chunk) DO NOTHING",
+            params![
+                chunk.thread_id,
+                chunk.run_id,
+                chunk.chunk,
+                chunk.started_at,
+                chunk.at,
+                chunk.events
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn trim_history(&mut self, thread_id: &str, keep_runs: u32) -> Result<u64, StoreError> {
+        let removed = self.execute(
+            "DELETE FROM history WHERE thread_id = ?1 AND run_id IN ( \
+               SELECT run_id FROM history WHERE thread_id = ?1 GROUP BY run_id \
+               ORDER BY MAX(started_at) DESC, run_id DESC LIMIT -1 OFFSET ?2)",
+            params![thread_id, keep_runs],
+        )?;
+        Ok(removed as u64)
+    }
+
+    async fn notify(&mut self, _: &Notice) -> Result<(), StoreError> {
+        // One process per SQLite file: nobody else to tell.
+        Ok(())
     }
 }
 
@@ -392,7 +425,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             query_all(
                 conn,
-                "SELECT thread_id, created_at, last_run_at FROM threads \
+                "SELECT thread_id, created_at, last_run_at, title FROM threads \
                  WHERE issuer = ?1 AND subject = ?2 \
                  ORDER BY COALESCE(last_run_at, created_at) DESC, thread_id",
                 params![owner.issuer, owner.subject],
@@ -510,6 +543,86 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn delete_history_before(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM history WHERE (thread_id, run_id) IN ( \
+                   SELECT thread_id, run_id FROM history GROUP BY thread_id, run_id \
+                   HAVING MAX(at) < ?1)",
+                params![before],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn thread_owner(&self, thread_id: &str) -> Result<Option<PrincipalKey>, StoreError> {
+        let thread_id = thread_id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT issuer, subject FROM threads WHERE thread_id = ?1")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![thread_id], |row| {
+                            Ok(PrincipalKey::new(
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                            ))
+                        })
+                        .optional()
+                })
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn history(&self, thread_id: &str) -> Result<Vec<HistoryChunk>, StoreError> {
+        let thread_id = thread_id.to_owned();
+        self.read(move |conn| {
+            query_all(
+                conn,
+                "SELECT thread_id, run_id, chunk, started_at, at, events FROM history \
+                 WHERE thread_id = ?1 ORDER BY started_at, run_id, chunk",
+                params![thread_id],
+                |row| rows::history(row),
+            )
+        })
+        .await
+    }
+
+    async fn run_history(
+        &self,
+        thread_id: &str,
+        run_id: &str,
+        from_chunk: i64,
+    ) -> Result<Vec<HistoryChunk>, StoreError> {
+        let (thread_id, run_id) = (thread_id.to_owned(), run_id.to_owned());
+        self.read(move |conn| {
+            query_all(
+                conn,
+                "SELECT thread_id, run_id, chunk, started_at, at, events FROM history \
+                 WHERE thread_id = ?1 AND run_id = ?2 AND chunk >= ?3 ORDER BY chunk",
+                params![thread_id, run_id, from_chunk],
+                |row| rows::history(row),
+            )
+        })
+        .await
+    }
+
+    async fn open_runs(&self, thread_id: &str) -> Result<Vec<OpenRun>, StoreError> {
+        let thread_id = thread_id.to_owned();
+        self.read(move |conn| {
+            query_all(
+                conn,
+                "SELECT r.run_id, r.instance, r.started_at, i.heartbeat_at FROM runs r \
+                 LEFT JOIN instances i ON i.instance_id = r.instance \
+                 WHERE r.thread_id = ?1 AND r.ended_at IS NULL ORDER BY r.started_at, r.run_id",
+                params![thread_id],
+                |row| rows::open_run(row),
+            )
+        })
+        .await
+    }
+
     async fn forget_subject(
         &self,
         issuer: Option<&str>,
@@ -517,6 +630,11 @@ impl Store for SqliteStore {
     ) -> Result<ForgetCounts, StoreError> {
         let (issuer, subject) = (issuer.map(str::to_owned), subject.to_owned());
         self.write(move |tx| {
+            let history_chunks = tx.execute(
+                "DELETE FROM history WHERE thread_id IN (SELECT thread_id FROM threads \
+                 WHERE subject = ?1 AND (?2 IS NULL OR issuer = ?2))",
+                params![subject, issuer],
+            )? as u64;
             let mut counts = [0u64; rules::SUBJECT_TABLES.len()];
             for (table, count) in rules::SUBJECT_TABLES.iter().zip(&mut counts) {
                 // `table` is a literal of rules::SUBJECT_TABLES, never input.
@@ -530,6 +648,7 @@ impl Store for SqliteStore {
                 threads,
                 runs,
                 audit_records,
+                history_chunks,
             })
         })
         .await

@@ -44,7 +44,15 @@ pub async fn start_with(
     configure: impl FnOnce(&mut Config),
     build: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
 ) -> TestServer {
-    let idp = TestIdp::start().await;
+    start_with_idp(TestIdp::start().await, configure, build).await
+}
+
+/// [`start_with`] trusting an issuer that already runs (a restarted server, same users).
+pub async fn start_with_idp(
+    idp: TestIdp,
+    configure: impl FnOnce(&mut Config),
+    build: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
+) -> TestServer {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
@@ -114,6 +122,17 @@ impl TestServer {
 
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the server and hands back its issuer (to start another server for the same
+    /// users).
+    pub async fn stop_keeping_idp(mut self) -> TestIdp {
+        self.shut_down().await;
+        self.idp
+    }
+
+    async fn shut_down(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -1,0 +1,96 @@
+//! Compaction: a reply streamed as 200 deltas is stored, and replayed, as one content event.
+//!
+//! Only *consecutive* content events of the same message (or tool call, or reasoning message)
+//! are merged, so a compacted sequence is the original one with fewer events and the same
+//! meaning: every rule the sequence guard checked still holds. (CopilotKit's in-memory runner
+//! compacts the same way, one content event per message, `@ag-ui/client` `compactEvents`.)
+
+use agui_protocol::Event;
+
+/// Appends `event` to `events`, merged into the last event when both carry content of the same
+/// message, tool call or reasoning message.
+pub(crate) fn push(events: &mut Vec<Event>, event: Event) {
+    let merged = match (events.last_mut(), &event) {
+        (Some(Event::TextMessageContent(last)), Event::TextMessageContent(next))
+            if last.message_id == next.message_id =>
+        {
+            last.delta.push_str(&next.delta);
+            true
+        }
+        (Some(Event::ToolCallArgs(last)), Event::ToolCallArgs(next))
+            if last.tool_call_id == next.tool_call_id =>
+        {
+            last.delta.push_str(&next.delta);
+            true
+        }
+        (Some(Event::ReasoningMessageContent(last)), Event::ReasoningMessageContent(next))
+            if last.message_id == next.message_id =>
+        {
+            last.delta.push_str(&next.delta);
+            true
+        }
+        _ => false,
+    };
+    if !merged {
+        events.push(event);
+    }
+}
+
+/// Appends every event of `more`, compacting across the seam.
+pub(crate) fn extend(events: &mut Vec<Event>, more: impl IntoIterator<Item = Event>) {
+    for event in more {
+        push(events, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agui_protocol::{TextMessageContent, TextMessageEnd, TextMessageStart, ToolCallArgs};
+
+    fn text(id: &str, delta: &str) -> Event {
+        Event::TextMessageContent(TextMessageContent::new(id, delta))
+    }
+
+    #[test]
+    fn consecutive_deltas_of_one_message_become_one_event() {
+        let mut events = Vec::new();
+        push(
+            &mut events,
+            Event::TextMessageStart(TextMessageStart::new("m1")),
+        );
+        for part in ["Hel", "lo, ", "world"] {
+            push(&mut events, text("m1", part));
+        }
+        push(
+            &mut events,
+            Event::TextMessageEnd(TextMessageEnd::new("m1")),
+        );
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[1], text("m1", "Hello, world"));
+    }
+
+    #[test]
+    fn content_of_different_items_or_not_adjacent_is_kept_apart() {
+        let mut events = Vec::new();
+        push(&mut events, text("m1", "a"));
+        push(&mut events, text("m2", "b"));
+        push(
+            &mut events,
+            Event::ToolCallArgs(ToolCallArgs::new("c1", "{")),
+        );
+        push(
+            &mut events,
+            Event::ToolCallArgs(ToolCallArgs::new("c2", "{")),
+        );
+        push(
+            &mut events,
+            Event::ToolCallArgs(ToolCallArgs::new("c1", "}")),
+        );
+        assert_eq!(events.len(), 5);
+        // Across a seam (two stored chunks of one run), the same rule.
+        let mut stored = vec![text("m3", "x")];
+        extend(&mut stored, [text("m3", "y"), text("m3", "z")]);
+        assert_eq!(stored, vec![text("m3", "xyz")]);
+    }
+}
