@@ -268,7 +268,7 @@ async function recordingProxy(target) {
  * @returns {Promise<{url: string, stop: () => Promise<void>}>}
  */
 async function startHop(aguiUrl, issuer) {
-  const child = spawn(process.execPath, [`${WEB_DIR}/server/index.mjs`, '--port', '0', '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'], {
+  const child = spawn(process.execPath, [`${WEB_DIR}/server/index.mjs`, '--mode', 'hop', '--port', '0', '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const stderr = [];

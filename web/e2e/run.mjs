@@ -54,7 +54,7 @@ async function withStack(name, options, fn) {
   for (let attempt = 1; !stack; attempt += 1) {
     try {
       // The tests rely on the scripted model's documented intents, whatever OPENAI_* says.
-      stack = await startStack({ ...options, aguiEnv: { AGUI_MODEL: 'scripted', ...options.aguiEnv } });
+      stack = await startStack({ mode: 'hop', ...options, aguiEnv: { AGUI_MODEL: 'scripted', ...options.aguiEnv } });
     } catch (error) {
       // A process that never became ready (seen once in CI: the test IdP silent for 60 s after
       // its first line) is retried once, loudly; any other failure, or a second one, fails.

@@ -2,7 +2,11 @@
 // (run-demo.mjs) and the tests (web/e2e) need, all on 127.0.0.1:
 //   1. the OpenID provider (tests/idp/server.mjs) with the demo settings (tests/idp/demo.mjs),
 //   2. agui-server (`target/debug/agui-server serve`) trusting that issuer,
-//   3. the web server (web/server/index.mjs): the built app + the CopilotKit runtime hop.
+//   3. the web server (web/server/index.mjs): the built app, in one of two modes:
+//      direct (the default): the app talks to agui-server's own `/copilotkit`, so agui-server
+//        gets AGUI_CORS_ORIGINS=<the app's origin>;
+//      hop: the web server also runs CopilotKit's Node runtime in front of agui-server's /chat.
+//      AGUI_WEB_MODE=hop (or the `mode` option) picks the hop.
 // The IdP must know the app's redirect URI before it starts, so the web port is chosen first.
 // Every child is killed when the stack stops or this process exits; the IdP and the web server
 // also exit by themselves when our stdin pipe to them closes (even if we are SIGKILLed).
@@ -44,6 +48,35 @@ export function modelEnv(env) {
 }
 
 /**
+ * The web mode this environment asks for: `AGUI_WEB_MODE` (`direct` or `hop`), else `direct`.
+ *
+ * @param {Record<string, string|undefined>} env usually process.env
+ * @returns {'direct'|'hop'}
+ */
+export function webMode(env) {
+  const mode = (env.AGUI_WEB_MODE ?? '').trim() || 'direct';
+  if (mode !== 'direct' && mode !== 'hop') throw new Error(`AGUI_WEB_MODE must be direct or hop, not ${JSON.stringify(mode)}`);
+  return mode;
+}
+
+/**
+ * A started stack.
+ *
+ * @typedef {object} Stack
+ * @property {'direct'|'hop'} mode how the app reaches agui-server
+ * @property {string} issuer the IdP's issuer URL
+ * @property {string} aguiUrl agui-server's base URL
+ * @property {string} webUrl the app's origin
+ * @property {string} runtimeUrl the app's CopilotKit `runtimeUrl` (agui-server's `/copilotkit`, or the hop's)
+ * @property {string} databaseUrl agui-server's store
+ * @property {string} serverBin the agui-server binary
+ * @property {Record<string, string|undefined>} aguiEnv agui-server's AGUI_* environment
+ * @property {() => string[]} logs the children's last output lines
+ * @property {(env: Record<string, string>) => Promise<void>} restartAgui restarts agui-server on the same address and store
+ * @property {() => Promise<void>} stop stops every process
+ */
+
+/**
  * Asks the OS for a free loopback port (bound and released at once; the IdP needs the app's
  * origin before the web server listens).
  *
@@ -64,6 +97,7 @@ export function freePort() {
  * Starts the stack.
  *
  * @param {object} [options]
+ * @param {'direct'|'hop'} [options.mode] how the app reaches agui-server (default AGUI_WEB_MODE, else direct)
  * @param {number} [options.webPort] 0 = any free port
  * @param {number} [options.idpPort] 0 = any free port
  * @param {number} [options.aguiPort] 0 = any free port
@@ -76,12 +110,11 @@ export function freePort() {
  *   `[agents.default]` access rules
  * @param {string[]} [options.namedAgents] agents the web server registers besides `default`
  * @param {(line: string) => void} [options.log] where the children's output goes (default: kept only)
- * @returns {Promise<{issuer: string, aguiUrl: string, webUrl: string, databaseUrl: string,
- *   serverBin: string, aguiEnv: Record<string,string>, logs: () => string[],
- *   restartAgui: (env: Record<string,string>) => Promise<void>, stop: () => Promise<void>}>}
+ * @returns {Promise<Stack>}
  */
 export async function startStack(options = {}) {
   const {
+    mode = webMode(process.env),
     webPort = 0,
     idpPort = 0,
     aguiPort = 0,
@@ -132,8 +165,11 @@ export async function startStack(options = {}) {
       return parsed.issuer ? parsed : null;
     });
 
+    /** @type {Record<string, string|undefined>} */
     const env = {
       ...process.env,
+      // Direct mode: the app (its own origin) calls agui-server from the browser.
+      ...(mode === 'direct' ? { AGUI_CORS_ORIGINS: appOrigin } : {}),
       AGUI_LISTEN: `127.0.0.1:${aguiPort}`,
       AGUI_OIDC_ISSUER: issuer,
       AGUI_OIDC_AUDIENCE: 'agui-server',
@@ -161,7 +197,7 @@ export async function startStack(options = {}) {
       if (again !== aguiUrl) throw new Error(`agui-server came back on ${again}, not ${aguiUrl}`);
     };
 
-    const webArgs = [join(WEB_DIR, 'server/index.mjs'), '--port', String(appPort), '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'];
+    const webArgs = [join(WEB_DIR, 'server/index.mjs'), '--mode', mode, '--port', String(appPort), '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'];
     if (!silentRenew) webArgs.push('--no-silent-renew');
     if (namedAgents.length > 0) webArgs.push('--agents', namedAgents.join(','));
     const web = launch(children, 'node', webArgs);
@@ -172,7 +208,8 @@ export async function startStack(options = {}) {
     });
 
     const aguiEnvironment = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('AGUI_')));
-    return { issuer, aguiUrl, webUrl, databaseUrl: env.AGUI_DATABASE_URL, serverBin, aguiEnv: aguiEnvironment, logs: () => [...lines], restartAgui, stop };
+    const runtimeUrl = mode === 'direct' ? `${aguiUrl}/copilotkit` : `${webUrl}/api/copilotkit`;
+    return { mode, issuer, aguiUrl, webUrl, runtimeUrl, databaseUrl: String(env.AGUI_DATABASE_URL), serverBin, aguiEnv: aguiEnvironment, logs: () => [...lines], restartAgui, stop };
   } catch (error) {
     await stop();
     const tail = lines.slice(-30).join('\n');

@@ -14,26 +14,18 @@ import {
 import { useCallback, useEffect, useMemo, useState, type ComponentProps, type ReactElement } from "react";
 import { useAuth } from "react-oidc-context";
 import { z } from "zod";
+import type { AppConfig } from "./config";
 import { classifyRunError, type RunProblem } from "./errors";
+import { parseWhoAmI, type WhoAmI } from "./identity";
 import { showJsonLiterally } from "./markdown";
 import { backendToolRenderers } from "./ToolCards";
-
-/** The identity agui-server verified (its `GET /whoami`). */
-interface WhoAmI {
-  issuer: string;
-  subject: string;
-  name?: string;
-  email?: string;
-  roles: string[];
-  scopes: string[];
-}
 
 /** Suggestions that match the scripted model's intents (DESIGN "The scripted model"). */
 const SUGGESTIONS = ["Who am I?", "List my documents", "Delete document 2", "Change the accent colour to teal"].map(
   (text) => ({ title: text, message: text }),
 );
 
-export function App({ runtimeUrl }: { runtimeUrl: string }): ReactElement {
+export function App({ config }: { config: AppConfig }): ReactElement {
   const auth = useAuth();
   const [problem, setProblem] = useState<RunProblem | null>(null);
   const token = auth.user?.access_token;
@@ -61,7 +53,7 @@ export function App({ runtimeUrl }: { runtimeUrl: string }): ReactElement {
     <Shell
       right={
         <>
-          <Identity token={token} onProblem={setProblem} />
+          <Identity whoamiUrl={config.whoamiUrl} token={token} onProblem={setProblem} />
           <button type="button" className="secondary" data-testid="sign-out" onClick={() => void auth.signoutRedirect()}>
             Sign out
           </button>
@@ -69,7 +61,7 @@ export function App({ runtimeUrl }: { runtimeUrl: string }): ReactElement {
       }
     >
       <ProblemBanner problem={problem} onSignIn={() => void auth.signinRedirect()} onDismiss={() => setProblem(null)} />
-      <Chat runtimeUrl={runtimeUrl} token={token} onProblem={setProblem} />
+      <Chat runtimeUrl={config.runtimeUrl} token={token} onProblem={setProblem} />
     </Shell>
   );
 }
@@ -181,28 +173,28 @@ function ChatTools(): null {
 }
 
 /** Name, email and roles as agui-server verified them (not as the ID token claims them). */
-function Identity({ token, onProblem }: { token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
+function Identity({ whoamiUrl, token, onProblem }: { whoamiUrl: string; token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
   const [who, setWho] = useState<WhoAmI | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
   useEffect(() => {
     const abort = new AbortController();
-    fetch("/api/whoami", { headers: { authorization: `Bearer ${token}` }, signal: abort.signal })
+    fetch(whoamiUrl, { headers: { authorization: `Bearer ${token}` }, cache: "no-store", signal: abort.signal })
       .then(async (response) => {
-        const text = await response.text();
-        if (response.ok) {
-          setWho(JSON.parse(text) as WhoAmI);
+        const answer = parseWhoAmI(response.status, await response.text());
+        if (answer.ok) {
+          setWho(answer.who);
           setFailure(null);
         } else {
-          const problem = classifyRunError(`HTTP ${response.status}: ${text}`);
+          const problem = classifyRunError(answer.message);
           if (problem.kind === "expired") onProblem(problem);
-          setFailure(`not verified (HTTP ${response.status})`);
+          setFailure(`not verified (HTTP ${answer.status})`);
         }
       })
       .catch((error: Error) => {
         if (error.name !== "AbortError") setFailure("agui-server is not reachable");
       });
     return () => abort.abort();
-  }, [token, onProblem]);
+  }, [whoamiUrl, token, onProblem]);
 
   if (failure) return <div className="identity muted" data-testid="identity">{failure}</div>;
   if (!who) return <div className="identity muted" data-testid="identity">verifying…</div>;
