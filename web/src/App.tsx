@@ -1,9 +1,11 @@
-// The page: sign-in, who is signed in (as agui-server verified it), and the chat, which mounts only
-// when a user is signed in and forwards the access token through `properties`, as the product
-// promises (the runtime hop turns it into an Authorization header; web/server/guard.mjs).
+// The page: sign-in, who is signed in (as agui-server verified it), the user's threads and the
+// chat, which mounts only when a user is signed in and forwards the access token through
+// `properties`, as the product promises. Direct mode: agui-server reads it from the run's body;
+// hop mode: the runtime hop turns it into an Authorization header (web/server/guard.mjs).
 import {
   CopilotChat,
   CopilotChatAssistantMessage,
+  CopilotChatView,
   CopilotKitProvider,
   HttpAgent,
   useAgent,
@@ -18,6 +20,8 @@ import type { AppConfig } from "./config";
 import { classifyRunError, type RunProblem } from "./errors";
 import { parseWhoAmI, type WhoAmI } from "./identity";
 import { showJsonLiterally } from "./markdown";
+import { ThreadSidebar } from "./ThreadSidebar";
+import { loadThreadId, newThreadId, saveThreadId } from "./threads";
 import { backendToolRenderers } from "./ToolCards";
 
 /** Suggestions that match the scripted model's intents (DESIGN "The scripted model"). */
@@ -61,7 +65,15 @@ export function App({ config }: { config: AppConfig }): ReactElement {
       }
     >
       <ProblemBanner problem={problem} onSignIn={() => void auth.signinRedirect()} onDismiss={() => setProblem(null)} />
-      <Chat runtimeUrl={config.runtimeUrl} token={token} onProblem={setProblem} />
+      {/* Keyed by user: another user never inherits the previous one's thread or list. */}
+      <Chat
+        key={JSON.stringify([auth.user.profile.iss, auth.user.profile.sub])}
+        config={config}
+        token={token}
+        issuer={auth.user.profile.iss}
+        subject={auth.user.profile.sub}
+        onProblem={setProblem}
+      />
     </Shell>
   );
 }
@@ -80,24 +92,44 @@ function Shell({ children, right }: { children: React.ReactNode; right?: React.R
   );
 }
 
-function Chat({ runtimeUrl, token, onProblem }: { runtimeUrl: string; token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
+interface ChatProps {
+  config: AppConfig;
+  token: string;
+  issuer: string;
+  subject: string;
+  onProblem: (p: RunProblem | null) => void;
+}
+
+function Chat({ config, token, issuer, subject, onProblem }: ChatProps): ReactElement {
   // The token travels as `properties.authorization` → RunAgentInput.forwardedProps.authorization.
   const properties = useMemo(() => ({ authorization: token }), [token]);
   const onError = useCallback(
     ({ error }: { error: Error; code: string }) => onProblem(classifyRunError(error?.message ?? String(error))),
     [onProblem],
   );
+  // The thread the chat shows, kept per user: a reload comes back to it, and CopilotChat's
+  // `connect` replays it from agui-server (or, in hop mode, from the hop's memory).
+  const [threadId, setThreadId] = useState(() => loadThreadId(window.localStorage, issuer, subject) ?? newThreadId());
+  useEffect(() => saveThreadId(window.localStorage, issuer, subject, threadId), [issuer, subject, threadId]);
+  const startNewChat = useCallback(() => setThreadId(newThreadId()), []);
   return (
     <CopilotKitProvider
-      runtimeUrl={runtimeUrl}
+      runtimeUrl={config.runtimeUrl}
       properties={properties}
       onError={onError}
       renderToolCalls={backendToolRenderers}
       showDevConsole={false}
     >
       <ChatTools />
-      <div className="chat" data-testid="chat">
-        <StoppableChat token={token} />
+      <div className="workspace">
+        <ThreadSidebar
+          threadsUrl={config.threadsUrl}
+          token={token}
+          activeId={threadId}
+          onSelect={setThreadId}
+          onNewChat={startNewChat}
+        />
+        <StoppableChat token={token} threadId={threadId} />
       </div>
     </CopilotKitProvider>
   );
@@ -114,11 +146,16 @@ function Chat({ runtimeUrl, token, onProblem }: { runtimeUrl: string; token: str
  * run), with the signed-in user's token added to the agent's headers for that one synchronous
  * call: `abortRun` builds its request before returning, and the previous headers are put back
  * straight after, so runs still carry the token only through `properties` (the bridge the tests
- * prove). The hop verifies that token and checks the thread is the caller's (web/server/guard.mjs).
+ * prove). agui-server (direct mode) or the hop (web/server/guard.mjs) verifies that token and
+ * checks the thread is the caller's.
+ *
+ * The container says whether CopilotKit has reached the runtime and whether a run or a connect
+ * is in progress (`data-runtime`, `data-running`): what a person sees as the chat being ready.
  */
-function StoppableChat({ token }: { token: string }): ReactElement {
+function StoppableChat({ token, threadId }: { token: string; threadId: string }): ReactElement {
   const { agent } = useAgent();
   const { copilotkit } = useCopilotKit();
+  const runtime = useRuntimeStatus();
   const onStop = useCallback(() => {
     if (!agent.isRunning) return; // CopilotChat offers its own Stop only while a run is going on
     if (!(agent instanceof HttpAgent)) {
@@ -134,12 +171,42 @@ function StoppableChat({ token }: { token: string }): ReactElement {
     }
   }, [agent, copilotkit, token]);
   return (
-    <CopilotChat
-      labels={{ chatInputPlaceholder: "Ask something…" }}
-      messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
-      onStop={onStop}
-    />
+    <div className="chat" data-testid="chat" data-thread-id={threadId} data-runtime={runtime} data-running={String(agent.isRunning)}>
+      <CopilotChat
+        threadId={threadId}
+        labels={{ chatInputPlaceholder: "Ask something…" }}
+        messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
+        chatView={ChatView}
+        onStop={onStop}
+      />
+    </div>
   );
+}
+
+/**
+ * CopilotKit's chat view, wrapped (without a box of its own: `display: contents`) to say whether
+ * the chat is still connecting to its thread (replaying it): until then a message would wait.
+ */
+function ChatView(props: ComponentProps<typeof CopilotChatView>): ReactElement {
+  return (
+    <div className="chat-view" data-testid="chat-view" data-connecting={String(Boolean(props.isConnecting))}>
+      <CopilotChatView {...props} />
+    </div>
+  );
+}
+
+/** CopilotKit's connection to the runtime (`/info`): `connected`, `connecting`, `error`, … */
+function useRuntimeStatus(): string {
+  const { copilotkit } = useCopilotKit();
+  const [status, setStatus] = useState<string>(copilotkit.runtimeConnectionStatus);
+  useEffect(() => {
+    setStatus(copilotkit.runtimeConnectionStatus);
+    const subscription = copilotkit.subscribe({
+      onRuntimeConnectionStatusChanged: () => setStatus(copilotkit.runtimeConnectionStatus),
+    });
+    return () => subscription.unsubscribe();
+  }, [copilotkit]);
+  return status;
 }
 
 /** CopilotKit's markdown renderer, with quoted JSON shown literally (src/markdown.ts). */
