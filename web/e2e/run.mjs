@@ -117,10 +117,17 @@ try {
   await runGuardUnitTests(h);
   await runAppUnitTests(h);
   await runDemoModelTests(h);
-  await h.test('app: TypeScript type check (tsc --noEmit)', async () => {
-    const tsc = spawnSync(process.execPath, [join(WEB_DIR, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', WEB_DIR], { encoding: 'utf8' });
-    if (tsc.status !== 0) throw new Error(`${tsc.stdout}${tsc.stderr}`.trim().split('\n').slice(0, 10).join(' | '));
-  });
+  // `npm run typecheck`: the app (tsconfig.json) and the Node code that handles tokens and
+  // requests, the hop, the web server and the stack scripts (tsconfig.node.json, checkJs).
+  for (const [name, project] of [
+    ['app: TypeScript type check (tsc --noEmit)', WEB_DIR],
+    ['web/server and web/scripts: JSDoc type check (tsc --noEmit -p tsconfig.node.json, checkJs)', join(WEB_DIR, 'tsconfig.node.json')],
+  ]) {
+    await h.test(name, async () => {
+      const tsc = spawnSync(process.execPath, [join(WEB_DIR, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', project], { encoding: 'utf8' });
+      if (tsc.status !== 0) throw new Error(`${tsc.stdout}${tsc.stderr}`.trim().split('\n').slice(0, 10).join(' | '));
+    });
+  }
 
   const launched = await launchBrowser();
   browser = launched.browser;

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // `make run`: the whole demo on loopback. Builds the app if needed, starts the OpenID provider,
 // agui-server and the web server (scripts/stack.mjs), prints the URL and the demo accounts, and
 // stops all three on Ctrl-C (SIGINT/SIGTERM), leaving no process behind.
@@ -13,6 +14,11 @@ import { DEMO_ACCOUNTS } from '../../tests/idp/demo.mjs';
 import { ensureBuilt } from './build.mjs';
 import { modelEnv, startStack, webMode } from './stack.mjs';
 
+/**
+ * @param {string} name the environment variable
+ * @param {number} fallback its default
+ * @returns {number}
+ */
 const port = (name, fallback) => {
   const value = Number(process.env[name] ?? fallback);
   if (!Number.isInteger(value) || value < 0 || value > 65535) {
@@ -22,8 +28,10 @@ const port = (name, fallback) => {
   return value;
 };
 
+/** @type {import('./stack.mjs').Stack | undefined} */
 let stack;
 let stopping = false;
+/** @param {number} code the exit status */
 async function shutdown(code) {
   if (stopping) return;
   stopping = true;
@@ -44,8 +52,9 @@ try {
     log: process.env.AGUI_DEMO_VERBOSE ? (line) => console.error(line) : undefined,
   });
 } catch (error) {
-  console.error(`run-demo: ${error.message}`);
+  console.error(`run-demo: ${error instanceof Error ? error.message : error}`);
   await shutdown(1);
+  process.exit(1);
 }
 
 const { AGUI_MODEL: kind, AGUI_OPENAI_MODEL: openaiModel } = modelEnv(process.env);

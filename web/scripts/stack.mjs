@@ -1,3 +1,4 @@
+// @ts-check
 // Starts and stops the demo stack: proves nothing by itself; the three processes `make run`
 // (run-demo.mjs) and the tests (web/e2e) need, all on 127.0.0.1:
 //   1. the OpenID provider (tests/idp/server.mjs) with the demo settings (tests/idp/demo.mjs),
@@ -87,7 +88,7 @@ export function freePort() {
     const probe = createServer();
     probe.once('error', reject);
     probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (probe.address());
       probe.close(() => resolvePort(port));
     });
   });
@@ -133,9 +134,12 @@ export async function startStack(options = {}) {
     throw new Error('tests/idp has no node_modules: run `make deps` (or `npm ci --prefix tests/idp`) first');
   }
 
+  /** @type {ChildProcessWithoutNullStreams[]} */
   const children = [];
+  /** @type {string[]} */
   const lines = [];
   const scratch = mkdtempSync(join(tmpdir(), 'agui-web-'));
+  /** @type {(name: string) => (line: string) => void} */
   const record = (name) => (line) => {
     const clean = `${name}: ${line.replace(ANSI, '')}`;
     lines.push(clean);
@@ -189,6 +193,7 @@ export async function startStack(options = {}) {
 
     // Stops agui-server and starts it again on the same address and store with `changes` to its
     // environment (tests use it to make agui-server refuse what the hop has already verified).
+    /** @param {Record<string, string>} changes */
     const restartAgui = async (changes) => {
       await stopChild(agui);
       children.splice(children.indexOf(agui), 1);
@@ -213,11 +218,19 @@ export async function startStack(options = {}) {
   } catch (error) {
     await stop();
     const tail = lines.slice(-30).join('\n');
-    throw new Error(`${error.message}${tail ? `\n--- last output ---\n${tail}` : ''}`);
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${message}${tail ? `\n--- last output ---\n${tail}` : ''}`);
   }
 }
 
-/** What the kernel says a process is doing (for a start-up that never finished). */
+/** @typedef {import('node:child_process').ChildProcessWithoutNullStreams} ChildProcessWithoutNullStreams */
+
+/**
+ * What the kernel says a process is doing (for a start-up that never finished).
+ *
+ * @param {number|undefined} pid
+ * @returns {string}
+ */
 function processState(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -229,12 +242,30 @@ function processState(pid) {
   }
 }
 
+/**
+ * Spawns a child with piped stdio (its stdin pipe is its lifeline, `--exit-on-stdin-close`).
+ *
+ * @param {ChildProcessWithoutNullStreams[]} children where the stack keeps its processes
+ * @param {string} command
+ * @param {string[]} args
+ * @param {{env?: Record<string, string|undefined>}} [options]
+ * @returns {ChildProcessWithoutNullStreams}
+ */
 function launch(children, command, args, options = {}) {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+  const child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
   children.push(child);
   return child;
 }
 
+/**
+ * Waits for the line that says the child is ready; what `match` returns for it.
+ *
+ * @template T
+ * @param {ChildProcessWithoutNullStreams} child
+ * @param {(line: string) => void} record where every line goes
+ * @param {(line: string) => T | null | undefined} match
+ * @returns {Promise<T>}
+ */
 function readyLine(child, record, match) {
   return new Promise((resolveReady, reject) => {
     const timer = setTimeout(
@@ -254,6 +285,7 @@ function readyLine(child, record, match) {
       createInterface({ input: stream }).on('line', (line) => {
         record(line);
         if (found) return;
+        /** @type {T | null | undefined} */
         let value = null;
         try {
           value = match(line);
@@ -270,6 +302,11 @@ function readyLine(child, record, match) {
   });
 }
 
+/**
+ * SIGTERM, then SIGKILL after 5 s; resolves once the child has exited.
+ *
+ * @param {ChildProcessWithoutNullStreams} child
+ */
 async function stopChild(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolveExit) => child.once('exit', resolveExit));

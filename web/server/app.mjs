@@ -1,3 +1,4 @@
+// @ts-check
 // The web server as a module: proves nothing by itself; one node:http server on one origin that
 // serves the built app (web/dist) and the app's runtime settings (/config.json), in one of two
 // modes (DESIGN "agui-server as the CopilotKit runtime (direct mode)"):
@@ -32,6 +33,7 @@ export const THREADS_PATH = '/api/threads';
 /** agui-server's `runtime.base_path` default. */
 export const AGUI_RUNTIME_PATH = '/copilotkit';
 
+/** @type {Record<string, string>} */
 const CONTENT_TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -177,17 +179,28 @@ function trimSlashes(url) {
   return url.replace(/\/+$/, '');
 }
 
-// A GET to agui-server with only the caller's Authorization header; the answer (the identity or
-// the thread list, or agui-server's 401/403 with its WWW-Authenticate challenge) comes back
-// unchanged.
+/** @typedef {import('node:http').IncomingMessage} IncomingMessage */
+/** @typedef {import('node:http').ServerResponse} ServerResponse */
+
+/**
+ * A GET to agui-server with only the caller's Authorization header; the answer (the identity or
+ * the thread list, or agui-server's 401/403 with its WWW-Authenticate challenge) comes back
+ * unchanged.
+ *
+ * @param {string} url
+ * @param {IncomingMessage} req
+ * @param {ServerResponse} res
+ */
 async function passThrough(url, req, res) {
   if (req.method !== 'GET') {
     res.writeHead(405, { allow: 'GET' }).end();
     return;
   }
+  /** @type {Record<string, string>} */
   const headers = {};
   if (req.headers.authorization) headers.authorization = req.headers.authorization;
   const upstream = await fetch(url, { headers });
+  /** @type {Record<string, string>} */
   const out = { 'content-type': upstream.headers.get('content-type') ?? 'application/json', 'cache-control': 'no-store' };
   const challenge = upstream.headers.get('www-authenticate');
   if (challenge) out['www-authenticate'] = challenge;
@@ -195,6 +208,14 @@ async function passThrough(url, req, res) {
   res.end(await upstream.text());
 }
 
+/**
+ * Serves a file of the build, or the app for client-side routes.
+ *
+ * @param {string} dist the build directory
+ * @param {string} path the request path
+ * @param {IncomingMessage} req
+ * @param {ServerResponse} res
+ */
 async function serveStatic(dist, path, req, res) {
   let decoded;
   try {
@@ -243,6 +264,13 @@ async function serveStatic(dist, path, req, res) {
   createReadStream(target).pipe(res);
 }
 
+/**
+ * @param {ServerResponse} res
+ * @param {number} status
+ * @param {string} type the content type
+ * @param {string} body
+ * @param {Record<string, string>} [headers]
+ */
 function send(res, status, type, body, headers = {}) {
   res.writeHead(status, { 'content-type': type, 'x-content-type-options': 'nosniff', ...headers });
   res.end(body);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // The web server's command line: proves nothing by itself; starts the web server (the app, and in
 // hop mode CopilotKit's runtime; see app.mjs) on 127.0.0.1 and prints ONE JSON line on stdout when
 // it is ready:
@@ -77,6 +78,10 @@ if (values['exit-on-stdin-close']) {
   process.stdin.resume();
 }
 
+/**
+ * @param {string} message
+ * @returns {never}
+ */
 function fatal(message) {
   process.stderr.write(`web: ${message}\n`);
   process.exit(2);
