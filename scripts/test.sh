@@ -66,7 +66,7 @@ add_counts conformance "${p:-0}" "${f:-0}" "${s:-0}"
 [ "${f:-0}" -eq 0 ] || broken+=(conformance)
 
 # 4. The CopilotKit sample app: the demo IdP, the runtime hop's contract, and a real browser.
-echo "== web: CopilotKit sample app (IdP demo, hop contract, Chromium e2e)"
+echo "== web: CopilotKit sample app (IdP demo, type checks, direct and hop contracts, Chromium e2e)"
 node web/e2e/run.mjs 2>&1 | tee "$log_dir/web.log"
 rc=${PIPESTATUS[0]}
 line=$(grep -E '^web: [0-9]+ passed, [0-9]+ failed' "$log_dir/web.log" | tail -1)

@@ -75,6 +75,11 @@ class CookieAgent {
     this.cookies = new Map();
   }
 
+  /**
+   * @param {string|URL} url
+   * @param {RequestInit} [init]
+   * @returns {Promise<Response>}
+   */
   async request(url, init = {}) {
     const headers = new Headers(init.headers);
     if (this.cookies.size > 0) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
@@ -118,7 +123,9 @@ export async function signInWithPassword({ issuer, appOrigin, login, password, p
   let response = await agent.request(`${issuer}/auth?${params}`);
   let landed;
   for (let hops = 0; hops < 10 && response.status >= 300 && response.status < 400; hops += 1) {
-    const location = new URL(response.headers.get('location'), issuer);
+    const header = response.headers.get('location');
+    if (!header) throw new Error(`HTTP ${response.status} without a Location`);
+    const location = new URL(header, issuer);
     if (location.origin === origin) {
       landed = location;
       break;
@@ -142,19 +149,22 @@ export async function signInWithPassword({ issuer, appOrigin, login, password, p
     response = await agent.request(location);
   }
   if (!landed) throw new Error(`the sign-in did not return to the app (HTTP ${response.status})`);
-  if (landed.searchParams.get('error')) return { refused: false, error: landed.searchParams.get('error') };
+  const error = landed.searchParams.get('error');
+  if (error) return { refused: false, error };
+  const code = landed.searchParams.get('code');
+  if (!code) throw new Error('the provider returned neither a code nor an error');
   const token = await fetch(`${issuer}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
       grant_type: 'authorization_code',
       client_id: DEMO_CLIENT_ID,
-      code: landed.searchParams.get('code'),
+      code,
       redirect_uri: redirectUri,
       code_verifier: verifier,
     }),
   });
-  const tokens = await token.json();
+  const tokens = /** @type {{access_token: string, id_token: string, expires_in: number, error?: string}} */ (await token.json());
   if (token.status !== 200) throw new Error(`token endpoint: HTTP ${token.status} ${tokens.error ?? ''}`);
   return { refused: false, tokens };
 }

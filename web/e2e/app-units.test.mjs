@@ -1,9 +1,9 @@
-// Unit tests of the app's pure modules (web/src/errors.ts, web/src/markdown.ts), no browser: the
-// TypeScript is transpiled with the project's own `typescript` (types are checked by the
-// `tsc --noEmit` test) and imported from a temporary file. Exported for web/e2e/run.mjs.
+// Unit tests of the app's pure modules (web/src/errors.ts, markdown.ts, identity.ts, threads.ts),
+// no browser: the TypeScript is transpiled with the project's own `typescript` (types are checked
+// by the `tsc --noEmit` test) and imported from a temporary file under web/node_modules, so that
+// its own imports (zod) resolve. Exported for web/e2e/run.mjs.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -17,7 +17,7 @@ async function importTs(relativePath) {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
     fileName: relativePath,
   });
-  const dir = mkdtempSync(join(tmpdir(), 'agui-web-unit-'));
+  const dir = mkdtempSync(join(WEB_DIR, 'node_modules', '.agui-web-unit-'));
   try {
     const file = join(dir, 'module.mjs');
     writeFileSync(file, outputText);
@@ -84,6 +84,57 @@ export async function runAppUnitTests(h) {
     same(showJsonLiterally('list: [1, 2]\nno json {here}'), 'list: `[1, 2]`\nno json {here}', 'per line');
     for (const prose of ['Hello, Vera Viewer! You said: "hi"', 'see [the docs](https://example.test)', 'already `{"a":1}` code', '{"a":1', 'a "quoted" 42']) {
       same(showJsonLiterally(prose), prose, `unchanged: ${prose}`);
+    }
+  });
+
+  const { parseWhoAmI } = await importTs('src/identity.ts');
+  const threads = await importTs('src/threads.ts');
+
+  await h.test("unit: parseWhoAmI: agui-server's identity (null name and email allowed) is accepted; a wrong shape or a refusal is a failure, never an identity", async () => {
+    const who = { issuer: 'http://idp', subject: 'vera', name: null, email: null, roles: ['viewer'], scopes: [] };
+    same(parseWhoAmI(200, JSON.stringify(who)), { ok: true, who }, 'null name/email');
+    same(parseWhoAmI(401, '{"error":"invalid_token"}'), { ok: false, status: 401, message: 'HTTP 401: {"error":"invalid_token"}' }, '401');
+    for (const [what, body] of [
+      ['no subject', JSON.stringify({ ...who, subject: undefined })],
+      ['roles not a list', JSON.stringify({ ...who, roles: 'admin' })],
+      ['a list', '[]'],
+      ['not JSON', '<html>'],
+    ]) {
+      const answer = parseWhoAmI(200, body);
+      assert(answer.ok === false && answer.status === 502, `${what}: ${JSON.stringify(answer)}`);
+    }
+  });
+
+  await h.test("unit: the current thread id is kept per issuer and subject, and a malformed stored id is ignored", async () => {
+    const store = new Map();
+    const storage = { getItem: (k) => (store.has(k) ? store.get(k) : null), setItem: (k, v) => store.set(k, String(v)) };
+    threads.saveThreadId(storage, 'http://idp', 'vera', 'thread-vera');
+    threads.saveThreadId(storage, 'http://idp', 'ada', 'thread-ada');
+    same(threads.loadThreadId(storage, 'http://idp', 'vera'), 'thread-vera', 'vera');
+    same(threads.loadThreadId(storage, 'http://idp', 'ada'), 'thread-ada', 'ada');
+    // The same subject at another issuer is another user; "a:b"+"c" is not "a"+"b:c".
+    same(threads.loadThreadId(storage, 'http://other', 'vera'), undefined, 'other issuer');
+    assert(threads.threadStorageKey('a:b', 'c') !== threads.threadStorageKey('a', 'b:c'), 'ambiguous storage keys');
+    for (const bad of ['', 'has space', 'x'.repeat(129), '../../etc', '<script>']) {
+      store.set(threads.threadStorageKey('http://idp', 'eve'), bad);
+      same(threads.loadThreadId(storage, 'http://idp', 'eve'), undefined, `stored ${JSON.stringify(bad)}`);
+    }
+    const broken = { getItem: () => { throw new Error('SecurityError'); }, setItem: () => { throw new Error('QuotaExceededError'); } };
+    same(threads.loadThreadId(broken, 'http://idp', 'vera'), undefined, 'storage disabled');
+    threads.saveThreadId(broken, 'http://idp', 'vera', 'x'); // does not throw
+    const minted = threads.newThreadId();
+    assert(minted !== threads.newThreadId() && /^[0-9a-f-]{36}$/.test(minted), `new ids: ${minted}`);
+  });
+
+  await h.test("unit: the thread list is parsed as agui-server's /copilotkit/threads answer; anything else is refused", async () => {
+    const answer = {
+      threads: [{ id: 't2', name: 'second', agentId: 'default', createdAt: '2026-12-02T07:31:19.034Z', updatedAt: '2026-12-02T07:32:00.000Z', lastRunAt: '2026-12-02T07:32:00.000Z' }, { id: 't1', name: null, createdAt: 'x', updatedAt: 'y', lastRunAt: null }],
+      nextCursor: null,
+    };
+    const parsed = threads.ThreadListSchema.parse(answer);
+    same(parsed.threads.map((t) => [t.id, t.name]), [['t2', 'second'], ['t1', null]], 'ids and names, in order');
+    for (const [what, bad] of [['no threads', {}], ['an id that is not a string', { threads: [{ id: 1, createdAt: 'x', updatedAt: 'y' }] }], ['an empty id', { threads: [{ id: '', createdAt: 'x', updatedAt: 'y' }] }]]) {
+      assert(!threads.ThreadListSchema.safeParse(bad).success, `accepted ${what}`);
     }
   });
 }

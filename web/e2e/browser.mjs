@@ -76,11 +76,13 @@ function step(h, page, shots, name, fn) {
   });
 }
 
-// The chat is ready to send once CopilotKit has reached the runtime: the static suggestions
-// render only then. Typing earlier could race the runtime connection.
+// The chat is ready to send once CopilotKit has reached the runtime (`/info`) and has connected
+// to the chat's thread (its replay, empty for a new chat, has ended): the app's chat container
+// and CopilotKit's chat view say so (src/App.tsx). Typing earlier could race either.
 async function chatReady(page) {
   await page.getByTestId('chat').locator('textarea').first().waitFor();
-  await page.getByRole('button', { name: 'Who am I?' }).waitFor();
+  await page.locator('[data-testid=chat][data-runtime=connected][data-running=false]').waitFor();
+  await page.locator('[data-testid=chat-view][data-connecting=false]').waitFor({ state: 'attached' });
 }
 
 async function fillLogin(page, login, password) {
@@ -169,7 +171,7 @@ export async function runBrowserMain(h, stack, browser, shots) {
       // The bodies of the page's run requests (the runtime's SSE), read once each run has ended.
       const bodies = [];
       const onResponse = (response) => {
-        if (response.request().method() === 'POST' && /\/api\/copilotkit\/agent\/[^/]+\/run$/.test(new URL(response.url()).pathname)) {
+        if (response.request().method() === 'POST' && response.url().startsWith(stack.runtimeUrl) && /\/agent\/[^/]+\/run$/.test(new URL(response.url()).pathname)) {
           bodies.push(response.text());
         }
       };
@@ -217,9 +219,8 @@ export async function runBrowserMain(h, stack, browser, shots) {
     });
 
     await step(h, page, shots, 'browser: the "List my documents" suggestion shows the viewer\'s documents (as agui-server lists them for her)', async () => {
-      // Suggestions show only in an empty chat: a reload starts a new one (still signed in).
-      await page.reload();
-      await page.getByTestId('identity-name').filter({ hasText: 'Vera Viewer' }).waitFor();
+      // Suggestions show only in an empty chat: "New chat" starts one.
+      await page.getByTestId('new-chat').click();
       await chatReady(page);
       await page.getByRole('button', { name: 'List my documents' }).click();
       await waitForCount(cards('card-documents'), 1);
@@ -438,14 +439,16 @@ const LONG_STREAM = { deltas: 200, size: 16, delayMs: 50 };
 /**
  * Stop: CopilotKit's Stop button, pressed while a long reply streams, must end agui-server's run
  * (recorded as `cancelled`), not just the page's view of it. The app sends the stop with the
- * signed-in user's token (src/App.tsx `StoppableChat`); CopilotKit's own stop carries none and
- * the hop refuses it, so the run went on to `success` (the failure this test catches).
+ * signed-in user's token (src/App.tsx `StoppableChat`); CopilotKit's own stop carries none, so
+ * the hop (hop mode) or agui-server (direct mode) refuses it and the run went on to `success`
+ * (the failure this test catches).
  */
 export async function runBrowserStop(h, stack, browser, shots) {
   const page = await newPage(browser, stack);
   const stops = [];
+  const label = stack.mode === 'direct' ? 'browser (direct, stop)' : 'browser (stop)';
   page.on('response', (response) => {
-    if (/\/api\/copilotkit\/agent\/[^/]+\/stop\//.test(response.url())) {
+    if (response.url().startsWith(stack.runtimeUrl) && /\/agent\/[^/]+\/stop\//.test(response.url())) {
       stops.push({ url: response.url(), status: response.status(), authorized: Boolean(response.request().headers().authorization) });
     }
   });
@@ -454,7 +457,7 @@ export async function runBrowserStop(h, stack, browser, shots) {
   const reply = page.getByTestId('copilot-assistant-message').last();
   const sendButton = page.getByTestId('copilot-send-button');
   try {
-    await step(h, page, shots, "browser (stop): the Stop button ends agui-server's run as cancelled and the reply stops growing", async () => {
+    await step(h, page, shots, `${label}: the Stop button ends agui-server's run as cancelled and the reply stops growing`, async () => {
       await signIn(page, 'vera');
       const started = Date.now();
       await send(page, `/stream ${deltas} ${size} ${delayMs}`);
@@ -474,7 +477,7 @@ export async function runBrowserStop(h, stack, browser, shots) {
         return ended.length > 0;
       }, `agui-server recorded no end for thread ${threadId}`);
       assert(ended.length === 1 && ended[0].detail?.outcome === 'cancelled', `agui-server recorded: ${JSON.stringify(ended.map((r) => r.detail))}`);
-      // Through the hop, with the user's token (CopilotKit's own stop has none and gets 401).
+      // With the user's token (CopilotKit's own stop has none and gets 401).
       assert(stops.length === 1 && stop.status === 200 && stop.authorized, `stop requests: ${JSON.stringify(stops)}`);
 
       // The page is idle again (the Stop icon is gone) and holds only part of the reply.
@@ -487,11 +490,27 @@ export async function runBrowserStop(h, stack, browser, shots) {
       const after = (await page.getByTestId('copilot-assistant-message').filter({ hasText: /^a+b+/ }).first().innerText()).trim();
       assert(after === stopped, `the stopped reply grew from ${stopped.length} to ${after.length} characters`);
       assert(!(await page.getByRole('alert').isVisible()), `a problem banner: ${await page.getByRole('alert').innerText().catch(() => '')}`);
-      await page.screenshot({ path: join(shots, '09-stopped.png') });
+      await page.screenshot({ path: join(shots, stack.mode === 'direct' ? '15-direct-stopped.png' : '09-stopped.png') });
+    });
+
+    await step(h, page, shots, `${label}: after a reload the stopped run is replayed with its partial reply and no error`, async () => {
+      await page.reload();
+      await page.getByText('Hello, Vera Viewer! You said: "hello after stop"').waitFor();
+      await chatReady(page); // the replay has ended: any error it carried has been reported by now
+      const replayed = (await page.getByTestId('copilot-assistant-message').filter({ hasText: /^a+b+/ }).first().innerText()).trim();
+      assert(/^a+b+/.test(replayed) && replayed.length < fullLength, `the replayed stopped reply has ${replayed.length} of ${fullLength} characters`);
+      assert(!(await page.getByRole('alert').isVisible()), `a problem banner after the reload: ${await page.getByRole('alert').innerText().catch(() => '')}`);
     });
   } finally {
     await page.context().close();
   }
+}
+
+// The signed-in user's threads as agui-server lists them to her (`GET {runtime}/threads`).
+async function threadsOf(stack, token) {
+  const response = await fetch(`${stack.runtimeUrl}/threads`, { headers: { authorization: `Bearer ${token}` } });
+  assert(response.status === 200, `GET /threads: HTTP ${response.status}`);
+  return (await response.json()).threads;
 }
 
 // Polls `condition` (no fixed sleep); the harness's per-test limit bounds it.
@@ -501,4 +520,134 @@ async function waitUntil(condition, message, everyMs = 200) {
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
   throw new Error(message);
+}
+
+/**
+ * Direct mode (the app's `runtimeUrl` is agui-server's `/copilotkit`): the conversation survives
+ * a reload (the thread id is kept per user, CopilotKit's `connect` replays it from agui-server's
+ * store), the sidebar lists the signed-in user's threads newest first as agui-server keeps them
+ * and switches between them, and another user sees none of it, even with the first user's
+ * thread id planted in her browser.
+ */
+export async function runBrowserDirect(h, stack, browser, shots) {
+  assert(stack.mode === 'direct', 'not a direct stack');
+  const page = await newPage(browser, stack);
+  const viaWebServer = [];
+  const runtime = [];
+  page.on('request', (request) => {
+    const url = request.url();
+    if (url.startsWith(`${stack.webUrl}/api`)) viaWebServer.push(url);
+    if (url.startsWith(stack.runtimeUrl)) runtime.push(`${request.method()} ${new URL(url).pathname.slice(new URL(stack.runtimeUrl).pathname.length)}`);
+  });
+  const tag = Math.random().toString(36).slice(2, 8);
+  const first = `vera's first chat ${tag}`;
+  const second = `vera's second chat ${tag}`;
+  const answer = (name, text) => `Hello, ${name}! You said: "${text}"`;
+  const userMessage = (text) => page.getByTestId('copilot-user-message').filter({ hasText: text });
+  const assistantMessage = (text) => page.getByTestId('copilot-assistant-message').filter({ hasText: text });
+  const shownThread = () => page.getByTestId('chat').getAttribute('data-thread-id');
+  const listedIds = () => page.getByTestId('thread').evaluateAll((items) => items.map((el) => el.getAttribute('data-thread-id')));
+  const veraThreads = [];
+  try {
+    await step(h, page, shots, "browser (direct): the viewer signs in and chats; the page talks to agui-server's /copilotkit and nothing goes through the web server", async () => {
+      await signIn(page, 'vera');
+      await send(page, first);
+      await assistantMessage(answer('Vera Viewer', first)).waitFor();
+      assert(runtime.includes('GET /info') && runtime.includes('POST /agent/default/run'), `runtime requests: ${runtime.join(', ')}`);
+      assert(viaWebServer.length === 0, `requests to the web server's /api: ${viaWebServer.join(', ')}`);
+      veraThreads.push(await shownThread());
+    });
+
+    await step(h, page, shots, 'browser (direct): after a reload the conversation is back: the same thread, connected and replayed by agui-server', async () => {
+      const from = runtime.length;
+      await page.reload();
+      await page.getByTestId('identity-name').filter({ hasText: 'Vera Viewer' }).waitFor();
+      await userMessage(first).waitFor();
+      await assistantMessage(answer('Vera Viewer', first)).waitFor();
+      await chatReady(page);
+      assert((await shownThread()) === veraThreads[0], `the thread after the reload: ${await shownThread()}, before: ${veraThreads[0]}`);
+      assert(runtime.slice(from).includes('POST /agent/default/connect'), `no connect after the reload: ${runtime.slice(from).join(', ')}`);
+      await page.screenshot({ path: join(shots, '10-direct-reloaded.png') });
+    });
+
+    await step(h, page, shots, "browser (direct): the sidebar lists the viewer's threads newest first, as agui-server has them, and switching shows each conversation", async () => {
+      await page.getByTestId('new-chat').click();
+      await chatReady(page);
+      const fresh = await shownThread();
+      assert(fresh && !veraThreads.includes(fresh), `"New chat" kept the thread ${fresh}`);
+      await page.getByRole('button', { name: 'Who am I?' }).waitFor(); // an empty chat offers the suggestions
+      assert((await userMessage(first).count()) === 0, 'the new chat shows the old conversation');
+      await send(page, second);
+      await assistantMessage(answer('Vera Viewer', second)).waitFor();
+      veraThreads.unshift(fresh);
+      // Newest first: the chat just answered, then the one before it (older threads of hers,
+      // from the contract tests on this stack, follow).
+      await waitUntil(async () => (await listedIds())[0] === fresh, 'the new thread never came first in the sidebar');
+      const ids = await listedIds();
+      assert(JSON.stringify(ids.slice(0, 2)) === JSON.stringify(veraThreads), `the sidebar lists ${JSON.stringify(ids)}, expected ${JSON.stringify(veraThreads)} first`);
+      // The same list, in the same order, as agui-server gives it to her.
+      const listed = await threadsOf(stack, (await storedUser(page, stack)).access_token);
+      assert(JSON.stringify(listed.map((t) => t.id)) === JSON.stringify(ids), `the sidebar lists ${JSON.stringify(ids)}, agui-server ${JSON.stringify(listed.map((t) => t.id))}`);
+      const titles = await page.getByTestId('thread').locator('.thread-title').allInnerTexts();
+      assert(titles[0] === second && titles[1] === first, `titles: ${JSON.stringify(titles)}`);
+      await page.screenshot({ path: join(shots, '11-direct-threads.png') });
+
+      await page.locator(`[data-testid=thread][data-thread-id="${veraThreads[1]}"]`).click();
+      await userMessage(first).waitFor();
+      await assistantMessage(answer('Vera Viewer', first)).waitFor();
+      await chatReady(page);
+      assert((await shownThread()) === veraThreads[1] && (await userMessage(second).count()) === 0, 'switching to the first thread');
+      assert((await page.locator(`[data-testid=thread][data-thread-id="${veraThreads[1]}"]`).getAttribute('aria-current')) === 'true', 'the first thread is not marked current');
+      await page.locator(`[data-testid=thread][data-thread-id="${veraThreads[0]}"]`).click();
+      await assistantMessage(answer('Vera Viewer', second)).waitFor();
+      await chatReady(page);
+      assert((await shownThread()) === veraThreads[0] && (await userMessage(first).count()) === 0, 'switching back to the second thread');
+    });
+
+    await step(h, page, shots, "browser (direct): signed in as another user, none of the first user's threads or words appear; her own chat is listed (control)", async () => {
+      await page.getByTestId('sign-out').click();
+      await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+      await signIn(page, 'ada');
+      await page.locator('[data-testid=threads][data-loaded=true]').waitFor();
+      const mine = `ada's own chat ${tag}`;
+      await send(page, mine);
+      await assistantMessage(answer('Ada Lovelace', mine)).waitFor();
+      // Control: her list works and shows her thread (after the run, once the list is refreshed).
+      await page.getByTestId('thread').filter({ hasText: mine }).waitFor();
+      await waitUntil(async () => (await listedIds())[0] === (await shownThread()), "ada's new thread never came first in her sidebar");
+      const ids = await listedIds();
+      const hers = await threadsOf(stack, (await storedUser(page, stack)).access_token);
+      assert(JSON.stringify(hers.map((t) => t.id)) === JSON.stringify(ids), `ada's sidebar ${JSON.stringify(ids)}, agui-server ${JSON.stringify(hers.map((t) => t.id))}`);
+      assert(!ids.some((id) => veraThreads.includes(id)), `ada's sidebar lists vera's threads: ${JSON.stringify(ids)}`);
+      const text = await page.evaluate(() => document.body.innerText);
+      assert(!text.includes(first) && !text.includes(second) && !text.includes('Vera Viewer'), "the first user's words are on the page");
+      await page.screenshot({ path: join(shots, '12-direct-other-user.png') });
+    });
+
+    await step(h, page, shots, "browser (direct): another user's thread id planted in this user's storage replays nothing: agui-server refuses it (thread_not_found) and the page shows none of it", async () => {
+      const since = Date.now();
+      const key = `agui.thread:${JSON.stringify([stack.issuer, 'ada'])}`;
+      await page.evaluate(([storageKey, id]) => window.localStorage.setItem(storageKey, id), [key, veraThreads[1]]);
+      await page.reload();
+      await page.getByTestId('identity-name').filter({ hasText: 'Ada Lovelace' }).waitFor();
+      await page.getByTestId('problem-other').filter({ hasText: 'No such thread' }).waitFor();
+      await chatReady(page);
+      assert((await shownThread()) === veraThreads[1], 'the planted thread id was not used (the test would prove nothing)');
+      const text = await page.evaluate(() => document.body.innerText);
+      assert(!text.includes(first) && !text.includes(second), "the first user's words are on the page");
+      // The cause, in agui-server's audit log: an ownership refusal for ada on vera's thread.
+      let denials = [];
+      await waitUntil(() => {
+        denials = auditRecords(stack, { kind: 'access_denied', thread: veraThreads[1], since }).filter((r) => r.subject === 'ada' && r.detail?.reason === 'thread_ownership');
+        return denials.length > 0;
+      }, 'agui-server recorded no ownership refusal');
+      await page.screenshot({ path: join(shots, '13-direct-planted-thread.png') });
+      // "New chat" gets her a chat of her own again.
+      await page.getByTestId('new-chat').click();
+      await chatReady(page);
+      await page.getByRole('button', { name: 'Who am I?' }).waitFor();
+    });
+  } finally {
+    await page.context().close();
+  }
 }

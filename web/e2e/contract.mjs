@@ -218,6 +218,19 @@ export async function runContract(h, stack) {
     assert(/^Bearer/.test(anonymous.headers.get('www-authenticate') ?? ''), 'no WWW-Authenticate challenge');
   });
 
+  await h.test("hop: the app's /api/threads lists the caller's threads from agui-server (the owner sees hers; another user does not; no token: 401)", async () => {
+    const list = async (token) => {
+      const response = await fetch(`${stack.webUrl}/api/threads`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      return { status: response.status, body: await response.text() };
+    };
+    const owner = await list(ada);
+    assert(owner.status === 200 && JSON.parse(owner.body).threads.some((t) => t.id === threadId && t.name === secret), `ada's list: HTTP ${owner.status} ${owner.body.slice(0, 200)}`);
+    const other = await list(vera);
+    assert(other.status === 200 && !other.body.includes(threadId) && !other.body.includes(secret), `vera's list: HTTP ${other.status} ${other.body.slice(0, 200)}`);
+    const anonymous = await list();
+    assert(anonymous.status === 401, `no token: HTTP ${anonymous.status}`);
+  });
+
   await h.test("thread leak: the runtime's thread listing and message routes are not offered", async () => {
     for (const path of ['/threads', `/threads/${threadId}/messages`, `/threads/${threadId}/events`]) {
       const response = await runtimeRequest(stack, path, { token: vera, method: 'GET' });
@@ -268,7 +281,7 @@ async function recordingProxy(target) {
  * @returns {Promise<{url: string, stop: () => Promise<void>}>}
  */
 async function startHop(aguiUrl, issuer) {
-  const child = spawn(process.execPath, [`${WEB_DIR}/server/index.mjs`, '--port', '0', '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'], {
+  const child = spawn(process.execPath, [`${WEB_DIR}/server/index.mjs`, '--mode', 'hop', '--port', '0', '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const stderr = [];

@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 // Entry point of web/'s tests (scripts/test.sh runs it): the demo IdP's self-test, the runtime
-// hop's unit tests, the headless contract tests (CopilotKitCore → runtime → agui-server, thread
-// leaks) and the real-browser tests (Debian Chromium + playwright-core). Prints `ok - ` /
+// hop's unit tests, the type check, the headless contract tests (CopilotKitCore → agui-server's
+// /copilotkit directly, and CopilotKitCore → the hop → agui-server; thread leaks) and the
+// real-browser tests (Debian Chromium + playwright-core) in both modes. Prints `ok - ` /
 // `not ok - ` lines and, last, `web: N passed, N failed, N skipped`; exits 1 on any failure.
 //
 // Stacks (scripts/stack.mjs, all on 127.0.0.1):
+//   F. direct mode (the default `make run` uses): the app's runtimeUrl is agui-server's
+//      /copilotkit, CORS allows the app's origin, a SQLite file store, and an admin-only agent
+//      `admins` besides `default`: the direct contract (both transports, reload, join, stop,
+//      another user, a restart), then the browser: reload, the thread sidebar, another user, Stop.
+// The others run the hop (AGUI_WEB_MODE=hop, web/server in front of agui-server's /chat):
 //   A. agui-server with AGUI_ACCEPT_BODY_TOKEN=false: contract tests + the main browser flow, so
 //      every successful run proves the properties → Authorization header bridge; then the Stop
 //      button, which must end agui-server's run (recorded `cancelled`);
@@ -27,8 +33,18 @@ import { ensureBuilt } from '../scripts/build.mjs';
 import { REPO_ROOT, startStack, WEB_DIR } from '../scripts/stack.mjs';
 import { runAppUnitTests } from './app-units.test.mjs';
 import { runDemoModelTests } from './demo-model.test.mjs';
-import { launchBrowser, runBrowserAguiRefusals, runBrowserExpiry, runBrowserForbidden, runBrowserMain, runBrowserSilentRenew, runBrowserStop } from './browser.mjs';
+import {
+  launchBrowser,
+  runBrowserAguiRefusals,
+  runBrowserDirect,
+  runBrowserExpiry,
+  runBrowserForbidden,
+  runBrowserMain,
+  runBrowserSilentRenew,
+  runBrowserStop,
+} from './browser.mjs';
 import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
+import { runDirectContract } from './direct.mjs';
 import { Harness, screenshotDir } from './harness.mjs';
 
 const EXPIRY_TOKEN_TTL_SECS = 10;
@@ -37,6 +53,8 @@ const EXPIRY_TOKEN_TTL_SECS = 10;
 const SILENT_RENEW_TOKEN_TTL_SECS = 70;
 // Stack E: agui-server's own access rule and rate limit (server/app/src/agents.rs, cli.rs).
 const ADMIN_ONLY_DEFAULT_AGENT = '[agents.default]\nrequired_roles = ["admin"]\n';
+// Stack F: an agent only admins may run, so /info shows what each caller may run.
+const ADMINS_AGENT = '[agents.admins]\nrequired_roles = ["admin"]\n';
 const h = new Harness();
 const requireBrowser = process.env.AGUI_REQUIRE_BROWSER === '1';
 const stacks = new Set();
@@ -54,7 +72,7 @@ async function withStack(name, options, fn) {
   for (let attempt = 1; !stack; attempt += 1) {
     try {
       // The tests rely on the scripted model's documented intents, whatever OPENAI_* says.
-      stack = await startStack({ ...options, aguiEnv: { AGUI_MODEL: 'scripted', ...options.aguiEnv } });
+      stack = await startStack({ mode: 'hop', ...options, aguiEnv: { AGUI_MODEL: 'scripted', ...options.aguiEnv } });
     } catch (error) {
       // A process that never became ready (seen once in CI: the test IdP silent for 60 s after
       // its first line) is retried once, loudly; any other failure, or a second one, fails.
@@ -99,10 +117,17 @@ try {
   await runGuardUnitTests(h);
   await runAppUnitTests(h);
   await runDemoModelTests(h);
-  await h.test('app: TypeScript type check (tsc --noEmit)', async () => {
-    const tsc = spawnSync(process.execPath, [join(WEB_DIR, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', WEB_DIR], { encoding: 'utf8' });
-    if (tsc.status !== 0) throw new Error(`${tsc.stdout}${tsc.stderr}`.trim().split('\n').slice(0, 10).join(' | '));
-  });
+  // `npm run typecheck`: the app (tsconfig.json) and the Node code that handles tokens and
+  // requests, the hop, the web server and the stack scripts (tsconfig.node.json, checkJs).
+  for (const [name, project] of [
+    ['app: TypeScript type check (tsc --noEmit)', WEB_DIR],
+    ['web/server and web/scripts: JSDoc type check (tsc --noEmit -p tsconfig.node.json, checkJs)', join(WEB_DIR, 'tsconfig.node.json')],
+  ]) {
+    await h.test(name, async () => {
+      const tsc = spawnSync(process.execPath, [join(WEB_DIR, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', project], { encoding: 'utf8' });
+      if (tsc.status !== 0) throw new Error(`${tsc.stdout}${tsc.stderr}`.trim().split('\n').slice(0, 10).join(' | '));
+    });
+  }
 
   const launched = await launchBrowser();
   browser = launched.browser;
@@ -112,6 +137,7 @@ try {
       h.fail('browser tests (AGUI_REQUIRE_BROWSER=1)', launched.reason);
     } else {
       console.log(`SKIP: ${message}`);
+      h.skip('browser (direct): reload, thread sidebar, another user, Stop', launched.reason);
       h.skip('browser: main flow (viewer, admin, header-only)', launched.reason);
       h.skip("browser: Stop ends agui-server's run", launched.reason);
       h.skip('browser: token expiry', launched.reason);
@@ -130,6 +156,11 @@ try {
   }
   const shots = screenshotDir(WEB_DIR);
 
+  await withStack('stack F (direct mode)', { mode: 'direct', aguiConfigToml: ADMINS_AGENT }, async (stack) => {
+    await runDirectContract(h, stack);
+    if (browser) await runBrowserDirect(h, stack, browser, shots);
+    if (browser) await runBrowserStop(h, stack, browser, shots);
+  });
   await withStack('stack A (body token off)', { acceptBodyToken: false }, async (stack) => {
     await runContract(h, stack);
     if (browser) await runBrowserMain(h, stack, browser, shots);

@@ -1,3 +1,4 @@
+// @ts-check
 // Builds the app when its build is missing or older than its sources: proves nothing by itself;
 // shared by run-demo.mjs and e2e/run.mjs so neither serves a stale bundle.
 
@@ -9,6 +10,10 @@ import { WEB_DIR } from './stack.mjs';
 
 const SOURCES = ['src', 'index.html', 'silent-renew.html', 'vite.config.ts', 'package-lock.json'];
 
+/**
+ * @param {string} path a file or a directory
+ * @returns {number} the newest modification time in it (ms)
+ */
 function newestMtime(path) {
   const info = statSync(path);
   if (!info.isDirectory()) return info.mtimeMs;

@@ -1,8 +1,13 @@
+// @ts-check
 // Starts and stops the demo stack: proves nothing by itself; the three processes `make run`
 // (run-demo.mjs) and the tests (web/e2e) need, all on 127.0.0.1:
 //   1. the OpenID provider (tests/idp/server.mjs) with the demo settings (tests/idp/demo.mjs),
 //   2. agui-server (`target/debug/agui-server serve`) trusting that issuer,
-//   3. the web server (web/server/index.mjs): the built app + the CopilotKit runtime hop.
+//   3. the web server (web/server/index.mjs): the built app, in one of two modes:
+//      direct (the default): the app talks to agui-server's own `/copilotkit`, so agui-server
+//        gets AGUI_CORS_ORIGINS=<the app's origin>;
+//      hop: the web server also runs CopilotKit's Node runtime in front of agui-server's /chat.
+//      AGUI_WEB_MODE=hop (or the `mode` option) picks the hop.
 // The IdP must know the app's redirect URI before it starts, so the web port is chosen first.
 // Every child is killed when the stack stops or this process exits; the IdP and the web server
 // also exit by themselves when our stdin pipe to them closes (even if we are SIGKILLed).
@@ -44,6 +49,35 @@ export function modelEnv(env) {
 }
 
 /**
+ * The web mode this environment asks for: `AGUI_WEB_MODE` (`direct` or `hop`), else `direct`.
+ *
+ * @param {Record<string, string|undefined>} env usually process.env
+ * @returns {'direct'|'hop'}
+ */
+export function webMode(env) {
+  const mode = (env.AGUI_WEB_MODE ?? '').trim() || 'direct';
+  if (mode !== 'direct' && mode !== 'hop') throw new Error(`AGUI_WEB_MODE must be direct or hop, not ${JSON.stringify(mode)}`);
+  return mode;
+}
+
+/**
+ * A started stack.
+ *
+ * @typedef {object} Stack
+ * @property {'direct'|'hop'} mode how the app reaches agui-server
+ * @property {string} issuer the IdP's issuer URL
+ * @property {string} aguiUrl agui-server's base URL
+ * @property {string} webUrl the app's origin
+ * @property {string} runtimeUrl the app's CopilotKit `runtimeUrl` (agui-server's `/copilotkit`, or the hop's)
+ * @property {string} databaseUrl agui-server's store
+ * @property {string} serverBin the agui-server binary
+ * @property {Record<string, string|undefined>} aguiEnv agui-server's AGUI_* environment
+ * @property {() => string[]} logs the children's last output lines
+ * @property {(env: Record<string, string>) => Promise<void>} restartAgui restarts agui-server on the same address and store
+ * @property {() => Promise<void>} stop stops every process
+ */
+
+/**
  * Asks the OS for a free loopback port (bound and released at once; the IdP needs the app's
  * origin before the web server listens).
  *
@@ -54,7 +88,7 @@ export function freePort() {
     const probe = createServer();
     probe.once('error', reject);
     probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (probe.address());
       probe.close(() => resolvePort(port));
     });
   });
@@ -64,6 +98,7 @@ export function freePort() {
  * Starts the stack.
  *
  * @param {object} [options]
+ * @param {'direct'|'hop'} [options.mode] how the app reaches agui-server (default AGUI_WEB_MODE, else direct)
  * @param {number} [options.webPort] 0 = any free port
  * @param {number} [options.idpPort] 0 = any free port
  * @param {number} [options.aguiPort] 0 = any free port
@@ -76,12 +111,11 @@ export function freePort() {
  *   `[agents.default]` access rules
  * @param {string[]} [options.namedAgents] agents the web server registers besides `default`
  * @param {(line: string) => void} [options.log] where the children's output goes (default: kept only)
- * @returns {Promise<{issuer: string, aguiUrl: string, webUrl: string, databaseUrl: string,
- *   serverBin: string, aguiEnv: Record<string,string>, logs: () => string[],
- *   restartAgui: (env: Record<string,string>) => Promise<void>, stop: () => Promise<void>}>}
+ * @returns {Promise<Stack>}
  */
 export async function startStack(options = {}) {
   const {
+    mode = webMode(process.env),
     webPort = 0,
     idpPort = 0,
     aguiPort = 0,
@@ -100,9 +134,12 @@ export async function startStack(options = {}) {
     throw new Error('tests/idp has no node_modules: run `make deps` (or `npm ci --prefix tests/idp`) first');
   }
 
+  /** @type {ChildProcessWithoutNullStreams[]} */
   const children = [];
+  /** @type {string[]} */
   const lines = [];
   const scratch = mkdtempSync(join(tmpdir(), 'agui-web-'));
+  /** @type {(name: string) => (line: string) => void} */
   const record = (name) => (line) => {
     const clean = `${name}: ${line.replace(ANSI, '')}`;
     lines.push(clean);
@@ -132,8 +169,11 @@ export async function startStack(options = {}) {
       return parsed.issuer ? parsed : null;
     });
 
+    /** @type {Record<string, string|undefined>} */
     const env = {
       ...process.env,
+      // Direct mode: the app (its own origin) calls agui-server from the browser.
+      ...(mode === 'direct' ? { AGUI_CORS_ORIGINS: appOrigin } : {}),
       AGUI_LISTEN: `127.0.0.1:${aguiPort}`,
       AGUI_OIDC_ISSUER: issuer,
       AGUI_OIDC_AUDIENCE: 'agui-server',
@@ -153,6 +193,7 @@ export async function startStack(options = {}) {
 
     // Stops agui-server and starts it again on the same address and store with `changes` to its
     // environment (tests use it to make agui-server refuse what the hop has already verified).
+    /** @param {Record<string, string>} changes */
     const restartAgui = async (changes) => {
       await stopChild(agui);
       children.splice(children.indexOf(agui), 1);
@@ -161,7 +202,7 @@ export async function startStack(options = {}) {
       if (again !== aguiUrl) throw new Error(`agui-server came back on ${again}, not ${aguiUrl}`);
     };
 
-    const webArgs = [join(WEB_DIR, 'server/index.mjs'), '--port', String(appPort), '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'];
+    const webArgs = [join(WEB_DIR, 'server/index.mjs'), '--mode', mode, '--port', String(appPort), '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'];
     if (!silentRenew) webArgs.push('--no-silent-renew');
     if (namedAgents.length > 0) webArgs.push('--agents', namedAgents.join(','));
     const web = launch(children, 'node', webArgs);
@@ -172,15 +213,24 @@ export async function startStack(options = {}) {
     });
 
     const aguiEnvironment = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('AGUI_')));
-    return { issuer, aguiUrl, webUrl, databaseUrl: env.AGUI_DATABASE_URL, serverBin, aguiEnv: aguiEnvironment, logs: () => [...lines], restartAgui, stop };
+    const runtimeUrl = mode === 'direct' ? `${aguiUrl}/copilotkit` : `${webUrl}/api/copilotkit`;
+    return { mode, issuer, aguiUrl, webUrl, runtimeUrl, databaseUrl: String(env.AGUI_DATABASE_URL), serverBin, aguiEnv: aguiEnvironment, logs: () => [...lines], restartAgui, stop };
   } catch (error) {
     await stop();
     const tail = lines.slice(-30).join('\n');
-    throw new Error(`${error.message}${tail ? `\n--- last output ---\n${tail}` : ''}`);
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${message}${tail ? `\n--- last output ---\n${tail}` : ''}`);
   }
 }
 
-/** What the kernel says a process is doing (for a start-up that never finished). */
+/** @typedef {import('node:child_process').ChildProcessWithoutNullStreams} ChildProcessWithoutNullStreams */
+
+/**
+ * What the kernel says a process is doing (for a start-up that never finished).
+ *
+ * @param {number|undefined} pid
+ * @returns {string}
+ */
 function processState(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -192,12 +242,30 @@ function processState(pid) {
   }
 }
 
+/**
+ * Spawns a child with piped stdio (its stdin pipe is its lifeline, `--exit-on-stdin-close`).
+ *
+ * @param {ChildProcessWithoutNullStreams[]} children where the stack keeps its processes
+ * @param {string} command
+ * @param {string[]} args
+ * @param {{env?: Record<string, string|undefined>}} [options]
+ * @returns {ChildProcessWithoutNullStreams}
+ */
 function launch(children, command, args, options = {}) {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+  const child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
   children.push(child);
   return child;
 }
 
+/**
+ * Waits for the line that says the child is ready; what `match` returns for it.
+ *
+ * @template T
+ * @param {ChildProcessWithoutNullStreams} child
+ * @param {(line: string) => void} record where every line goes
+ * @param {(line: string) => T | null | undefined} match
+ * @returns {Promise<T>}
+ */
 function readyLine(child, record, match) {
   return new Promise((resolveReady, reject) => {
     const timer = setTimeout(
@@ -217,6 +285,7 @@ function readyLine(child, record, match) {
       createInterface({ input: stream }).on('line', (line) => {
         record(line);
         if (found) return;
+        /** @type {T | null | undefined} */
         let value = null;
         try {
           value = match(line);
@@ -233,6 +302,11 @@ function readyLine(child, record, match) {
   });
 }
 
+/**
+ * SIGTERM, then SIGKILL after 5 s; resolves once the child has exited.
+ *
+ * @param {ChildProcessWithoutNullStreams} child
+ */
 async function stopChild(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolveExit) => child.once('exit', resolveExit));

@@ -1,3 +1,4 @@
+// @ts-check
 // The runtime hop's security pieces: proves nothing by itself; the request hooks that make the
 // CopilotKit runtime (1) forward the token the app put in `properties` as an `Authorization` header
 // and (2) refuse to run, replay or stop a thread for anyone but the user who started it.
@@ -46,8 +47,9 @@ export async function bridgePropertiesToHeader(request) {
   if (request.method !== 'POST' || request.headers.has('authorization')) return undefined;
   if (!(request.headers.get('content-type') ?? '').includes('json')) return undefined;
   // clone(): the run handler reads the body afterwards (copilotkit.md §2.4).
-  const body = await request.clone().json().catch(() => null);
-  const value = body?.forwardedProps?.authorization;
+  const body = await jsonBody(request);
+  const props = body?.forwardedProps;
+  const value = props && typeof props === 'object' ? /** @type {Record<string, unknown>} */ (props).authorization : undefined;
   if (typeof value !== 'string' || value.trim() === '') return undefined;
   // The app may send the raw token or "Bearer <token>"; agui-server strips the prefix the same way.
   const token = bearerToken(value) ?? value.trim();
@@ -56,6 +58,32 @@ export async function bridgePropertiesToHeader(request) {
   headers.set('authorization', `Bearer ${token}`);
   return new Request(request, { headers });
 }
+
+/**
+ * The JSON object a request carries, read from a clone (the runtime reads the body afterwards);
+ * null when the body is not a JSON object.
+ *
+ * @param {Request} request
+ * @returns {Promise<Record<string, unknown>|null>}
+ */
+async function jsonBody(request) {
+  /** @type {unknown} */
+  const body = await request.clone().json().catch(() => null);
+  return body && typeof body === 'object' && !Array.isArray(body) ? /** @type {Record<string, unknown>} */ (body) : null;
+}
+
+/**
+ * The identity agui-server verified (its `GET /whoami`; the fields the hop uses).
+ *
+ * @typedef {{issuer: string, subject: string, name?: string | null}} Identity
+ */
+
+/**
+ * What {@link IdentityVerifier.verify} concludes: the identity, or agui-server's refusal to pass on.
+ *
+ * @typedef {{ok: true, identity: Identity} |
+ *   {ok: false, status: number, body: string, wwwAuthenticate?: string}} Verdict
+ */
 
 /**
  * Verifies tokens through agui-server's `GET /whoami` and remembers the verified identity for a
@@ -70,7 +98,7 @@ export class IdentityVerifier {
     this.whoamiUrl = whoamiUrl;
     this.fetch = fetchImpl;
     this.now = now;
-    /** @type {Map<string, {identity: object, until: number}>} */
+    /** @type {Map<string, {identity: Identity, until: number}>} */
     this.cache = new Map();
     /** Number of `/whoami` calls made (tests prove the cache with it). */
     this.lookups = 0;
@@ -78,8 +106,7 @@ export class IdentityVerifier {
 
   /**
    * @param {string} token a bearer token
-   * @returns {Promise<{ok: true, identity: {issuer: string, subject: string, name?: string}} |
-   *   {ok: false, status: number, body: string, wwwAuthenticate?: string}>}
+   * @returns {Promise<Verdict>}
    */
   async verify(token) {
     const key = createHash('sha256').update(token).digest('base64url');
@@ -105,14 +132,19 @@ export class IdentityVerifier {
         wwwAuthenticate: response.headers.get('www-authenticate') ?? undefined,
       };
     }
-    const identity = JSON.parse(body);
-    if (typeof identity.issuer !== 'string' || typeof identity.subject !== 'string') {
+    const identity = parseIdentity(body);
+    if (!identity) {
       return { ok: false, status: 502, body: JSON.stringify({ error: 'upstream_invalid', message: 'unexpected /whoami answer' }) };
     }
     this.remember(key, identity, Math.min(now + IDENTITY_CACHE_MS, expiryMs(token) ?? Infinity));
     return { ok: true, identity };
   }
 
+  /**
+   * @param {string} key the token's hash
+   * @param {Identity} identity
+   * @param {number} until ms since the epoch
+   */
   remember(key, identity, until) {
     if (until <= this.now()) return;
     if (this.cache.size >= IDENTITY_CACHE_MAX) {
@@ -128,8 +160,31 @@ export class IdentityVerifier {
   }
 }
 
-// The token's `exp` in ms, read WITHOUT verification: it may only shorten the cache lifetime
-// (agui-server already verified the token; a forged `exp` cannot extend anything).
+/**
+ * A `/whoami` answer as an identity, or null when it is not one (not JSON, not an object, no
+ * string issuer and subject): never an exception out of the runtime's hook.
+ *
+ * @param {string} body
+ * @returns {Identity|null}
+ */
+export function parseIdentity(body) {
+  let value;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return null;
+  }
+  if (!value || typeof value !== 'object' || typeof value.issuer !== 'string' || typeof value.subject !== 'string') return null;
+  return { issuer: value.issuer, subject: value.subject, name: typeof value.name === 'string' ? value.name : null };
+}
+
+/**
+ * The token's `exp` in ms, read WITHOUT verification: it may only shorten the cache lifetime
+ * (agui-server already verified the token; a forged `exp` cannot extend anything).
+ *
+ * @param {string} token
+ * @returns {number|undefined}
+ */
 function expiryMs(token) {
   try {
     const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
@@ -190,6 +245,7 @@ export function ownerKey(identity) {
  */
 export function threadGuard({ verifier, owners, log = () => {} }) {
   return async ({ request, route }) => {
+    /** @type {unknown} */
     let threadId;
     switch (route.method) {
       case 'info':
@@ -199,8 +255,7 @@ export function threadGuard({ verifier, owners, log = () => {} }) {
         break;
       case 'agent/run':
       case 'agent/connect': {
-        const body = await request.clone().json().catch(() => null);
-        threadId = body?.threadId;
+        threadId = (await jsonBody(request))?.threadId;
         break;
       }
       default:
@@ -217,6 +272,7 @@ export function threadGuard({ verifier, owners, log = () => {} }) {
     }
     const verdict = await verifier.verify(token);
     if (!verdict.ok) {
+      /** @type {Record<string, string>} */
       const headers = { 'content-type': 'application/json' };
       if (verdict.wwwAuthenticate) headers['www-authenticate'] = verdict.wwwAuthenticate;
       throw new Response(verdict.body, { status: verdict.status, headers });
@@ -230,6 +286,12 @@ export function threadGuard({ verifier, owners, log = () => {} }) {
   };
 }
 
+/**
+ * @param {number} status
+ * @param {{error: string, message: string}} body our JSON error
+ * @param {Record<string, string>} [headers]
+ * @returns {Response}
+ */
 function jsonResponse(status, body, headers = {}) {
   return new Response(JSON.stringify(body), {
     status,

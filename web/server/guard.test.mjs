@@ -76,6 +76,17 @@ export async function runGuardUnitTests(h) {
     assert(calls.length === 2, 'a failure was cached');
   });
 
+  await h.test('unit: a 200 from /whoami that is not an identity (not JSON, null, a list, no string subject) is a 502 verdict, never an exception or an identity; a real one passes (control)', async () => {
+    for (const body of ['<html>ok</html>', 'null', '[]', '{"issuer":"i","subject":7}', '"vera"']) {
+      const verifier = new IdentityVerifier({ whoamiUrl: 'http://agui/whoami', fetch: async () => new Response(body, { status: 200 }) });
+      const verdict = await verifier.verify('t');
+      assert(!verdict.ok && verdict.status === 502 && verifier.cache.size === 0, `${body}: ${JSON.stringify(verdict)}`);
+    }
+    const verifier = new IdentityVerifier({ whoamiUrl: 'http://agui/whoami', fetch: async () => new Response('{"issuer":"i","subject":"s","name":null}', { status: 200 }) });
+    const verdict = await verifier.verify('t');
+    assert(verdict.ok && verdict.identity.subject === 's', JSON.stringify(verdict));
+  });
+
   await h.test('unit: a thread belongs to its first runner; connect and stop never claim one', async () => {
     const owners = new ThreadOwners();
     const a = ownerKey({ issuer: 'i', subject: 'a' });

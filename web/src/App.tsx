@@ -1,9 +1,11 @@
-// The page: sign-in, who is signed in (as agui-server verified it), and the chat, which mounts only
-// when a user is signed in and forwards the access token through `properties`, as the product
-// promises (the runtime hop turns it into an Authorization header; web/server/guard.mjs).
+// The page: sign-in, who is signed in (as agui-server verified it), the user's threads and the
+// chat, which mounts only when a user is signed in and forwards the access token through
+// `properties`, as the product promises. Direct mode: agui-server reads it from the run's body;
+// hop mode: the runtime hop turns it into an Authorization header (web/server/guard.mjs).
 import {
   CopilotChat,
   CopilotChatAssistantMessage,
+  CopilotChatView,
   CopilotKitProvider,
   HttpAgent,
   useAgent,
@@ -14,26 +16,20 @@ import {
 import { useCallback, useEffect, useMemo, useState, type ComponentProps, type ReactElement } from "react";
 import { useAuth } from "react-oidc-context";
 import { z } from "zod";
+import type { AppConfig } from "./config";
 import { classifyRunError, type RunProblem } from "./errors";
+import { parseWhoAmI, type WhoAmI } from "./identity";
 import { showJsonLiterally } from "./markdown";
+import { ThreadSidebar } from "./ThreadSidebar";
+import { loadThreadId, newThreadId, saveThreadId } from "./threads";
 import { backendToolRenderers } from "./ToolCards";
-
-/** The identity agui-server verified (its `GET /whoami`). */
-interface WhoAmI {
-  issuer: string;
-  subject: string;
-  name?: string;
-  email?: string;
-  roles: string[];
-  scopes: string[];
-}
 
 /** Suggestions that match the scripted model's intents (DESIGN "The scripted model"). */
 const SUGGESTIONS = ["Who am I?", "List my documents", "Delete document 2", "Change the accent colour to teal"].map(
   (text) => ({ title: text, message: text }),
 );
 
-export function App({ runtimeUrl }: { runtimeUrl: string }): ReactElement {
+export function App({ config }: { config: AppConfig }): ReactElement {
   const auth = useAuth();
   const [problem, setProblem] = useState<RunProblem | null>(null);
   const token = auth.user?.access_token;
@@ -61,7 +57,7 @@ export function App({ runtimeUrl }: { runtimeUrl: string }): ReactElement {
     <Shell
       right={
         <>
-          <Identity token={token} onProblem={setProblem} />
+          <Identity whoamiUrl={config.whoamiUrl} token={token} onProblem={setProblem} />
           <button type="button" className="secondary" data-testid="sign-out" onClick={() => void auth.signoutRedirect()}>
             Sign out
           </button>
@@ -69,7 +65,15 @@ export function App({ runtimeUrl }: { runtimeUrl: string }): ReactElement {
       }
     >
       <ProblemBanner problem={problem} onSignIn={() => void auth.signinRedirect()} onDismiss={() => setProblem(null)} />
-      <Chat runtimeUrl={runtimeUrl} token={token} onProblem={setProblem} />
+      {/* Keyed by user: another user never inherits the previous one's thread or list. */}
+      <Chat
+        key={JSON.stringify([auth.user.profile.iss, auth.user.profile.sub])}
+        config={config}
+        token={token}
+        issuer={auth.user.profile.iss}
+        subject={auth.user.profile.sub}
+        onProblem={setProblem}
+      />
     </Shell>
   );
 }
@@ -88,24 +92,44 @@ function Shell({ children, right }: { children: React.ReactNode; right?: React.R
   );
 }
 
-function Chat({ runtimeUrl, token, onProblem }: { runtimeUrl: string; token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
+interface ChatProps {
+  config: AppConfig;
+  token: string;
+  issuer: string;
+  subject: string;
+  onProblem: (p: RunProblem | null) => void;
+}
+
+function Chat({ config, token, issuer, subject, onProblem }: ChatProps): ReactElement {
   // The token travels as `properties.authorization` → RunAgentInput.forwardedProps.authorization.
   const properties = useMemo(() => ({ authorization: token }), [token]);
   const onError = useCallback(
     ({ error }: { error: Error; code: string }) => onProblem(classifyRunError(error?.message ?? String(error))),
     [onProblem],
   );
+  // The thread the chat shows, kept per user: a reload comes back to it, and CopilotChat's
+  // `connect` replays it from agui-server (or, in hop mode, from the hop's memory).
+  const [threadId, setThreadId] = useState(() => loadThreadId(window.localStorage, issuer, subject) ?? newThreadId());
+  useEffect(() => saveThreadId(window.localStorage, issuer, subject, threadId), [issuer, subject, threadId]);
+  const startNewChat = useCallback(() => setThreadId(newThreadId()), []);
   return (
     <CopilotKitProvider
-      runtimeUrl={runtimeUrl}
+      runtimeUrl={config.runtimeUrl}
       properties={properties}
       onError={onError}
       renderToolCalls={backendToolRenderers}
       showDevConsole={false}
     >
       <ChatTools />
-      <div className="chat" data-testid="chat">
-        <StoppableChat token={token} />
+      <div className="workspace">
+        <ThreadSidebar
+          threadsUrl={config.threadsUrl}
+          token={token}
+          activeId={threadId}
+          onSelect={setThreadId}
+          onNewChat={startNewChat}
+        />
+        <StoppableChat token={token} threadId={threadId} />
       </div>
     </CopilotKitProvider>
   );
@@ -122,11 +146,16 @@ function Chat({ runtimeUrl, token, onProblem }: { runtimeUrl: string; token: str
  * run), with the signed-in user's token added to the agent's headers for that one synchronous
  * call: `abortRun` builds its request before returning, and the previous headers are put back
  * straight after, so runs still carry the token only through `properties` (the bridge the tests
- * prove). The hop verifies that token and checks the thread is the caller's (web/server/guard.mjs).
+ * prove). agui-server (direct mode) or the hop (web/server/guard.mjs) verifies that token and
+ * checks the thread is the caller's.
+ *
+ * The container says whether CopilotKit has reached the runtime and whether a run or a connect
+ * is in progress (`data-runtime`, `data-running`): what a person sees as the chat being ready.
  */
-function StoppableChat({ token }: { token: string }): ReactElement {
+function StoppableChat({ token, threadId }: { token: string; threadId: string }): ReactElement {
   const { agent } = useAgent();
   const { copilotkit } = useCopilotKit();
+  const runtime = useRuntimeStatus();
   const onStop = useCallback(() => {
     if (!agent.isRunning) return; // CopilotChat offers its own Stop only while a run is going on
     if (!(agent instanceof HttpAgent)) {
@@ -142,12 +171,42 @@ function StoppableChat({ token }: { token: string }): ReactElement {
     }
   }, [agent, copilotkit, token]);
   return (
-    <CopilotChat
-      labels={{ chatInputPlaceholder: "Ask something…" }}
-      messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
-      onStop={onStop}
-    />
+    <div className="chat" data-testid="chat" data-thread-id={threadId} data-runtime={runtime} data-running={String(agent.isRunning)}>
+      <CopilotChat
+        threadId={threadId}
+        labels={{ chatInputPlaceholder: "Ask something…" }}
+        messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
+        chatView={ChatView}
+        onStop={onStop}
+      />
+    </div>
   );
+}
+
+/**
+ * CopilotKit's chat view, wrapped (without a box of its own: `display: contents`) to say whether
+ * the chat is still connecting to its thread (replaying it): until then a message would wait.
+ */
+function ChatView(props: ComponentProps<typeof CopilotChatView>): ReactElement {
+  return (
+    <div className="chat-view" data-testid="chat-view" data-connecting={String(Boolean(props.isConnecting))}>
+      <CopilotChatView {...props} />
+    </div>
+  );
+}
+
+/** CopilotKit's connection to the runtime (`/info`): `connected`, `connecting`, `error`, … */
+function useRuntimeStatus(): string {
+  const { copilotkit } = useCopilotKit();
+  const [status, setStatus] = useState<string>(copilotkit.runtimeConnectionStatus);
+  useEffect(() => {
+    setStatus(copilotkit.runtimeConnectionStatus);
+    const subscription = copilotkit.subscribe({
+      onRuntimeConnectionStatusChanged: () => setStatus(copilotkit.runtimeConnectionStatus),
+    });
+    return () => subscription.unsubscribe();
+  }, [copilotkit]);
+  return status;
 }
 
 /** CopilotKit's markdown renderer, with quoted JSON shown literally (src/markdown.ts). */
@@ -181,28 +240,28 @@ function ChatTools(): null {
 }
 
 /** Name, email and roles as agui-server verified them (not as the ID token claims them). */
-function Identity({ token, onProblem }: { token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
+function Identity({ whoamiUrl, token, onProblem }: { whoamiUrl: string; token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
   const [who, setWho] = useState<WhoAmI | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
   useEffect(() => {
     const abort = new AbortController();
-    fetch("/api/whoami", { headers: { authorization: `Bearer ${token}` }, signal: abort.signal })
+    fetch(whoamiUrl, { headers: { authorization: `Bearer ${token}` }, cache: "no-store", signal: abort.signal })
       .then(async (response) => {
-        const text = await response.text();
-        if (response.ok) {
-          setWho(JSON.parse(text) as WhoAmI);
+        const answer = parseWhoAmI(response.status, await response.text());
+        if (answer.ok) {
+          setWho(answer.who);
           setFailure(null);
         } else {
-          const problem = classifyRunError(`HTTP ${response.status}: ${text}`);
+          const problem = classifyRunError(answer.message);
           if (problem.kind === "expired") onProblem(problem);
-          setFailure(`not verified (HTTP ${response.status})`);
+          setFailure(`not verified (HTTP ${answer.status})`);
         }
       })
       .catch((error: Error) => {
         if (error.name !== "AbortError") setFailure("agui-server is not reachable");
       });
     return () => abort.abort();
-  }, [token, onProblem]);
+  }, [whoamiUrl, token, onProblem]);
 
   if (failure) return <div className="identity muted" data-testid="identity">{failure}</div>;
   if (!who) return <div className="identity muted" data-testid="identity">verifying…</div>;

@@ -30,7 +30,7 @@ try {
   root.render(
     <StrictMode>
       <AuthProvider {...oidc}>
-        <App runtimeUrl={config.runtimeUrl} />
+        <App config={config} />
       </AuthProvider>
     </StrictMode>,
   );
