@@ -345,3 +345,302 @@ async fn serve_with_only_an_issuer_keeps_its_data_in_a_local_sqlite_file() {
     drop(server);
     let _ = std::fs::remove_dir_all(&cwd);
 }
+
+/// `POST /copilotkit{path}` on a replica, the token in `forwardedProps` (CopilotKit's
+/// `properties`) or, for a stop, as the header.
+async fn runtime(replica: &Replica, path: &str, token: &str, body: &Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/copilotkit{path}", replica.url))
+        .json(body);
+    if path.contains("/stop/") {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the replica answers")
+}
+
+fn ck_body(thread: &str, run: &str, text: &str, token: &str) -> Value {
+    json!({
+        "threadId": thread, "runId": run, "tools": [], "context": [], "state": {},
+        "messages": if text.is_empty() { json!([]) } else { json!([{"id": format!("{run}-u"), "role": "user", "content": text}]) },
+        "forwardedProps": {"authorization": token},
+    })
+}
+
+/// Text deltas and the terminal event of an SSE body (several runs allowed).
+fn replayed(body: &str) -> (String, Vec<Value>) {
+    let events: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .collect();
+    let text = events
+        .iter()
+        .filter(|e| e["type"] == "TEXT_MESSAGE_CONTENT")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    let terminals = events
+        .into_iter()
+        .filter(|e| e["type"] == "RUN_FINISHED" || e["type"] == "RUN_ERROR")
+        .collect();
+    (text, terminals)
+}
+
+/// The letters `/stream n 4` streams.
+fn streamed(n: usize) -> String {
+    (0..n)
+        .map(|i| ((b'a' + (i % 26) as u8) as char).to_string().repeat(4))
+        .collect()
+}
+
+/// A TOML file that shortens heartbeats, so a killed replica is known dead in seconds.
+fn fast_heartbeat_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("agui.toml");
+    std::fs::write(
+        &path,
+        "[store]\nheartbeat_secs = 1\ninstance_timeout_secs = 3\n",
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_client_on_replica_b_replays_and_follows_a_run_streaming_on_replica_a() {
+    let Some(url) = service_url(
+        "AGUI_TEST_DATABASE_URL",
+        "AGUI_REQUIRE_PG",
+        "history across replicas",
+    ) else {
+        return;
+    };
+    let idp = TestIdp::start().await;
+    let env = [
+        ("AGUI_DATABASE_URL", url.as_str()),
+        ("AGUI_RUNS_PER_MINUTE", "0"),
+    ];
+    let a = Replica::start(&idp, &env).await;
+    let b = Replica::start(&idp, &env).await;
+    let alice = mint(&idp, "alice", AUDIENCE);
+    let thread = format!("shared-{}", uuid::Uuid::new_v4());
+    // A finished run on A: its history is on B.
+    let first = runtime(
+        &a,
+        "/agent/default/run",
+        &alice,
+        &ck_body(&thread, "r1", "first words", &alice),
+    )
+    .await;
+    let _ = first.text().await.unwrap();
+    // A slow run on A; B's client connects mid-run.
+    let mut live = runtime(
+        &a,
+        "/agent/default/run",
+        &alice,
+        &ck_body(&thread, "r2", "/stream 40 4 50", &alice),
+    )
+    .await;
+    let _ = live.chunk().await.unwrap();
+    let follower = runtime(
+        &b,
+        "/agent/default/connect",
+        &alice,
+        &ck_body(&thread, "c", "", &alice),
+    )
+    .await;
+    assert_eq!(follower.status(), 200);
+    let body = tokio::time::timeout(HANG_GUARD, follower.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let (text, terminals) = replayed(&body);
+    assert!(text.contains("first words"), "the history: {text}");
+    assert!(
+        text.ends_with(&streamed(40)),
+        "the live tail, whole: {text}"
+    );
+    assert_eq!(terminals.len(), 2, "both runs end: {terminals:?}");
+    assert!(terminals.iter().all(|t| t["type"] == "RUN_FINISHED"));
+    // Another user on B gets nothing of it (the control: Alice got all of it).
+    let bob = mint(&idp, "bob", AUDIENCE);
+    let refused = runtime(
+        &b,
+        "/agent/default/connect",
+        &bob,
+        &ck_body(&thread, "c", "", &bob),
+    )
+    .await;
+    assert_eq!(refused.status(), 404);
+}
+
+#[tokio::test]
+async fn a_stop_sent_to_replica_b_cancels_the_run_on_replica_a() {
+    let Some(url) = service_url(
+        "AGUI_TEST_DATABASE_URL",
+        "AGUI_REQUIRE_PG",
+        "stop across replicas",
+    ) else {
+        return;
+    };
+    let idp = TestIdp::start().await;
+    let env = [
+        ("AGUI_DATABASE_URL", url.as_str()),
+        ("AGUI_RUNS_PER_MINUTE", "0"),
+    ];
+    let a = Replica::start(&idp, &env).await;
+    let b = Replica::start(&idp, &env).await;
+    let alice = mint(&idp, "alice", AUDIENCE);
+    let thread = format!("stopped-{}", uuid::Uuid::new_v4());
+    let mut run = runtime(
+        &a,
+        "/agent/default/run",
+        &alice,
+        &ck_body(&thread, "r1", "/stream 400 4 50", &alice),
+    )
+    .await;
+    let _ = run.chunk().await.unwrap();
+    let answer: Value = runtime(
+        &b,
+        &format!("/agent/default/stop/{thread}"),
+        &alice,
+        &json!({"runId": "r1"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer["stopped"], true, "{answer}");
+    // A's stream ends with the cancellation, long before its 400 deltas.
+    let mut rest = String::new();
+    while let Some(chunk) = tokio::time::timeout(HANG_GUARD, run.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(rest.contains(r#""code":"cancelled""#), "{rest}");
+    let store = agui_server::store::PgStore::connect(&url).await.unwrap();
+    let mut outcome = None;
+    for _ in 0..200 {
+        outcome = store
+            .get_run(&thread, "r1")
+            .await
+            .unwrap()
+            .and_then(|r| r.outcome);
+        if outcome.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(outcome, Some(RunOutcome::Cancelled));
+}
+
+#[tokio::test]
+async fn a_follower_of_a_killed_replicas_run_ends_once_the_replica_is_known_dead() {
+    let Some(url) = service_url(
+        "AGUI_TEST_DATABASE_URL",
+        "AGUI_REQUIRE_PG",
+        "a killed replica's followers",
+    ) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("agui-dead-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = fast_heartbeat_config(&dir);
+    let config = config.to_str().unwrap();
+    let idp = TestIdp::start().await;
+    let env = [
+        ("AGUI_DATABASE_URL", url.as_str()),
+        ("AGUI_RUNS_PER_MINUTE", "0"),
+        ("AGUI_CONFIG", config),
+    ];
+    let mut a = Replica::start(&idp, &env).await;
+    let b = Replica::start(&idp, &env).await;
+    let alice = mint(&idp, "alice", AUDIENCE);
+    let thread = format!("orphan-{}", uuid::Uuid::new_v4());
+    let mut run = runtime(
+        &a,
+        "/agent/default/run",
+        &alice,
+        &ck_body(&thread, "r1", "/stream 2000 4 20", &alice),
+    )
+    .await;
+    let _ = run.chunk().await.unwrap();
+    let follower = runtime(
+        &b,
+        "/agent/default/connect",
+        &alice,
+        &ck_body(&thread, "c", "", &alice),
+    )
+    .await;
+    assert_eq!(follower.status(), 200);
+    let reading = tokio::spawn(async move { follower.text().await.unwrap() });
+    // Let some chunks reach the store, then kill A without a chance to say anything.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    a.kill_9();
+    drop(run);
+    let body = tokio::time::timeout(HANG_GUARD, reading)
+        .await
+        .expect("the follower's stream ends")
+        .unwrap();
+    let (text, terminals) = replayed(&body);
+    assert!(!text.is_empty(), "what A wrote before it died was replayed");
+    assert_eq!(terminals.len(), 1, "{terminals:?}");
+    assert_eq!(terminals[0]["type"], "RUN_ERROR");
+    assert_eq!(terminals[0]["code"], "abandoned");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_stream_replays_what_was_written_and_ends_abandoned() {
+    let dir = std::env::temp_dir().join(format!("agui-kill-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.join("agui.db").display());
+    let idp = TestIdp::start().await;
+    let env = [
+        ("AGUI_DATABASE_URL", db.as_str()),
+        ("AGUI_RUNS_PER_MINUTE", "0"),
+    ];
+    let mut a = Replica::start(&idp, &env).await;
+    let alice = mint(&idp, "alice", AUDIENCE);
+    let mut run = runtime(
+        &a,
+        "/agent/default/run",
+        &alice,
+        &ck_body("t-killed", "r1", "/stream 2000 4 20", &alice),
+    )
+    .await;
+    let mut seen = String::new();
+    // Past a few flush windows (250 ms each) of streaming.
+    while seen.matches("TEXT_MESSAGE_CONTENT").count() < 40 {
+        let chunk = run.chunk().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    a.kill_9();
+    // The next process on the file marks the run abandoned and replays it.
+    let b = Replica::start(&idp, &env).await;
+    let replay = runtime(
+        &b,
+        "/agent/default/connect",
+        &alice,
+        &ck_body("t-killed", "c", "", &alice),
+    )
+    .await;
+    let (text, terminals) = replayed(&replay.text().await.unwrap());
+    // The replay is the run as it was streamed, cut where the process died: what the client
+    // read and what was stored agree up to the shorter of the two …
+    let (live_text, _) = replayed(&seen);
+    let common = text.len().min(live_text.len());
+    assert_eq!(text[..common], live_text[..common]);
+    // … and at most the last flush window (250 ms: ~13 deltas of 20 ms, 4 bytes each) was lost,
+    // with one more window of slack for the commit in flight.
+    let window_bytes = 4 * (2 * 250 / 20);
+    assert!(
+        text.len() + window_bytes >= live_text.len(),
+        "more than a window lost: {} stored, {} seen",
+        text.len(),
+        live_text.len()
+    );
+    assert_eq!(terminals.len(), 1);
+    assert_eq!(terminals[0]["code"], "abandoned");
+    let _ = std::fs::remove_dir_all(dir);
+}
