@@ -17,9 +17,8 @@ use crate::backends::Connected;
 use crate::error::ApiError;
 use crate::limits::{LimitError, StreamPermit};
 use crate::metrics::Histogram;
-use crate::routes::auth::denial;
-use crate::state::AppState;
-use crate::store::PrincipalKey;
+use crate::metrics::Metrics;
+use crate::store::{AuditRecord, PrincipalKey};
 
 /// The server-wide cap on open streams (`limits.max_open_streams`).
 #[derive(Debug)]
@@ -73,21 +72,22 @@ impl FirstEvent {
 }
 
 /// A place under the server cap alone (a stream that is not a run: following one).
-pub(crate) fn open_stream(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    state.stream_cap.try_open().ok_or(ApiError::ServerBusy)
+pub(crate) fn open_stream(cap: &StreamCap) -> Result<OwnedSemaphorePermit, ApiError> {
+    cap.try_open().ok_or(ApiError::ServerBusy)
 }
 
 /// Admits `principal` for one stream: 503 `server_busy` over the server cap, 429 over the
 /// principal's limits (audited), 503 `limits_unavailable` when the limiter cannot be asked.
 pub(crate) async fn admit(
-    state: &AppState,
+    cap: &StreamCap,
+    metrics: &Metrics,
     connected: &Connected,
     principal: &Principal,
     received: Instant,
 ) -> Result<Admitted, ApiError> {
-    let Some(server) = state.stream_cap.try_open() else {
+    let Some(server) = cap.try_open() else {
         tracing::warn!(
-            max = state.config.limits.max_open_streams,
+            max = cap.max,
             "run refused: the server is at its maximum of open streams"
         );
         return Err(ApiError::ServerBusy);
@@ -97,8 +97,8 @@ pub(crate) async fn admit(
         Err(LimitError::Exceeded(exceeded)) => {
             let code = exceeded.kind.code();
             tracing::info!(sub = %principal.subject, limit = code, "run refused by a limit");
-            state.metrics.limited(code);
-            connected.log.record(denial(
+            metrics.limited(code);
+            connected.log.record(AuditRecord::denial(
                 &PrincipalKey::of(principal),
                 code,
                 Some(&principal.token_fingerprint),
@@ -116,7 +116,7 @@ pub(crate) async fn admit(
         _slot: slot,
         first_event: Some(FirstEvent {
             received,
-            histogram: state.metrics.time_to_first_event.clone(),
+            histogram: metrics.time_to_first_event.clone(),
         }),
     })
 }

@@ -24,7 +24,6 @@
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
 //! - `dev`: `agui-server dev`, a self-contained local server with its own issuer.
 //! - `telemetry`: log setup; the text format escapes control characters in every field.
-//! - `reload`: SIGHUP re-reads the config and swaps the API-key table.
 //! - `client_addr`: the caller's address behind trusted proxies.
 //! - `backends`: the store, audit log and limiter a run needs, connected (or retried) at start.
 //! - `history`: every thread's events for CopilotKit's `connect`, and following live runs.
@@ -44,7 +43,6 @@ mod history;
 pub mod limits;
 mod metrics;
 mod reference;
-mod reload;
 mod routes;
 pub mod serve;
 pub mod state;

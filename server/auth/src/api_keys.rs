@@ -24,12 +24,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigError, is_scope_token};
 use crate::credential::CredentialSource;
 use crate::error::{AuthError, InvalidTokenReason as R};
 use crate::principal::Principal;
 use crate::route::{API_KEY_PREFIX, Verifier};
 use crate::secret::Secret;
+use crate::settings::{ConfigError, is_scope_token};
 
 /// The issuer of every API-key principal: not a URL, so it can never collide with an OIDC
 /// issuer, and (issuer, subject) keeps API-key callers apart from users with the same `sub`.

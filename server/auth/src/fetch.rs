@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::settings::ConfigError;
 
 /// Total time for one fetch (reference §7.2, panva/jose `timeoutDuration`).
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -209,7 +209,7 @@ pub(crate) async fn discover_endpoint(
         .get(member)
         .and_then(|v| v.as_str())
         .ok_or_else(|| FetchError::BadDocument(format!("no {member}")))?;
-    crate::config::check_url(url, allow_http).map_err(FetchError::BadJwksUri)?;
+    crate::settings::check_url(url, allow_http).map_err(FetchError::BadJwksUri)?;
     Ok(url.to_owned())
 }
 

@@ -178,7 +178,7 @@ fn parse_entry(
     let alg = match str_field("alg") {
         None => family_alg,
         Some(name) => {
-            let alg = crate::config::parse_algorithm(name).map_err(|_| "unsupported \"alg\"")?;
+            let alg = crate::settings::parse_algorithm(name).map_err(|_| "unsupported \"alg\"")?;
             let fits = match family_alg {
                 Algorithm::RS256 => matches!(
                     alg,

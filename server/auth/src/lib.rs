@@ -72,6 +72,7 @@ mod principal;
 pub mod rfc3339;
 mod route;
 mod secret;
+mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod validate;

@@ -4,9 +4,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::{AccessList, ClaimMapping};
 use crate::credential::CredentialSource;
 use crate::route::Verifier;
+use crate::settings::{AccessList, ClaimMapping};
 
 /// Who is calling. Built by [`crate::Authenticator::authenticate`] from what a verifier proved:
 /// the claims of a JWT whose signature and claims were verified, GitHub's answer about a token

@@ -57,7 +57,7 @@ pub(crate) fn check_header(header: &Map<String, Value>) -> Result<HeaderInfo, R>
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(R::AlgNotAllowed)?;
-    let alg = crate::config::parse_algorithm(alg).map_err(|_| R::AlgNotAllowed)?;
+    let alg = crate::settings::parse_algorithm(alg).map_err(|_| R::AlgNotAllowed)?;
     // RFC 7515 §4.1.11: a recipient that does not understand a listed extension MUST reject; we
     // understand none, so any `crit` is refused.
     if header.contains_key("crit") {

@@ -8,8 +8,9 @@
 //!
 //! - [`events`]: the 31 events ([`Event`], [`EventType`], [`BaseEvent`]) and their sub-types
 //!   (outcomes, interrupts, token usage, JSON Patch operations).
-//! - [`input`]: [`RunAgentInput`], [`Message`] and friends, and [`parse_run_input`], which
-//!   validates a body and points at the offending member.
+//! - [`input`]: [`RunAgentInput`], [`Message`] and friends (the types).
+//! - `parse`: [`parse_run_input`] / [`run_input_from_value`], which validate a body (ids
+//!   included) and point at the offending member.
 //! - [`content`]: content parts shared by messages and tool results.
 //! - [`ids`]: the id newtypes ([`ThreadId`], [`RunId`], [`MessageId`], [`ToolCallId`]) and
 //!   the bound on ids a client sends ([`check_id`], [`MAX_ID_BYTES`]).
@@ -29,14 +30,28 @@ pub mod events;
 pub mod guard;
 pub mod ids;
 pub mod input;
-mod input_error;
+mod parse;
 pub mod proto;
 pub mod sse;
 
 pub use accept::{Encoding, PROTO_MEDIA_TYPE};
-pub use content::*;
+pub use content::{ContentPart, MediaPart, PartSource, TextPart, ToolResultContent, UserContent};
 pub use dialect::{Dialect, DialectAdapter, PROTOCOL_VERSION, UnsupportedProtocolVersion};
-pub use events::*;
+pub use events::{
+    ActivityDelta, ActivitySnapshot, BaseEvent, Custom, Event, EventType, Interrupt,
+    JsonPatchOperation, MessagesSnapshot, Raw, ReasoningEncryptedValue,
+    ReasoningEncryptedValueSubtype, ReasoningEnd, ReasoningMessageChunk, ReasoningMessageContent,
+    ReasoningMessageEnd, ReasoningMessageStart, ReasoningRole, ReasoningStart, RunError,
+    RunFinished, RunFinishedOutcome, RunStarted, StateDelta, StateSnapshot, StepFinished,
+    StepStarted, SubagentError, SubagentFinished, SubagentFinishedOutcome, SubagentStarted,
+    TextMessageChunk, TextMessageContent, TextMessageEnd, TextMessageStart, TextRole, TokenUsage,
+    ToolCallArgs, ToolCallChunk, ToolCallEnd, ToolCallResult, ToolCallStart, ToolRole,
+};
 pub use guard::{OpenItems, SequenceGuard, Violation};
-pub use ids::*;
-pub use input::*;
+pub use ids::{IdError, MAX_ID_BYTES, MessageId, RunId, ThreadId, ToolCallId, check_id};
+pub use input::{
+    ActivityMessage, AssistantMessage, Context, DeveloperMessage, FunctionCall, Message,
+    ReasoningMessage, ResumeEntry, ResumeStatus, RunAgentInput, SystemMessage, Tool, ToolCall,
+    ToolMessage, UserMessage,
+};
+pub use parse::{InputError, InputErrorKind, parse_run_input, run_input_from_value};

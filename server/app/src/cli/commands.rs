@@ -130,7 +130,7 @@ async fn serve_command(command: cli::ServeCommand) -> ExitCode {
         Ok(state) => state,
         Err(error) => return config_failure(&error),
     };
-    tokio::spawn(crate::reload::api_keys_on_sighup(
+    tokio::spawn(crate::cli::reload::api_keys_on_sighup(
         args.clone(),
         state.auth.clone(),
         state.shutdown.clone(),

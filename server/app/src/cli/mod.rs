@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod apikey;
 pub mod commands;
 pub mod github_env;
+mod reload;
 
 use crate::config::{Config, ConfigError, LogFormat, ModelKind};
 

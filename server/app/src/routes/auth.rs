@@ -14,11 +14,11 @@ use agui_auth::{AuthError, CredentialSource, Principal};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{AuditKind, AuditRecord, AuthFailureKey, PrincipalKey};
+use crate::store::{AuditRecord, AuthFailureKey, PrincipalKey};
 
 /// Who is calling, as far as the connection tells before authentication.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +130,7 @@ pub(crate) fn record_failure(
             AuthError::InsufficientScope { scope } => Some(scope.as_str()),
             _ => None,
         };
-        connected.log.record(denial(
+        connected.log.record(AuditRecord::denial(
             &key,
             reason,
             fingerprint.as_deref(),
@@ -146,23 +146,6 @@ pub(crate) fn record_failure(
         },
         fingerprint.as_deref(),
     );
-}
-
-/// An `access_denied` audit record: who, why (`reason`), the token's fingerprint, and the
-/// reason's own fields (`extra`, a JSON object).
-pub(crate) fn denial(
-    key: &PrincipalKey,
-    reason: &str,
-    token_fingerprint: Option<&str>,
-    extra: Value,
-) -> AuditRecord {
-    let mut detail = json!({ "reason": reason, "token_fingerprint": token_fingerprint });
-    if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), extra) {
-        detail.extend(extra);
-    }
-    AuditRecord::now(AuditKind::AccessDenied)
-        .principal(key)
-        .detail(detail)
 }
 
 /// The verified principal of a request that carries its credential in the `Authorization`

@@ -36,7 +36,7 @@ use crate::backends::Connected;
 use crate::body::EventBody;
 use crate::error::ApiError;
 use crate::history::Ending;
-use crate::routes::auth::{self, Caller, HeaderPrincipal, denial};
+use crate::routes::auth::{self, Caller, HeaderPrincipal};
 use crate::state::AppState;
 use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, now_ms};
 
@@ -168,7 +168,7 @@ async fn authorize(
         .ok_or(ApiError::AgentNotFound)?;
     if let Some(missing) = agent.missing_grant(principal) {
         tracing::info!(agent = %agent.id, sub = %principal.subject, %missing, "agent access denied");
-        connected.log.record(denial(
+        connected.log.record(AuditRecord::denial(
             &PrincipalKey::of(principal),
             "agent_access",
             Some(&principal.token_fingerprint),
@@ -182,7 +182,14 @@ async fn authorize(
             MissingGrant::Role(_) => AuthError::AccessDenied.into(),
         });
     }
-    let admitted = admit(state, &connected, principal, received).await?;
+    let admitted = admit(
+        &state.stream_cap,
+        &state.metrics,
+        &connected,
+        principal,
+        received,
+    )
+    .await?;
     Ok(Admission {
         agent,
         connected,
@@ -293,7 +300,7 @@ async fn commit(state: &AppState, run: Authorized) -> Result<Authorized, ApiErro
     tracing::info!(sub = %principal.subject, %thread_id, "run on another principal's thread refused");
     state.metrics.denied("thread_ownership");
     log.record(
-        denial(
+        AuditRecord::denial(
             &key,
             "thread_ownership",
             Some(&principal.token_fingerprint),

@@ -258,6 +258,24 @@ impl AuditRecord {
         }
     }
 
+    /// An `access_denied` record: who, why (`reason`), the token's fingerprint, and the
+    /// reason's own fields (`extra`, a JSON object).
+    pub fn denial(
+        key: &PrincipalKey,
+        reason: &str,
+        token_fingerprint: Option<&str>,
+        extra: Value,
+    ) -> Self {
+        let mut detail =
+            serde_json::json!({ "reason": reason, "token_fingerprint": token_fingerprint });
+        if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), extra) {
+            detail.extend(extra);
+        }
+        Self::now(AuditKind::AccessDenied)
+            .principal(key)
+            .detail(detail)
+    }
+
     /// Sets issuer and subject.
     pub fn principal(mut self, key: &PrincipalKey) -> Self {
         self.issuer = Some(key.issuer.clone());

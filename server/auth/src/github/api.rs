@@ -206,7 +206,7 @@ fn parse_authorization(body: &[u8], client_id: &str) -> Result<Authorization, Ap
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
-                .filter(|s| crate::config::is_scope_token(s))
+                .filter(|s| crate::settings::is_scope_token(s))
                 .map(String::from)
                 .collect()
         })

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, check_url, is_scope_token};
 use crate::secret::Secret;
+use crate::settings::{ConfigError, check_url, is_scope_token};
 
 /// GitHub.com's REST API.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";

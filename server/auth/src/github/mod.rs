@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::clock::Clock;
-use crate::config::ConfigError;
 use crate::credential::CredentialSource;
 use crate::error::{AuthError, InvalidTokenReason as R};
 use crate::opaque_cache::{Digest, OpaqueCache, Outcome};
 use crate::principal::Principal;
 use crate::route::{GitHubKind, Verifier, is_github_token_syntax};
+use crate::settings::ConfigError;
 use api::{ApiFailure, Authorization, GitHubApi, UNAVAILABLE_RETRY_AFTER};
 pub use config::GitHubConfig;
 pub use login::GitHubLogin;

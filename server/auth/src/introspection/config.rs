@@ -19,10 +19,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{
+use crate::secret::Secret;
+use crate::settings::{
     AccessList, ClaimMapping, ConfigError, check_policy, check_url, is_token68_prefix,
 };
-use crate::secret::Secret;
 
 /// How agui-server authenticates to the introspection endpoint (RFC 7662 §2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

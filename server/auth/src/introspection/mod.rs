@@ -20,7 +20,6 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
 use crate::clock::Clock;
-use crate::config::ConfigError;
 use crate::credential::CredentialSource;
 use crate::error::{AuthError, InvalidTokenReason as R};
 use crate::fetch::{self, FetchError};
@@ -28,6 +27,7 @@ use crate::opaque_cache::{Digest, OpaqueCache, Outcome};
 use crate::principal::{self, Principal};
 use crate::route::Verifier;
 use crate::secret::Secret;
+use crate::settings::ConfigError;
 pub(crate) use config::validate_all;
 pub use config::{ClientAuthMethod, IntrospectionConfig};
 

@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 use super::message::{content_to_pb, message_to_pb, run_input_to_pb};
 use super::pb;
 use super::pb::event::Event as Arm;
-use super::value::{struct_from_map, value_from_json};
+use super::value::{opt_str, struct_from_map, value_from_json};
 use crate::events::*;
 
 /// Builds the protobuf `Event` for one JSON event, exactly as `@ag-ui/proto@1.0.0` would.
@@ -271,11 +271,6 @@ pub(crate) fn pb_event_type(event_type: EventType) -> pb::EventType {
         EventType::SubagentFinished => P::SubagentFinished,
         EventType::SubagentError => P::SubagentError,
     }
-}
-
-/// An optional id or string, owned.
-pub(crate) fn opt_str<T: AsRef<str>>(value: &Option<T>) -> Option<String> {
-    value.as_ref().map(|v| v.as_ref().to_owned())
 }
 
 fn text_role(role: TextRole) -> &'static str {

@@ -11,9 +11,8 @@
 use serde_json::{Map, Value as Json};
 
 use super::ProtoError;
-use super::encode::opt_str;
 use super::pb;
-use super::value::{json_from_value, map_from_struct, struct_from_map, value_from_json};
+use super::value::{json_from_value, map_from_struct, opt_str, struct_from_map, value_from_json};
 use crate::content::{ContentPart, MediaPart, PartSource, TextPart, UserContent};
 use crate::input::*;
 

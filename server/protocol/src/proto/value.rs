@@ -155,6 +155,11 @@ fn json_number(n: f64) -> Result<Number, ProtoError> {
         .ok_or_else(|| ProtoError::invalid("non-finite number in google.protobuf.Value"))
 }
 
+/// An optional id or string, owned.
+pub(crate) fn opt_str<T: AsRef<str>>(value: &Option<T>) -> Option<String> {
+    value.as_ref().map(|v| v.as_ref().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use crate::agents::MissingGrant;
 use crate::body::EventBody;
 use crate::error::ApiError;
 use crate::history::replay::{self, ReplaySink};
-use crate::routes::auth::{self, Authenticated, Caller, denial};
+use crate::routes::auth::{self, Authenticated, Caller};
 use crate::routes::run::{self, RunRequest};
 use crate::state::AppState;
 use crate::store::{AuditKind, AuditRecord, Notice, PrincipalKey, Store, now_ms};
@@ -78,7 +78,7 @@ async fn thread_right(
     tracing::info!(sub = %principal.subject, %thread_id, action, "another principal's thread refused");
     state.metrics.denied("thread_ownership");
     log.record(
-        denial(
+        AuditRecord::denial(
             &key,
             "thread_ownership",
             Some(&principal.token_fingerprint),
@@ -189,7 +189,7 @@ pub(crate) async fn connect(
         "connect",
     )
     .await?;
-    let permit = admission::open_stream(&state)?;
+    let permit = admission::open_stream(&state.stream_cap)?;
     let encoding = agui_protocol::accept::negotiate(
         parts
             .headers

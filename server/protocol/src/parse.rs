@@ -1,4 +1,5 @@
-//! Turning serde errors on `RunAgentInput` into safe [`InputError`]s with JSON Pointers.
+//! Parsing a `RunAgentInput`: [`parse_run_input`] / [`run_input_from_value`], the id rule on
+//! every id it carries, and serde errors turned into safe [`InputError`]s with JSON Pointers.
 //!
 //! serde's messages echo input (`invalid type: string "…", expected …`, `unknown variant `…``),
 //! and the client must not get its own input back in an error (it may hold a token or
@@ -8,10 +9,132 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::ids::check_id;
 use crate::input::{
-    ActivityMessage, AssistantMessage, DeveloperMessage, InputError, InputErrorKind,
-    ReasoningMessage, SystemMessage, ToolMessage, UserMessage,
+    ActivityMessage, AssistantMessage, DeveloperMessage, Message, ReasoningMessage, RunAgentInput,
+    SystemMessage, ToolMessage, UserMessage,
 };
+
+/// Whether an [`InputError`] is bad JSON or JSON of the wrong shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputErrorKind {
+    /// The body is not JSON.
+    Syntax,
+    /// The body is JSON but not a valid `RunAgentInput`.
+    Shape,
+}
+
+/// Why a request body is not a valid `RunAgentInput`; safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    /// Syntax or shape.
+    pub kind: InputErrorKind,
+    /// JSON Pointer (RFC 6901) of the offending member, e.g. `/messages/0/role`; `None` for
+    /// syntax errors and when the whole body is at fault.
+    pub pointer: Option<String>,
+    /// Safe text: names members and expected types, never echoes input values.
+    pub message: String,
+}
+
+/// Parses and validates a request body.
+///
+/// The body is parsed to a `serde_json::Value` first, so bad JSON ([`InputErrorKind::Syntax`])
+/// is told apart from a valid document of the wrong shape ([`InputErrorKind::Shape`]).
+///
+/// # Errors
+///
+/// An [`InputError`] with the JSON Pointer of the first offending member.
+pub fn parse_run_input(body: &[u8]) -> Result<RunAgentInput, InputError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| InputError {
+        kind: InputErrorKind::Syntax,
+        pointer: None,
+        message: syntax_message(&e),
+    })?;
+    run_input_from_value(&value)
+}
+
+/// Validates an already parsed body (e.g. after the server took the token out of
+/// `forwardedProps`).
+///
+/// # Errors
+///
+/// An [`InputError`] of kind [`InputErrorKind::Shape`] with the offending member's pointer.
+pub fn run_input_from_value(value: &Value) -> Result<RunAgentInput, InputError> {
+    if !value.is_object() {
+        return Err(InputError {
+            kind: InputErrorKind::Shape,
+            pointer: None,
+            message: "the body must be a JSON object".to_owned(),
+        });
+    }
+    let input: RunAgentInput = deserialize_with_pointer(value).map_err(|mut err| {
+        // Messages are an internally tagged enum, so the path stops at `/messages/N`.
+        // Re-read that message as its concrete type to point at the member inside it.
+        if let Some(index) = message_index(err.pointer.as_deref())
+            && let Some(deeper) = refine_message_error(value, index)
+        {
+            err = deeper;
+        }
+        err
+    })?;
+    check_ids(&input)?;
+    Ok(input)
+}
+
+/// Applies the id rule ([`check_id`]) to every id of the input, in document order, before the
+/// input goes anywhere (store, logs, model). The error names the rule and the member's
+/// pointer, never the id (it may be megabytes, or carry escape sequences).
+fn check_ids(input: &RunAgentInput) -> Result<(), InputError> {
+    let check = |id: &str, pointer: &dyn Fn() -> String| {
+        check_id(id).map_err(|rule| {
+            let pointer = pointer();
+            InputError {
+                kind: InputErrorKind::Shape,
+                message: format!("invalid id: {rule} at {pointer}"),
+                pointer: Some(pointer),
+            }
+        })
+    };
+    check(&input.thread_id, &|| "/threadId".to_owned())?;
+    check(&input.run_id, &|| "/runId".to_owned())?;
+    if let Some(parent) = &input.parent_run_id {
+        check(parent, &|| "/parentRunId".to_owned())?;
+    }
+    for (index, message) in input.messages.iter().enumerate() {
+        check(message.id(), &|| format!("/messages/{index}/id"))?;
+        match message {
+            Message::Assistant(assistant) => {
+                for (call, tool_call) in assistant.tool_calls.iter().flatten().enumerate() {
+                    check(&tool_call.id, &|| {
+                        format!("/messages/{index}/toolCalls/{call}/id")
+                    })?;
+                }
+            }
+            Message::Tool(tool) => {
+                check(&tool.tool_call_id, &|| {
+                    format!("/messages/{index}/toolCallId")
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn syntax_message(err: &serde_json::Error) -> String {
+    // Line and column are positions, not input, so they are safe to show.
+    match err.classify() {
+        serde_json::error::Category::Eof => {
+            "the body is not valid JSON: unexpected end of input".to_owned()
+        }
+        _ => format!(
+            "the body is not valid JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        ),
+    }
+}
 
 /// The `role` values a message may have, in the order of the schema.
 const ROLES: &str = "one of developer, system, assistant, user, tool, activity, reasoning";
