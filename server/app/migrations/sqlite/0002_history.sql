@@ -10,8 +10,8 @@ CREATE TABLE history (
     events     TEXT NOT NULL,
     PRIMARY KEY (thread_id, run_id, chunk)
 );
-CREATE INDEX history_replay ON history (thread_id, started_at, run_id, chunk);
-CREATE INDEX history_at ON history (at);
+-- No other index: a replay reads one thread by the key's prefix (runs are put in start order in
+-- memory), and retention, forget and the cap are rare. Every index is one more write per chunk.
 
 -- A thread's title: the start of its first user message, for thread lists.
 ALTER TABLE threads ADD COLUMN title TEXT;

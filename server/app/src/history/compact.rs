@@ -36,6 +36,35 @@ pub(crate) fn push(events: &mut Vec<Event>, event: Event) {
     }
 }
 
+/// [`push`] of a borrowed event: content merged into the last event costs a copy of its delta
+/// only (no event is cloned), which is what almost every event of a streamed reply is.
+pub(crate) fn push_ref(events: &mut Vec<Event>, event: &Event) {
+    let merged = match (events.last_mut(), event) {
+        (Some(Event::TextMessageContent(last)), Event::TextMessageContent(next))
+            if last.message_id == next.message_id =>
+        {
+            last.delta.push_str(&next.delta);
+            true
+        }
+        (Some(Event::ToolCallArgs(last)), Event::ToolCallArgs(next))
+            if last.tool_call_id == next.tool_call_id =>
+        {
+            last.delta.push_str(&next.delta);
+            true
+        }
+        (Some(Event::ReasoningMessageContent(last)), Event::ReasoningMessageContent(next))
+            if last.message_id == next.message_id =>
+        {
+            last.delta.push_str(&next.delta);
+            true
+        }
+        _ => false,
+    };
+    if !merged {
+        events.push(event.clone());
+    }
+}
+
 /// Appends every event of `more`, compacting across the seam.
 pub(crate) fn extend(events: &mut Vec<Event>, more: impl IntoIterator<Item = Event>) {
     for event in more {

@@ -148,13 +148,13 @@ impl LiveRun {
     pub(crate) fn end_with(&self, event: Event) {
         let mut state = self.state();
         if !state.finished {
-            record(&mut state, event);
+            record(&mut state, &event);
         }
     }
 }
 
 /// Records one event: to the followers as it is, to `pending` compacted.
-fn record(state: &mut LiveState, event: Event) {
+fn record(state: &mut LiveState, event: &Event) {
     if matches!(event, Event::RunFinished(_) | Event::RunError(_)) {
         state.finished = true;
     }
@@ -164,7 +164,7 @@ fn record(state: &mut LiveState, event: Event) {
         // A follower that fell a whole buffer behind is cut off (it sees `Lagged`).
         let _ = followers.send(Arc::new(event.clone()));
     }
-    compact::push(&mut state.pending, event);
+    compact::push_ref(&mut state.pending, event);
 }
 
 /// The event sink's tap of one run.
@@ -178,13 +178,14 @@ pub(crate) struct Tap {
 
 impl EventTap for Tap {
     fn event(&mut self, event: &Event) {
-        let mut event = event.clone();
-        if let (Event::RunStarted(started), Some(messages)) = (&mut event, self.new_messages.take())
-        {
+        if let (Event::RunStarted(started), Some(messages)) = (event, self.new_messages.take()) {
+            let mut started = started.clone();
             let mut input =
                 RunAgentInput::new(started.thread_id.clone(), started.run_id.clone(), messages);
             input.parent_run_id = started.parent_run_id.clone();
             started.input = Some(Box::new(input));
+            record(&mut self.run.state(), &Event::RunStarted(started));
+            return;
         }
         record(&mut self.run.state(), event);
     }

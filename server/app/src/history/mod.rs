@@ -81,8 +81,15 @@ impl History {
     }
 
     /// Ends a run's history: gives it a terminal event if it sent none, writes what is left,
-    /// trims the thread to its cap and forgets the run.
-    pub(crate) async fn finish(&self, run: &Arc<LiveRun>, log: &AuditLog, ending: Ending) {
+    /// trims the thread to its cap (`trim`: a thread this run created has one run, nothing to
+    /// trim) and forgets the run.
+    pub(crate) async fn finish(
+        &self,
+        run: &Arc<LiveRun>,
+        log: &AuditLog,
+        ending: Ending,
+        trim: bool,
+    ) {
         run.end_with(match ending {
             Ending::Cancelled => {
                 let mut finished = RunFinished::new(run.thread_id.as_str(), run.run_id.as_str());
@@ -108,7 +115,7 @@ impl History {
                 }
             }
         }
-        if written {
+        if written && trim {
             log.submit(WriteOp::TrimHistory {
                 thread_id: run.thread_id.clone(),
                 keep_runs: self.config.max_runs_per_thread,

@@ -204,6 +204,8 @@ struct Authorized {
     dialect: Dialect,
     encoding: Encoding,
     admission: Admission,
+    /// The commit created the thread (its first run cannot put it over the history cap).
+    new_thread: bool,
 }
 
 /// The input against the agent and the limits: no frontend tool may shadow a backend tool, and
@@ -241,6 +243,7 @@ fn validate(
         dialect,
         encoding,
         admission,
+        new_thread: false,
     })
 }
 
@@ -249,7 +252,7 @@ fn validate(
 /// crash (found and marked `abandoned` at the next start-up). Anyone else gets 404 (the
 /// thread's existence is not revealed) unless they hold the admin role; both are audited. The
 /// commit is also the audit log's health probe: once it succeeds again, runs are served again.
-async fn commit(state: &AppState, run: Authorized) -> Result<Authorized, ApiError> {
+async fn commit(state: &AppState, mut run: Authorized) -> Result<Authorized, ApiError> {
     let log = &run.admission.connected.log;
     let (principal, agent) = (&run.principal, &run.admission.agent.id);
     let (thread_id, run_id) = (run.input.thread_id.as_str(), run.input.run_id.as_str());
@@ -275,8 +278,12 @@ async fn commit(state: &AppState, run: Authorized) -> Result<Authorized, ApiErro
                 })?
         }
     };
-    let ThreadAccess::NotOwner { owner } = access else {
-        return Ok(run);
+    let owner = match access {
+        ThreadAccess::Owner { created } => {
+            run.new_thread = created;
+            return Ok(run);
+        }
+        ThreadAccess::NotOwner { owner } => owner,
     };
     let admin_role = state.config.store.thread_admin_role.as_ref();
     let owner_fields = json!({ "owner_issuer": owner.issuer, "owner_subject": owner.subject });
@@ -333,6 +340,7 @@ fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Respons
         dialect,
         encoding,
         admission,
+        new_thread,
     } = run;
     let Admission {
         agent,
@@ -405,7 +413,7 @@ fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Respons
             };
             task_state
                 .history
-                .finish(&live, &connected.log, ending)
+                .finish(&live, &connected.log, ending, !new_thread)
                 .await;
         }
     });

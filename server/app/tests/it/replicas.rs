@@ -28,6 +28,62 @@ fn service_url(var: &str, require: &str, what: &str) -> Option<String> {
     }
 }
 
+/// A fresh schema on the test database and a URL whose connections use it: each test's
+/// replicas share it, and no test sees another's tables (or another branch's migrations).
+async fn isolated_pg(url: &str) -> IsolatedPg {
+    let schema = format!("replicas_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(url)
+        .await
+        .expect("PostgreSQL at AGUI_TEST_DATABASE_URL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    IsolatedPg {
+        url: format!("{url}{separator}options=-c%20search_path%3D{schema}"),
+        admin_url: url.to_owned(),
+        schema,
+    }
+}
+
+/// A test's schema; dropped (with its tables) when the test ends.
+struct IsolatedPg {
+    url: String,
+    admin_url: String,
+    schema: String,
+}
+
+impl std::ops::Deref for IsolatedPg {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.url
+    }
+}
+
+impl Drop for IsolatedPg {
+    fn drop(&mut self) {
+        let (url, schema) = (self.admin_url.clone(), self.schema.clone());
+        // Its own runtime on its own thread: Drop cannot await, and may run inside one.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// One `agui-server serve` process; killed with SIGKILL when dropped.
 struct Replica {
     child: Child,
@@ -118,6 +174,7 @@ async fn two_replicas_on_one_postgres_race_new_threads_to_exactly_one_owner() {
     ) else {
         return;
     };
+    let url = isolated_pg(&url).await;
     let idp = TestIdp::start().await;
     let env = [
         ("AGUI_DATABASE_URL", url.as_str()),
@@ -412,6 +469,7 @@ async fn a_client_on_replica_b_replays_and_follows_a_run_streaming_on_replica_a(
     ) else {
         return;
     };
+    let url = isolated_pg(&url).await;
     let idp = TestIdp::start().await;
     let env = [
         ("AGUI_DATABASE_URL", url.as_str()),
@@ -480,6 +538,7 @@ async fn a_stop_sent_to_replica_b_cancels_the_run_on_replica_a() {
     ) else {
         return;
     };
+    let url = isolated_pg(&url).await;
     let idp = TestIdp::start().await;
     let env = [
         ("AGUI_DATABASE_URL", url.as_str()),
@@ -543,6 +602,7 @@ async fn a_follower_of_a_killed_replicas_run_ends_once_the_replica_is_known_dead
     ) else {
         return;
     };
+    let url = isolated_pg(&url).await;
     let dir = std::env::temp_dir().join(format!("agui-dead-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = fast_heartbeat_config(&dir);

@@ -22,6 +22,11 @@ const POSTGRES: &[Embedded] = &[
         "history",
         include_str!("../../../migrations/postgres/0002_history.sql"),
     ),
+    (
+        3,
+        "fewer_indexes",
+        include_str!("../../../migrations/postgres/0003_fewer_indexes.sql"),
+    ),
 ];
 
 /// A migration source over embedded text.

@@ -16,6 +16,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../../migrations/sqlite/0002_history.sql"),
     ),
+    (
+        3,
+        include_str!("../../../migrations/sqlite/0003_fewer_indexes.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Two processes opening a new file at once migrate once: the
