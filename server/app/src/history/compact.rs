@@ -10,28 +10,7 @@ use agui_protocol::Event;
 /// Appends `event` to `events`, merged into the last event when both carry content of the same
 /// message, tool call or reasoning message.
 pub(crate) fn push(events: &mut Vec<Event>, event: Event) {
-    let merged = match (events.last_mut(), &event) {
-        (Some(Event::TextMessageContent(last)), Event::TextMessageContent(next))
-            if last.message_id == next.message_id =>
-        {
-            last.delta.push_str(&next.delta);
-            true
-        }
-        (Some(Event::ToolCallArgs(last)), Event::ToolCallArgs(next))
-            if last.tool_call_id == next.tool_call_id =>
-        {
-            last.delta.push_str(&next.delta);
-            true
-        }
-        (Some(Event::ReasoningMessageContent(last)), Event::ReasoningMessageContent(next))
-            if last.message_id == next.message_id =>
-        {
-            last.delta.push_str(&next.delta);
-            true
-        }
-        _ => false,
-    };
-    if !merged {
+    if !merge(events.last_mut(), &event) {
         events.push(event);
     }
 }
@@ -39,7 +18,14 @@ pub(crate) fn push(events: &mut Vec<Event>, event: Event) {
 /// [`push`] of a borrowed event: content merged into the last event costs a copy of its delta
 /// only (no event is cloned), which is what almost every event of a streamed reply is.
 pub(crate) fn push_ref(events: &mut Vec<Event>, event: &Event) {
-    let merged = match (events.last_mut(), event) {
+    if !merge(events.last_mut(), event) {
+        events.push(event.clone());
+    }
+}
+
+/// Appends `next`'s delta to `last` when both are content of the same item; whether it did.
+fn merge(last: Option<&mut Event>, next: &Event) -> bool {
+    match (last, next) {
         (Some(Event::TextMessageContent(last)), Event::TextMessageContent(next))
             if last.message_id == next.message_id =>
         {
@@ -59,9 +45,6 @@ pub(crate) fn push_ref(events: &mut Vec<Event>, event: &Event) {
             true
         }
         _ => false,
-    };
-    if !merged {
-        events.push(event.clone());
     }
 }
 

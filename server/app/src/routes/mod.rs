@@ -19,7 +19,7 @@ mod copilotkit;
 mod github_login;
 mod health;
 mod run;
-mod threads;
+pub(crate) mod threads;
 mod whoami;
 
 use std::time::Duration;

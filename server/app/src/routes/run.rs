@@ -74,9 +74,7 @@ pub(crate) async fn start(
         Some(found) => Some(authorize(state, agent_id, &found.principal, received).await?),
         None => None,
     };
-    let bytes = read_body(state, body, &parts.headers, header.is_some()).await?;
-    let request = RunRequest::parse(state, &caller, &bytes, header).await?;
-    drop(bytes);
+    let request = RunRequest::read(state, &caller, &parts.headers, body, header).await?;
     let admission = match early {
         Some(admission) => admission,
         None => authorize(state, agent_id, &request.principal, received).await?,
@@ -101,9 +99,21 @@ pub(crate) struct RunRequest {
 }
 
 impl RunRequest {
+    /// Reads the body (within [`read_body`]'s limits) and [`RunRequest::parse`]s it.
+    pub(crate) async fn read(
+        state: &AppState,
+        caller: &Caller,
+        headers: &HeaderMap,
+        body: Body,
+        header: Option<HeaderPrincipal>,
+    ) -> Result<Self, ApiError> {
+        let bytes = read_body(state, body, headers, header.is_some()).await?;
+        Self::parse(state, caller, &bytes, header).await
+    }
+
     /// Parses the body and settles who is calling: the header's principal (a body copy of the
     /// credential must be the same token), or the body credential's when there is no header.
-    pub(crate) async fn parse(
+    async fn parse(
         state: &AppState,
         caller: &Caller,
         bytes: &[u8],

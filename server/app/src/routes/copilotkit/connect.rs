@@ -169,9 +169,7 @@ pub(crate) async fn connect(
     let caller = Caller::of(&state, &parts);
     let header = auth::verify_header(&state, &caller, &parts.headers).await?;
     run::require_json(&parts.headers)?;
-    let bytes = run::read_body(&state, body, &parts.headers, header.is_some()).await?;
-    let request = RunRequest::parse(&state, &caller, &bytes, header).await?;
-    drop(bytes);
+    let request = RunRequest::read(&state, &caller, &parts.headers, body, header).await?;
     let connected = state
         .backends
         .connected()

@@ -21,7 +21,6 @@ use crate::history::replay::adapt_replayed;
 use crate::history::view;
 use crate::routes::auth::Authenticated;
 use crate::state::AppState;
-use crate::store::PrincipalKey;
 
 /// Most threads listed at once.
 const MAX_LIST: usize = 500;
@@ -39,18 +38,7 @@ pub(crate) async fn list(
     Authenticated(principal): Authenticated,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let connected = state
-        .backends
-        .connected()
-        .ok_or(ApiError::StoreUnavailable)?;
-    let threads = connected
-        .store()
-        .list_threads(&PrincipalKey::of(&principal))
-        .await
-        .map_err(|error| {
-            tracing::error!(target: "agui::store", %error, "listing threads failed");
-            ApiError::StoreUnavailable
-        })?;
+    let threads = crate::routes::threads::callers_threads(&state, &principal).await?;
     let limit = query.limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST);
     let records: Vec<Value> = threads
         .into_iter()

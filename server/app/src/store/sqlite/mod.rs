@@ -233,19 +233,7 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     async fn thread_owner(&mut self, thread_id: &str) -> Result<Option<PrincipalKey>, StoreError> {
-        self.tx
-            .prepare_cached("SELECT issuer, subject FROM threads WHERE thread_id = ?1")
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![thread_id], |row| {
-                        Ok(PrincipalKey::new(
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                        ))
-                    })
-                    .optional()
-            })
-            .map_err(backend)
+        thread_owner(self.tx, thread_id)
     }
 
     async fn insert_run(&mut self, run: &RunStart) -> Result<(), StoreError> {
@@ -339,6 +327,22 @@ impl WriteTx for SqliteTx<'_> {
         // One process per SQLite file: nobody else to tell.
         Ok(())
     }
+}
+
+/// The thread's owner, if the thread exists (inside a write, or on a reader).
+fn thread_owner(conn: &Connection, thread_id: &str) -> Result<Option<PrincipalKey>, StoreError> {
+    conn.prepare_cached("SELECT issuer, subject FROM threads WHERE thread_id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![thread_id], |row| {
+                    Ok(PrincipalKey::new(
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                    ))
+                })
+                .optional()
+        })
+        .map_err(backend)
 }
 
 fn insert_audit(conn: &Connection, record: &AuditRecord) -> Result<(), StoreError> {
@@ -558,21 +562,7 @@ impl Store for SqliteStore {
 
     async fn thread_owner(&self, thread_id: &str) -> Result<Option<PrincipalKey>, StoreError> {
         let thread_id = thread_id.to_owned();
-        self.read(move |conn| {
-            conn.prepare_cached("SELECT issuer, subject FROM threads WHERE thread_id = ?1")
-                .and_then(|mut statement| {
-                    statement
-                        .query_row(params![thread_id], |row| {
-                            Ok(PrincipalKey::new(
-                                row.get::<_, String>(0)?,
-                                row.get::<_, String>(1)?,
-                            ))
-                        })
-                        .optional()
-                })
-                .map_err(backend)
-        })
-        .await
+        self.read(move |conn| thread_owner(conn, &thread_id)).await
     }
 
     async fn history(&self, thread_id: &str) -> Result<Vec<HistoryChunk>, StoreError> {
