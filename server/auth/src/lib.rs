@@ -28,7 +28,10 @@
 //! ```
 //!
 //! # Layout
-//! - `config`: [`AuthConfig`], [`IssuerConfig`] and fail-closed validation.
+//! - `config`: [`AuthConfig`] (composing every verifier's table), [`IssuerConfig`] and
+//!   fail-closed validation.
+//! - `settings`: what every verifier's settings share: [`ClaimMapping`], [`AccessList`],
+//!   [`ConfigError`], the URL, pointer and scope checks (a leaf module).
 //! - `credential`: the token grammar of the `Authorization` header and `forwardedProps`.
 //! - `error`: [`AuthError`] and its status, challenge, code and metric reason.
 //! - `authenticator`: [`Authenticator`]: start-up and the verification pipeline.
@@ -48,6 +51,8 @@
 //! - `introspection`: [`IntrospectionConfig`] and the RFC 7662 verifier.
 //! - `api_keys`: [`ApiKeyConfig`], key generation and the reloadable key table.
 //! - `secret`: [`Secret`], a configured secret that never prints.
+//! - `rfc3339`: the timestamps of API-key expiries.
+//! - `verified`: the cache of verified JWTs (by the token's SHA-256, bounded).
 //! - `rfc3339`: timestamps for key expiries and GitHub's `expires_at`.
 //! - `testing` (feature `testing`): `TestIdp` with fault injection and introspection,
 //!   `GitHubStandIn` (a local GitHub for tests).
