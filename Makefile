@@ -17,15 +17,15 @@ SERVER_BIN := target/debug/agui-server
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
-run: ## The demo: a real OpenID provider, agui-server and the CopilotKit app; prints the URL and the demo accounts.
-	$(CARGO) build -p agui-server
+run: build ## The demo: a real OpenID provider, agui-server and the CopilotKit app; prints the URL and the demo accounts.
 	$(MAKE) --no-print-directory node-deps
 	node web/scripts/run-demo.mjs
 
-dev: ## agui-server alone with an in-process issuer and the scripted model; prints a curl to try.
-	$(CARGO) build -p agui-server
+dev: build ## agui-server alone with an in-process issuer and the scripted model; prints a curl to try.
 	$(SERVER_BIN) dev
 
+# One build for `make run`, `make dev` and `make test`: the same cargo invocation, so the same
+# feature set, so a `make run` after `make test` compiles nothing (scripts/test.sh checks it).
 build: ## Build the whole workspace once (all targets, debug).
 	$(CARGO) build --workspace --all-targets --locked
 
@@ -52,8 +52,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors.
 fmt: ## Format the Rust code.
 	$(CARGO) fmt --all
 
-readme-config: ## Regenerate the README's configuration reference from the config types.
-	$(CARGO) build -p agui-server
+readme-config: build ## Regenerate the README's configuration reference from the config types.
 	scripts/readme-config.sh
 
 bench: ## The full benchmark against the Python, Node and AG2 peers (not part of make test; < 20 min).

@@ -77,6 +77,25 @@ if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then f=1; fi
 add_counts web "${p:-0}" "${f:-0}" "${s:-0}"
 [ "${f:-0}" -eq 0 ] || broken+=(web)
 
+# 5. `make run` right after `make test` compiles nothing: its build is the same invocation
+#    (Makefile `build`), so a change that gives it another feature set shows up here.
+echo "== build-reuse: make run's build after make test's compiles nothing"
+# The cargo commands `make run` would run, run for real (make -n only prints them).
+run_builds=$(make --no-print-directory -n run | grep -E '^cargo ' || true)
+rc=0
+if [ -z "$run_builds" ]; then echo "make -n run shows no cargo build" >"$log_dir/reuse.log"; rc=1; fi
+while IFS= read -r cmd; do
+  [ -n "$cmd" ] || continue
+  echo "+ $cmd" >>"$log_dir/reuse.log"
+  bash -c "$cmd" >>"$log_dir/reuse.log" 2>&1 || rc=1
+done <<<"$run_builds"
+if [ "$rc" -eq 0 ] && ! grep -qE '^\s*Compiling ' "$log_dir/reuse.log"; then
+  add_counts build-reuse 1 0 0
+else
+  grep -E 'Compiling|error' "$log_dir/reuse.log" | head -20
+  add_counts build-reuse 0 1 0; broken+=(build-reuse)
+fi
+
 echo
 if [ ${#broken[@]} -gt 0 ]; then echo "FAILED suites: ${broken[*]}"; fi
 echo "total: $passed passed, $failed failed, $skipped skipped"
