@@ -6,6 +6,10 @@
 // `not ok - ` lines and, last, `web: N passed, N failed, N skipped`; exits 1 on any failure.
 //
 // Stacks (scripts/stack.mjs, all on 127.0.0.1):
+//   G. "Sign in with GitHub" through the local GitHub stand-in (target/debug/github-standin; org
+//      acme allowed, team acme/platform → admin), in direct mode and then through the hop: the
+//      GitHub sign-in (e2e/signin.mjs); in direct mode also the OpenID session: login page,
+//      second tab, one-click sign-out.
 //   F. direct mode (the default `make run` uses): the app's runtimeUrl is agui-server's
 //      /copilotkit, CORS allows the app's origin, a SQLite file store, and an admin-only agent
 //      `admins` besides `default`: the direct contract (both transports, reload, join, stop,
@@ -45,6 +49,14 @@ import {
 } from './browser.mjs';
 import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
 import { runDirectContract } from './direct.mjs';
+import {
+  GITHUB_ROLES_TOML,
+  runBrowserGitHub,
+  runBrowserNoGitHubButton,
+  runBrowserOidcSession,
+  standInGitHubEnv,
+  startGitHubStandIn,
+} from './signin.mjs';
 import { Harness, screenshotDir } from './harness.mjs';
 
 const EXPIRY_TOKEN_TTL_SECS = 10;
@@ -144,6 +156,7 @@ try {
       h.skip('browser: 403 message', launched.reason);
       h.skip('browser: silent renew', launched.reason);
       h.skip("browser: agui-server's own 403 and 429 through the runtime", launched.reason);
+      h.skip('browser: sign-in and sign-out (GitHub through the stand-in, second tab, one-click sign-out, login page)', launched.reason);
     }
   } else {
     try {
@@ -160,7 +173,29 @@ try {
     await runDirectContract(h, stack);
     if (browser) await runBrowserDirect(h, stack, browser, shots);
     if (browser) await runBrowserStop(h, stack, browser, shots);
+    if (browser) await runBrowserNoGitHubButton(h, stack, browser, shots);
   });
+  if (browser) {
+    // Stack G: direct mode with "Sign in with GitHub" against the local GitHub stand-in.
+    let standin;
+    try {
+      standin = await startGitHubStandIn();
+    } catch (error) {
+      h.fail('stack G: the GitHub stand-in did not start', error.message);
+    }
+    if (standin) {
+      try {
+        for (const mode of ['direct', 'hop']) {
+          await withStack(`stack G (${mode}, Sign in with GitHub via the stand-in)`, { mode, github: standInGitHubEnv(standin), aguiConfigToml: GITHUB_ROLES_TOML }, async (stack) => {
+            await runBrowserGitHub(h, stack, browser, shots, standin);
+            if (mode === 'direct') await runBrowserOidcSession(h, stack, browser, shots);
+          });
+        }
+      } finally {
+        await standin.stop();
+      }
+    }
+  }
   await withStack('stack A (body token off)', { acceptBodyToken: false }, async (stack) => {
     await runContract(h, stack);
     if (browser) await runBrowserMain(h, stack, browser, shots);
