@@ -37,6 +37,7 @@ import { ensureBuilt } from '../scripts/build.mjs';
 import { REPO_ROOT, startStack, WEB_DIR } from '../scripts/stack.mjs';
 import { runAppUnitTests } from './app-units.test.mjs';
 import { runDemoModelTests } from './demo-model.test.mjs';
+import { runDemoScriptTests } from './demo-script.test.mjs';
 import {
   launchBrowser,
   runBrowserAguiRefusals,
@@ -129,6 +130,7 @@ try {
   await runGuardUnitTests(h);
   await runAppUnitTests(h);
   await runDemoModelTests(h);
+  await runDemoScriptTests(h);
   // `npm run typecheck`: the app (tsconfig.json) and the Node code that handles tokens and
   // requests, the hop, the web server and the stack scripts (tsconfig.node.json, checkJs).
   for (const [name, project] of [
