@@ -11,12 +11,16 @@
 //     "signingAlg": "RS256" | "ES256",
 //     "clients": [ { <oidc-provider client metadata>, "claims": { "name", "email", "roles" } } ],
 //     "accounts": { "<sub>": { "name", "email", "roles" } },
-//     "devInteractions": false                      // oidc-provider's any-password login page
+//     "devInteractions": false,                     // oidc-provider's any-password login page
+//     "showDemoAccounts": false,                    // list the accounts on the login page (demo only)
+//     "logoutWithoutConfirmation": ["<client_id>"]  // one-click sign-out for these clients (id_token_hint
+//                                                   // + post_logout_redirect_uri required)
 //   }
 // `clients[].claims` are extra access-token claims for that client's client_credentials tokens;
 // `accounts` are end users for interactive flows (a browser app adds a public PKCE client and
 // accounts here; `findAccount` and `extraTokenClaims` already read them).
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import { errors } from 'oidc-provider';
@@ -149,6 +153,18 @@ export function providerConfiguration(settings, jwks, cookieKeys) {
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
+          if (skipsLogoutConfirmation(settings, ctx)) {
+            // The app's own sign-out (its id token as the hint, a registered return address): the
+            // form is submitted at once with `logout=yes`, so signing out is one click in the app.
+            ctx.set('content-security-policy', `default-src 'none'; script-src '${AUTO_LOGOUT_SCRIPT_HASH}'; frame-ancestors 'none'`);
+            ctx.body = page(
+              'Signing out',
+              `${form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></form>')}
+              <p class="lead">Signing out…</p><noscript><button type="submit" form="op.logoutForm">Sign out</button></noscript>
+              <script>${AUTO_LOGOUT_SCRIPT}</script>`,
+            );
+            return;
+          }
           ctx.body = page(
             'Sign out',
             `<p class="lead">Do you want to sign out from ${escapeHtml(ctx.host)}?</p>${form}
@@ -194,6 +210,32 @@ export function providerConfiguration(settings, jwks, cookieKeys) {
       return { accountId: sub, claims: async () => ({ sub, ...identityClaims(account) }) };
     },
   };
+}
+
+// The one script of the automatic sign-out page, allowed by its hash.
+const AUTO_LOGOUT_SCRIPT = "document.getElementById('op.logoutForm').submit();";
+const AUTO_LOGOUT_SCRIPT_HASH = `sha256-${createHash('sha256').update(AUTO_LOGOUT_SCRIPT).digest('base64')}`;
+
+/**
+ * True when RP-initiated logout may skip the confirmation page: the client is listed in
+ * `settings.logoutWithoutConfirmation`, its id token came as `id_token_hint` (validated by
+ * oidc-provider, which also made it the request's client) and it asked to come back to a
+ * registered `post_logout_redirect_uri`. Anything else (a bare link to /session/end, another
+ * client) still asks, so a page cannot sign a user out behind her back.
+ *
+ * @param {object} settings
+ * @param {any} ctx oidc-provider's Koa context
+ * @returns {boolean}
+ */
+function skipsLogoutConfirmation(settings, ctx) {
+  const allowed = settings.logoutWithoutConfirmation ?? [];
+  const clientId = ctx.oidc?.client?.clientId;
+  return (
+    Boolean(clientId) &&
+    allowed.includes(clientId) &&
+    Boolean(ctx.oidc.entities?.IdTokenHint) &&
+    typeof ctx.oidc.params?.post_logout_redirect_uri === 'string'
+  );
 }
 
 function resourceServerInfo(settings, resource, signingKid) {

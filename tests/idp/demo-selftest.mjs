@@ -8,7 +8,7 @@
 
 import { decodeJwt } from './client.mjs';
 import { loadSettings } from './config.mjs';
-import { DEMO_ACCOUNTS, demoSettings, signInWithPassword } from './demo.mjs';
+import { CookieAgent, DEMO_ACCOUNTS, DEMO_APP_NAME, DEMO_CLIENT_ID, demoSettings, signInWithPassword } from './demo.mjs';
 import { startIdp } from './idp.mjs';
 
 const APP = 'http://127.0.0.1:5999';
@@ -33,6 +33,40 @@ function assert(condition, message) {
 console.info = () => {};
 
 const idp = await startIdp({ port: 0, settings: { ...loadSettings(undefined), ...demoSettings({ appOrigin: APP }) } });
+// The same demo settings without the demo-only extras: the control for what they add.
+const { showDemoAccounts: _shown, logoutWithoutConfirmation: _skip, ...plainDemo } = demoSettings({ appOrigin: APP });
+const plain = await startIdp({ port: 0, settings: { ...loadSettings(undefined), ...plainDemo } });
+
+// The login page a fresh browser gets for the demo client at `issuer`.
+async function loginPageHtml(issuer) {
+  const agent = new CookieAgent();
+  const params = new URLSearchParams({
+    client_id: DEMO_CLIENT_ID,
+    response_type: 'code',
+    redirect_uri: `${APP}/`,
+    scope: 'openid',
+    state: 's',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+  });
+  let response = await agent.request(`${issuer}/auth?${params}`);
+  for (let hops = 0; hops < 5 && response.status >= 300 && response.status < 400; hops += 1) {
+    response = await agent.request(new URL(response.headers.get('location') ?? '', issuer));
+  }
+  return response.text();
+}
+
+// Signs `login` in and asks the provider to end the session the way the app does (or without the
+// hint); returns the page oidc-provider answers.
+async function logoutPage(issuer, { hint }) {
+  const agent = new CookieAgent();
+  const result = await signInWithPassword({ issuer, appOrigin: APP, login: 'vera', password: DEMO_ACCOUNTS.vera.password, agent });
+  assert(!result.refused && result.tokens, 'sign-in failed');
+  const params = new URLSearchParams({ post_logout_redirect_uri: `${APP}/` });
+  if (hint) params.set('id_token_hint', result.tokens.id_token);
+  const response = await agent.request(`${issuer}/session/end?${params}`);
+  return { agent, status: response.status, html: await response.text() };
+}
 const signIn = (login, password, extra = {}) => signInWithPassword({ issuer: idp.issuer, appOrigin: APP, login, password, ...extra });
 try {
   for (const [login, account] of Object.entries(DEMO_ACCOUNTS)) {
@@ -68,8 +102,41 @@ try {
     const result = await signIn('ada', DEMO_ACCOUNTS.ada.password, { pkce: false });
     assert(result.error === 'invalid_request', `expected invalid_request, got ${JSON.stringify(result).slice(0, 80)}`);
   });
+  await check('the login page names the app (client_name, not the client id) and lists the demo accounts', async () => {
+    const html = await loginPageHtml(idp.issuer);
+    assert(html.includes(`<b data-testid="app-name">${DEMO_APP_NAME}</b>`), 'the app name is missing');
+    assert(!html.includes(`<b data-testid="app-name">${DEMO_CLIENT_ID}</b>`), 'the page names the client id');
+    for (const [login, account] of Object.entries(DEMO_ACCOUNTS)) {
+      assert(html.includes(`<code>${login}</code>`) && html.includes(`<code>${account.password}</code>`), `account ${login} not listed`);
+    }
+  });
+  await check('without showDemoAccounts the login page lists no accounts (the demo-only control)', async () => {
+    const html = await loginPageHtml(plain.issuer);
+    assert(html.includes(DEMO_APP_NAME), 'the app name is missing');
+    assert(!html.includes('data-testid="demo-accounts"') && !html.includes(DEMO_ACCOUNTS.vera.password), 'accounts listed');
+  });
+  await check("the app's sign-out (id_token_hint + post_logout_redirect_uri) skips the confirmation and ends the session", async () => {
+    const { agent, status, html } = await logoutPage(idp.issuer, { hint: true });
+    assert(status === 200 && html.includes('name="logout" value="yes"') && !html.includes('Do you want to sign out'), 'confirmation shown');
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1];
+    const action = /<form id="op.logoutForm" method="post" action="([^"]+)"/.exec(html)?.[1];
+    assert(xsrf && action, 'no logout form');
+    const confirm = await agent.request(new URL(action, idp.issuer), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf, logout: 'yes' }),
+    });
+    assert(confirm.status === 303 && confirm.headers.get('location') === `${APP}/`, `confirm: ${confirm.status} ${confirm.headers.get('location')}`);
+  });
+  await check('a sign-out without the id token hint still asks (and so does a provider without the setting)', async () => {
+    const bare = await logoutPage(idp.issuer, { hint: false });
+    assert(bare.html.includes('Do you want to sign out'), 'no confirmation without the hint');
+    const other = await logoutPage(plain.issuer, { hint: true });
+    assert(other.html.includes('Do you want to sign out'), 'no confirmation without logoutWithoutConfirmation');
+  });
 } finally {
   await idp.close();
+  await plain.close();
 }
 
 console.log(`idp-demo: ${counts.passed} passed, ${counts.failed} failed`);

@@ -8,12 +8,20 @@
 // - two end users with their own passwords, checked by the custom login page (login.mjs):
 //   `ada` (role admin) and `vera` (role viewer). Their `name`, `email` and `roles` go into the access
 //   token (config.mjs extraTokenClaims), because agui-server builds its Principal from the access token;
+// - the login page names the app (`client_name`, not the client id) and lists the demo accounts
+//   (`showDemoAccounts`: this loopback demo only; the passwords are in the README anyway);
+// - sign-out in one click: the provider's "Do you want to sign out?" page is skipped for this
+//   client when the app sends its id token as `id_token_hint` and a registered
+//   `post_logout_redirect_uri` (`logoutWithoutConfirmation`, config.mjs);
 // - the default resource `http://agui-server` (already the default): oidc-client-ts sends no
 //   RFC 8707 `resource`, so without a default resource oidc-provider would issue an opaque token for
 //   userinfo only; with it, the code grant yields an RFC 9068 JWT whose `aud` is agui-server's.
 
 /** The demo's public client id. */
 export const DEMO_CLIENT_ID = 'agui-web';
+
+/** The name the login page shows for the demo app (the client's `client_name`). */
+export const DEMO_APP_NAME = 'agui-server CopilotKit sample';
 
 /** Scopes the demo app requests: OIDC identity, plus agui-server's chat and tool scopes. */
 export const DEMO_SCOPE = 'openid profile email agui:chat agui:tools';
@@ -48,12 +56,15 @@ export function demoSettings({ appOrigin, accessTokenTTL = 600, audience = 'agui
     audience,
     passwordLogin: true,
     devInteractions: false,
+    showDemoAccounts: true,
+    logoutWithoutConfirmation: [DEMO_CLIENT_ID],
     resourceServers: {
       'http://agui-server': { scope: 'agui:chat agui:tools agui:admin', accessTokenTTL },
     },
     clients: [
       {
         client_id: DEMO_CLIENT_ID,
+        client_name: DEMO_APP_NAME,
         application_type: 'web',
         token_endpoint_auth_method: 'none',
         grant_types: ['authorization_code'],
@@ -70,7 +81,7 @@ export function demoSettings({ appOrigin, accessTokenTTL = 600, audience = 'agui
 
 // A minimal cookie-keeping, non-redirect-following user agent: enough for the authorization code
 // flow through login.mjs without a browser (headless tests of web/ and demo-selftest.mjs).
-class CookieAgent {
+export class CookieAgent {
   constructor() {
     this.cookies = new Map();
   }
@@ -98,14 +109,14 @@ class CookieAgent {
  * login page) and redeems the code. For headless tests; the browser tests use the real page.
  *
  * @param {{issuer: string, appOrigin: string, login: string, password: string,
- *   pkce?: boolean, scope?: string}} options
+ *   pkce?: boolean, scope?: string, agent?: CookieAgent}} options `agent`: the user agent whose
+ *   cookies (the provider's session) the caller keeps, e.g. to sign out afterwards
  * @returns {Promise<{refused: true, status: number, html: string} |
  *   {refused: false, tokens: {access_token: string, id_token: string, expires_in: number}} |
  *   {refused: false, error: string}>} `error` when the provider redirected back with an error
  */
-export async function signInWithPassword({ issuer, appOrigin, login, password, pkce = true, scope = DEMO_SCOPE }) {
+export async function signInWithPassword({ issuer, appOrigin, login, password, pkce = true, scope = DEMO_SCOPE, agent = new CookieAgent() }) {
   const { createHash, randomBytes } = await import('node:crypto');
-  const agent = new CookieAgent();
   const origin = new URL(appOrigin).origin;
   const redirectUri = `${origin}/`;
   const verifier = randomBytes(32).toString('base64url');

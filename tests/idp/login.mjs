@@ -77,7 +77,7 @@ async function handle(req, res, provider, settings, uid, action) {
     const password = form.get('password') ?? '';
     const account = Object.hasOwn(settings.accounts, login) ? settings.accounts[login] : undefined;
     if (!passwordMatches(account, password)) {
-      sendHtml(res, 401, loginPage(uid, details, login, 'Wrong name or password.'));
+      sendHtml(res, 401, await loginPage(provider, settings, uid, details, login, 'Wrong name or password.'));
       return;
     }
     await provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
@@ -86,7 +86,7 @@ async function handle(req, res, provider, settings, uid, action) {
 
   if (action === undefined && req.method === 'GET') {
     if (details.prompt.name === 'login') {
-      sendHtml(res, 200, loginPage(uid, details, '', ''));
+      sendHtml(res, 200, await loginPage(provider, settings, uid, details, '', ''));
       return;
     }
     if (details.prompt.name === 'consent') {
@@ -116,18 +116,34 @@ async function grantConsent(req, res, provider, details) {
   await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }
 
-function loginPage(uid, details, login, error) {
-  const client = escapeHtml(details.params.client_id ?? '');
+// The app is named by its registered `client_name` (what a person recognises), the client id only
+// when it has none. `showDemoAccounts` (the loopback demo's settings only) lists the accounts
+// and their passwords under the form.
+async function loginPage(provider, settings, uid, details, login, error) {
+  const clientId = details.params.client_id ?? '';
+  const client = clientId ? await provider.Client.find(String(clientId)) : undefined;
+  const app = escapeHtml(client?.clientName || clientId);
+  const accounts = settings.showDemoAccounts === true ? demoAccountsList(settings.accounts) : '';
   const body = `
-    <p class="lead">Sign in to continue to <b>${client}</b>.</p>
+    <p class="lead">Sign in to continue to <b data-testid="app-name">${app}</b>.</p>
     ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
     <form method="post" action="/interaction/${uid}/login" autocomplete="off">
       <label>Name <input name="login" value="${escapeHtml(login)}" required autofocus></label>
       <label>Password <input name="password" type="password" required></label>
       <button type="submit">Sign in</button>
     </form>
-    <p><a href="/interaction/${uid}/abort">Cancel</a></p>`;
+    <p><a href="/interaction/${uid}/abort">Cancel</a></p>${accounts}`;
   return page('Sign in', body);
+}
+
+function demoAccountsList(accounts) {
+  const rows = Object.entries(accounts ?? {})
+    .map(([id, a]) => `<tr><td><code>${escapeHtml(id)}</code></td><td><code>${escapeHtml(a.password ?? '')}</code></td><td>${escapeHtml(a.name ?? '')}${a.roles?.length ? ` (${escapeHtml(a.roles.join(', '))})` : ''}</td></tr>`)
+    .join('');
+  return `
+    <section class="demo" data-testid="demo-accounts"><h2>Demo accounts</h2>
+      <p class="lead">This loopback demo only.</p>
+      <table><tr><th>name</th><th>password</th><th>who</th></tr>${rows}</table></section>`;
 }
 
 export function page(title, body) {
@@ -141,6 +157,7 @@ export function page(title, body) {
   input{display:block;width:100%;box-sizing:border-box;padding:.5rem;margin-top:.25rem;font-size:1rem}
   button{width:100%;padding:.6rem;font-size:1rem;background:#2f6feb;color:#fff;border:0;border-radius:6px;cursor:pointer}
   .error{color:#b42318;background:#fef3f2;padding:.5rem;border-radius:6px} .lead{color:#555}
+  .demo{margin-top:1.5rem;border-top:1px solid #ddd;font-size:.85rem} .demo h2{font-size:1rem} .demo table{border-collapse:collapse;width:100%} .demo td,.demo th{text-align:left;padding:.2rem .3rem}
 </style></head>
 <body><main><h1>${escapeHtml(title)}</h1>${body}</main></body></html>`;
 }

@@ -6,6 +6,10 @@
 // `not ok - ` lines and, last, `web: N passed, N failed, N skipped`; exits 1 on any failure.
 //
 // Stacks (scripts/stack.mjs, all on 127.0.0.1):
+//   G. "Sign in with GitHub" through the local GitHub stand-in (target/debug/github-standin; org
+//      acme allowed, team acme/platform → admin), in direct mode and then through the hop: the
+//      GitHub sign-in (e2e/signin.mjs); in direct mode also the OpenID session: login page,
+//      second tab, one-click sign-out.
 //   F. direct mode (the default `make run` uses): the app's runtimeUrl is agui-server's
 //      /copilotkit, CORS allows the app's origin, a SQLite file store, and an admin-only agent
 //      `admins` besides `default`: the direct contract (both transports, reload, join, stop,
@@ -33,6 +37,7 @@ import { ensureBuilt } from '../scripts/build.mjs';
 import { REPO_ROOT, startStack, WEB_DIR } from '../scripts/stack.mjs';
 import { runAppUnitTests } from './app-units.test.mjs';
 import { runDemoModelTests } from './demo-model.test.mjs';
+import { runDemoScriptTests } from './demo-script.test.mjs';
 import {
   launchBrowser,
   runBrowserAguiRefusals,
@@ -45,6 +50,14 @@ import {
 } from './browser.mjs';
 import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
 import { runDirectContract } from './direct.mjs';
+import {
+  GITHUB_ROLES_TOML,
+  runBrowserGitHub,
+  runBrowserNoGitHubButton,
+  runBrowserOidcSession,
+  standInGitHubEnv,
+  startGitHubStandIn,
+} from './signin.mjs';
 import { Harness, screenshotDir } from './harness.mjs';
 
 const EXPIRY_TOKEN_TTL_SECS = 10;
@@ -117,6 +130,7 @@ try {
   await runGuardUnitTests(h);
   await runAppUnitTests(h);
   await runDemoModelTests(h);
+  await runDemoScriptTests(h);
   // `npm run typecheck`: the app (tsconfig.json) and the Node code that handles tokens and
   // requests, the hop, the web server and the stack scripts (tsconfig.node.json, checkJs).
   for (const [name, project] of [
@@ -144,6 +158,7 @@ try {
       h.skip('browser: 403 message', launched.reason);
       h.skip('browser: silent renew', launched.reason);
       h.skip("browser: agui-server's own 403 and 429 through the runtime", launched.reason);
+      h.skip('browser: sign-in and sign-out (GitHub through the stand-in, second tab, one-click sign-out, login page)', launched.reason);
     }
   } else {
     try {
@@ -160,7 +175,29 @@ try {
     await runDirectContract(h, stack);
     if (browser) await runBrowserDirect(h, stack, browser, shots);
     if (browser) await runBrowserStop(h, stack, browser, shots);
+    if (browser) await runBrowserNoGitHubButton(h, stack, browser, shots);
   });
+  if (browser) {
+    // Stack G: direct mode with "Sign in with GitHub" against the local GitHub stand-in.
+    let standin;
+    try {
+      standin = await startGitHubStandIn();
+    } catch (error) {
+      h.fail('stack G: the GitHub stand-in did not start', error.message);
+    }
+    if (standin) {
+      try {
+        for (const mode of ['direct', 'hop']) {
+          await withStack(`stack G (${mode}, Sign in with GitHub via the stand-in)`, { mode, github: standInGitHubEnv(standin), aguiConfigToml: GITHUB_ROLES_TOML }, async (stack) => {
+            await runBrowserGitHub(h, stack, browser, shots, standin);
+            if (mode === 'direct') await runBrowserOidcSession(h, stack, browser, shots);
+          });
+        }
+      } finally {
+        await standin.stop();
+      }
+    }
+  }
   await withStack('stack A (body token off)', { acceptBodyToken: false }, async (stack) => {
     await runContract(h, stack);
     if (browser) await runBrowserMain(h, stack, browser, shots);

@@ -61,6 +61,28 @@ export function webMode(env) {
 }
 
 /**
+ * Whether this environment configures a GitHub app for "Sign in with GitHub": a client id and
+ * its secret (`AGUI_GITHUB_CLIENT_ID` and `AGUI_GITHUB_CLIENT_SECRET` or `…_FILE`, the settings
+ * agui-server reads).
+ *
+ * @param {Record<string, string|undefined>} env usually process.env
+ * @returns {boolean}
+ */
+export function githubConfigured(env) {
+  return Boolean(env.AGUI_GITHUB_CLIENT_ID?.trim() && (env.AGUI_GITHUB_CLIENT_SECRET || env.AGUI_GITHUB_CLIENT_SECRET_FILE));
+}
+
+/**
+ * agui-server's GitHub callback at `port` on loopback (what the GitHub app must have registered).
+ *
+ * @param {number} port
+ * @returns {string}
+ */
+export function githubCallbackUrl(port) {
+  return `http://127.0.0.1:${port}/auth/github/callback`;
+}
+
+/**
  * A started stack.
  *
  * @typedef {object} Stack
@@ -72,6 +94,7 @@ export function webMode(env) {
  * @property {string} databaseUrl agui-server's store
  * @property {string} serverBin the agui-server binary
  * @property {Record<string, string|undefined>} aguiEnv agui-server's AGUI_* environment
+ * @property {{loginUrl: string, callbackUrl: string}|undefined} github "Sign in with GitHub", when on
  * @property {() => string[]} logs the children's last output lines
  * @property {(env: Record<string, string>) => Promise<void>} restartAgui restarts agui-server on the same address and store
  * @property {() => Promise<void>} stop stops every process
@@ -110,6 +133,11 @@ export function freePort() {
  * @param {string} [options.aguiConfigToml] an agui-server TOML file's content (AGUI_CONFIG), e.g.
  *   `[agents.default]` access rules
  * @param {string[]} [options.namedAgents] agents the web server registers besides `default`
+ * @param {Record<string,string>} [options.github] "Sign in with GitHub": agui-server's
+ *   `AGUI_GITHUB_*` settings (client id and secret at least; pass those of this environment for
+ *   `make run`). The stack adds `AGUI_GITHUB_REDIRECT_URI` (agui-server's callback, unless given;
+ *   agui-server then listens on that URI's port) and `AGUI_GITHUB_APP_ORIGIN` (the app), and
+ *   tells the app where the login is, which shows its button
  * @param {(line: string) => void} [options.log] where the children's output goes (default: kept only)
  * @returns {Promise<Stack>}
  */
@@ -126,6 +154,7 @@ export async function startStack(options = {}) {
     aguiEnv = {},
     aguiConfigToml,
     namedAgents = [],
+    github,
     log,
   } = options;
   const serverBin = resolve(REPO_ROOT, process.env.AGUI_SERVER_BIN ?? 'target/debug/agui-server');
@@ -169,17 +198,32 @@ export async function startStack(options = {}) {
       return parsed.issuer ? parsed : null;
     });
 
+    // GitHub must redirect to a registered callback, so agui-server's port is known up front.
+    let aguiListenPort = aguiPort;
+    /** @type {Record<string, string>} */
+    let githubEnv = {};
+    /** @type {{loginUrl: string, callbackUrl: string}|undefined} */
+    let githubLogin;
+    if (github) {
+      const given = github.AGUI_GITHUB_REDIRECT_URI ? new URL(github.AGUI_GITHUB_REDIRECT_URI) : undefined;
+      if (!aguiListenPort) aguiListenPort = given?.port ? Number(given.port) : await freePort();
+      const callbackUrl = given?.href ?? githubCallbackUrl(aguiListenPort);
+      githubEnv = { ...github, AGUI_GITHUB_REDIRECT_URI: callbackUrl, AGUI_GITHUB_APP_ORIGIN: appOrigin };
+      githubLogin = { loginUrl: new URL('/auth/github/login', callbackUrl).href, callbackUrl };
+    }
+
     /** @type {Record<string, string|undefined>} */
     const env = {
       ...process.env,
       // Direct mode: the app (its own origin) calls agui-server from the browser.
       ...(mode === 'direct' ? { AGUI_CORS_ORIGINS: appOrigin } : {}),
-      AGUI_LISTEN: `127.0.0.1:${aguiPort}`,
+      AGUI_LISTEN: `127.0.0.1:${aguiListenPort}`,
       AGUI_OIDC_ISSUER: issuer,
       AGUI_OIDC_AUDIENCE: 'agui-server',
       ...modelEnv(process.env),
       // The store (threads, runs, audit log) lives with this stack unless one is given.
       AGUI_DATABASE_URL: process.env.AGUI_DATABASE_URL ?? `sqlite://${join(scratch, 'agui.db')}?mode=rwc`,
+      ...githubEnv,
       ...aguiEnv,
     };
     if (leewaySecs !== undefined) env.AGUI_LEEWAY_SECS = String(leewaySecs);
@@ -205,6 +249,7 @@ export async function startStack(options = {}) {
     const webArgs = [join(WEB_DIR, 'server/index.mjs'), '--mode', mode, '--port', String(appPort), '--agui-url', aguiUrl, '--issuer', issuer, '--exit-on-stdin-close'];
     if (!silentRenew) webArgs.push('--no-silent-renew');
     if (namedAgents.length > 0) webArgs.push('--agents', namedAgents.join(','));
+    if (githubLogin) webArgs.push('--github-login-url', githubLogin.loginUrl);
     const web = launch(children, 'node', webArgs);
     const { url: webUrl } = await readyLine(web, record('web'), (line) => {
       if (!line.startsWith('{')) return null;
@@ -214,7 +259,7 @@ export async function startStack(options = {}) {
 
     const aguiEnvironment = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('AGUI_')));
     const runtimeUrl = mode === 'direct' ? `${aguiUrl}/copilotkit` : `${webUrl}/api/copilotkit`;
-    return { mode, issuer, aguiUrl, webUrl, runtimeUrl, databaseUrl: String(env.AGUI_DATABASE_URL), serverBin, aguiEnv: aguiEnvironment, logs: () => [...lines], restartAgui, stop };
+    return { mode, issuer, aguiUrl, webUrl, runtimeUrl, databaseUrl: String(env.AGUI_DATABASE_URL), serverBin, aguiEnv: aguiEnvironment, github: githubLogin, logs: () => [...lines], restartAgui, stop };
   } catch (error) {
     await stop();
     const tail = lines.slice(-30).join('\n');

@@ -62,6 +62,8 @@ const CONTENT_TYPES = {
  * @param {'direct'|'hop'} [options.mode] how the app reaches agui-server (default `direct`)
  * @param {{authority: string, clientId: string, scope: string, silentRenew?: boolean}} options.oidc
  *   what the app needs to sign in (served as /config.json; nothing secret: a public client)
+ * @param {{loginUrl: string}} [options.github] "Sign in with GitHub": agui-server's
+ *   `/auth/github/login` as the browser reaches it (absent: the app shows no GitHub button)
  * @param {string} [options.distDir] the built app (default web/dist)
  * @param {string[]} [options.namedAgents] hop mode: extra agents, each reached at `/agents/<id>/chat`
  * @param {(line: string) => void} [options.log] log sink (never given tokens)
@@ -73,6 +75,7 @@ export async function createWebServer({
   aguiRuntimePath = AGUI_RUNTIME_PATH,
   mode = 'direct',
   oidc,
+  github,
   distDir,
   namedAgents = [],
   log = () => {},
@@ -90,6 +93,7 @@ export async function createWebServer({
     scope: oidc.scope,
     silentRenew: oidc.silentRenew !== false,
     mode,
+    github: github ? { loginUrl: github.loginUrl } : null,
     ...(mode === 'hop'
       ? { runtimeUrl: RUNTIME_BASE_PATH, whoamiUrl: WHOAMI_PATH, threadsUrl: THREADS_PATH }
       : {

@@ -9,9 +9,11 @@
 // Usage: node web/server/index.mjs --agui-url http://127.0.0.1:8080 --issuer http://127.0.0.1:9400
 //          [--mode direct|hop] [--public-agui-url URL] [--port 0] [--client-id agui-web]
 //          [--scope "openid profile email agui:chat agui:tools"] [--no-silent-renew]
-//          [--agents a,b] [--exit-on-stdin-close]
+//          [--agents a,b] [--github-login-url URL] [--exit-on-stdin-close]
 // Environment equivalents: AGUI_URL, AGUI_WEB_MODE, AGUI_PUBLIC_URL, AGUI_WEB_OIDC_ISSUER,
-// AGUI_WEB_PORT, AGUI_WEB_CLIENT_ID, AGUI_WEB_AGENTS.
+// AGUI_WEB_PORT, AGUI_WEB_CLIENT_ID, AGUI_WEB_AGENTS, AGUI_WEB_GITHUB_LOGIN_URL.
+// --github-login-url: agui-server's /auth/github/login as the browser reaches it; the app then
+// shows "Sign in with GitHub" (agui-server needs [auth.github] with redirect_uri and app_origin).
 //
 // Direct mode (the default) needs agui-server to allow this server's origin:
 // AGUI_CORS_ORIGINS=http://127.0.0.1:PORT (web/scripts/stack.mjs sets it).
@@ -31,6 +33,7 @@ const { values } = parseArgs({
     scope: { type: 'string', default: 'openid profile email agui:chat agui:tools' },
     'no-silent-renew': { type: 'boolean', default: false },
     agents: { type: 'string', default: process.env.AGUI_WEB_AGENTS ?? '' },
+    'github-login-url': { type: 'string', default: process.env.AGUI_WEB_GITHUB_LOGIN_URL ?? '' },
     'exit-on-stdin-close': { type: 'boolean', default: false },
   },
 });
@@ -52,6 +55,7 @@ const { server } = await createWebServer({
     scope: values.scope,
     silentRenew: !values['no-silent-renew'],
   },
+  github: values['github-login-url'] ? { loginUrl: values['github-login-url'] } : undefined,
   namedAgents: values.agents.split(',').map((s) => s.trim()).filter(Boolean),
   log: (line) => process.stderr.write(`web: ${line}\n`),
 });

@@ -1,4 +1,4 @@
-// The page: sign-in, who is signed in (as agui-server verified it), the user's threads and the
+// The page: sign-in (OpenID or GitHub, src/SignIn.tsx), who is signed in (as agui-server verified it), the user's threads and the
 // chat, which mounts only when a user is signed in and forwards the access token through
 // `properties`, as the product promises. Direct mode: agui-server reads it from the run's body;
 // hop mode: the runtime hop turns it into an Authorization header (web/server/guard.mjs).
@@ -14,12 +14,12 @@ import {
   useFrontendTool,
 } from "@copilotkit/react-core/v2";
 import { useCallback, useEffect, useMemo, useState, type ComponentProps, type ReactElement } from "react";
-import { useAuth } from "react-oidc-context";
 import { z } from "zod";
 import type { AppConfig } from "./config";
 import { classifyRunError, type RunProblem } from "./errors";
 import { parseWhoAmI, type WhoAmI } from "./identity";
 import { showJsonLiterally } from "./markdown";
+import { SignInPanel, useSession } from "./SignIn";
 import { ThreadSidebar } from "./ThreadSidebar";
 import { loadThreadId, newThreadId, saveThreadId } from "./threads";
 import { backendToolRenderers } from "./ToolCards";
@@ -30,48 +30,31 @@ const SUGGESTIONS = ["Who am I?", "List my documents", "Delete document 2", "Cha
 );
 
 export function App({ config }: { config: AppConfig }): ReactElement {
-  const auth = useAuth();
+  const { state, github } = useSession(config);
   const [problem, setProblem] = useState<RunProblem | null>(null);
-  const token = auth.user?.access_token;
 
-  // A background renewal keeps the chat mounted (and its conversation): only an initial load or a
-  // navigation without a user shows the loading state.
-  if (auth.isLoading || (auth.activeNavigator && !auth.user)) {
-    return <Shell><p className="muted">Loading…</p></Shell>;
-  }
-  if (!auth.user || !token) {
-    return (
-      <Shell>
-        <section className="signin">
-          <h2>Sign in to chat</h2>
-          <p className="muted">The assistant answers as you: your identity and roles decide what its tools may do.</p>
-          {auth.error ? <p className="banner error" role="alert">Sign-in failed: {auth.error.message}</p> : null}
-          <button type="button" data-testid="sign-in" onClick={() => void auth.signinRedirect()}>
-            Sign in
-          </button>
-        </section>
-      </Shell>
-    );
-  }
+  if (state.status === "loading") return <Shell><p className="muted">Loading…</p></Shell>;
+  if (state.status === "signed-out") return <Shell><SignInPanel github={github} /></Shell>;
+  const { session } = state;
   return (
     <Shell
       right={
         <>
-          <Identity whoamiUrl={config.whoamiUrl} token={token} onProblem={setProblem} />
-          <button type="button" className="secondary" data-testid="sign-out" onClick={() => void auth.signoutRedirect()}>
+          <Identity whoamiUrl={config.whoamiUrl} token={session.token} onProblem={setProblem} />
+          <button type="button" className="secondary" data-testid="sign-out" onClick={session.signOut}>
             Sign out
           </button>
         </>
       }
     >
-      <ProblemBanner problem={problem} onSignIn={() => void auth.signinRedirect()} onDismiss={() => setProblem(null)} />
+      <ProblemBanner problem={problem} onSignIn={session.signInAgain} onDismiss={() => setProblem(null)} />
       {/* Keyed by user: another user never inherits the previous one's thread or list. */}
       <Chat
-        key={JSON.stringify([auth.user.profile.iss, auth.user.profile.sub])}
+        key={JSON.stringify([session.issuer, session.subject])}
         config={config}
-        token={token}
-        issuer={auth.user.profile.iss}
-        subject={auth.user.profile.sub}
+        token={session.token}
+        issuer={session.issuer}
+        subject={session.subject}
         onProblem={setProblem}
       />
     </Shell>

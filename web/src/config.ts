@@ -21,6 +21,12 @@ export const AppConfigSchema = z.object({
   whoamiUrl: z.string().min(1),
   /** agui-server's `GET /copilotkit/threads` (direct) or the hop's same-origin pass-through. */
   threadsUrl: z.string().min(1),
+  /**
+   * "Sign in with GitHub": agui-server's `/auth/github/login` as the browser reaches it, whose
+   * origin is the only one the hand-off message is taken from; absent or null when agui-server
+   * has no GitHub app configured (then the button is not shown).
+   */
+  github: z.object({ loginUrl: z.string().url() }).nullish(),
 });
 
 /** The app's settings. */
