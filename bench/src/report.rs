@@ -50,11 +50,15 @@ pub fn headline(scenario: &Scenario, run: &RunRecord) -> f64 {
         Headline::EventsPerSecond => s.events_per_s,
         Headline::TtfeP99 => s.ttfe_ms.p99,
         Headline::RssPerStream => rss_per_stream_kib(scenario, run),
+        Headline::LatencyP99 => s.stream_ms.p99,
     }
 }
 
 fn higher_is_better(h: Headline) -> bool {
-    !matches!(h, Headline::TtfeP99 | Headline::RssPerStream)
+    !matches!(
+        h,
+        Headline::TtfeP99 | Headline::RssPerStream | Headline::LatencyP99
+    )
 }
 
 /// Whether every stream of the scenario is open at once (then RSS per stream means something).
@@ -166,6 +170,8 @@ fn scenario_table(out: &mut String, results: &Results, scenario: &Scenario) {
             Headline::TtfeP99 => "time-to-first-event p99 (ms, lower is better)",
             Headline::RejectsPerSecond => "rejects/s (every request must get 401)",
             Headline::RssPerStream => "RSS per open stream above idle (KiB, lower is better)",
+            Headline::LatencyP99 =>
+                "request sent → end of the replay, p99 (ms, lower is better; p50 under stream)",
         }
     );
     out.push_str("| server | valid | headline (median, min–max) | req/s | events/s | TTFB p50/p99 ms | TTFE p50/p90/p99/max ms | stream p50/p99 ms | CPU µs/event | CPU µs/req | CPU % | client CPU % | peak RSS MiB | ΔRSS/stream KiB | listen overflows | errors |\n");
@@ -241,6 +247,20 @@ fn scenario_table(out: &mut String, results: &Results, scenario: &Scenario) {
             } else {
                 format!(" ({})", kinds.join(", "))
             },
+        );
+    }
+    // What storing history costs: the same build with it off.
+    if let (Some(on), Some(off)) = (
+        cells.get(&ServerId::AguiServer),
+        cells.get(&ServerId::AguiServerNoHistory),
+    ) && let Some(r) = ratio(scenario, on, off)
+    {
+        let cpu = |c: &Cell| spread(c, cpu_us_per_event).median;
+        let _ = writeln!(
+            out,
+            "\nHistory on vs off (same build, `[history] enabled = false`): headline **{r:.2}×** (1 = no cost), CPU {} vs {} µs/event.",
+            num(cpu(on)),
+            num(cpu(off))
         );
     }
     // Ratios of agui-server to each peer.
@@ -322,12 +342,72 @@ fn targets(results: &Results) -> Vec<Target> {
             ),
         ),
     });
-    let long = median_of(results, "long", AguiServer, |_, r| cpu_us_per_event(r));
+    let (on_off, on_node) = (
+        ratio2("std_c50", AguiServerNoHistory),
+        ratio2("std_c50", Node),
+    );
     list.push(Target {
-        text: "long: CPU ≤ 1.0 µs per event",
+        text: "std at 50 with history on: events/s within 10 % of history off (same build), still ≥ 2× Node",
+        verdict: verdict(
+            on_off.zip(on_node).map(|(o, n)| o >= 0.9 && n >= 2.0),
+            format!(
+                "(on/off {}×, Node {}×)",
+                on_off.map_or("–".into(), num),
+                on_node.map_or("–".into(), num)
+            ),
+        ),
+    });
+    let long = median_of(results, "long", AguiServer, |_, r| cpu_us_per_event(r));
+    let long_off = median_of(results, "long", AguiServerNoHistory, |_, r| {
+        cpu_us_per_event(r)
+    });
+    list.push(Target {
+        text: "long with history on: CPU ≤ 1.0 µs per event",
         verdict: verdict(
             long.map(|x| x <= 1.0),
-            format!("({} µs/event)", long.map_or("–".into(), num)),
+            format!(
+                "({} µs/event; history off {} µs/event)",
+                long.map_or("–".into(), num),
+                long_off.map_or("–".into(), num)
+            ),
+        ),
+    });
+    let connect = median_of(results, "connect", AguiServer, |_, r| {
+        r.summary.stream_ms.p99
+    });
+    let connect_p50 = median_of(results, "connect", AguiServer, |_, r| {
+        r.summary.stream_ms.p50
+    });
+    let connect_valid = median_of(results, "connect", AguiServer, |_, r| {
+        f64::from(u8::from(r.valid))
+    });
+    list.push(Target {
+        text: "connect: replay of a 50-run thread, p99 ≤ 5 ms (to the end of the replay)",
+        verdict: verdict(
+            connect
+                .zip(connect_valid)
+                .map(|(p, v)| p <= 5.0 && v == 1.0),
+            format!(
+                "(p50 {} ms, p99 {} ms)",
+                connect_p50.map_or("–".into(), num),
+                connect.map_or("–".into(), num)
+            ),
+        ),
+    });
+    let join_ok = median_of(results, "join", AguiServer, |_, r| {
+        f64::from(u8::from(r.valid))
+    });
+    let join_p50 = median_of(results, "join", AguiServer, |_, r| r.summary.ttfe_ms.p50);
+    let join_p99 = median_of(results, "join", AguiServer, |_, r| r.summary.ttfe_ms.p99);
+    list.push(Target {
+        text: "join: every client that connects during a run gets the whole reply (the live tail)",
+        verdict: verdict(
+            join_ok.map(|v| v == 1.0),
+            format!(
+                "(time to first event p50 {} ms, p99 {} ms)",
+                join_p50.map_or("–".into(), num),
+                join_p99.map_or("–".into(), num)
+            ),
         ),
     });
     let short = ratio2("short", Node);
@@ -415,6 +495,7 @@ pub const EXTRA_FEATURES: &[&str] = &[
     "thread ownership checked in the store (SQLite, WAL) and the run's start committed to the audit log before the stream opens; the run's end recorded after it",
     "structured JSON logs (`AGUI_LOG_FORMAT=json`, level info: one line per run start and end); the peers run with access logs off",
     "Prometheus metrics updated per request and per event; graceful-shutdown tracking of every run",
+    "thread history (`[history] enabled = true`, the production default): every run's events, compacted, appended per thread through the group commit; `agui-server (history off)` is the same build and profile with only that switched off",
 ];
 
 /// Renders `latest.md`.

@@ -28,6 +28,8 @@ pub struct SseReader {
     events: u64,
     bytes: u64,
     last_type: Option<EventKind>,
+    /// The concatenated `delta`s of the text-content events, when asked for ([`Self::collecting`]).
+    text: Option<String>,
 }
 
 /// The event types the benchmark needs to tell apart.
@@ -42,6 +44,21 @@ impl SseReader {
     /// A reader at the start of a stream.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reader that also keeps the text of the reply (every `TEXT_MESSAGE_CONTENT` delta, in
+    /// order), for scenarios that check that a client got the whole reply (`join`). It parses
+    /// those frames' JSON, so the load scenarios do not use it.
+    pub fn collecting() -> Self {
+        Self {
+            text: Some(String::new()),
+            ..Self::default()
+        }
+    }
+
+    /// The reply's text so far (empty unless [`Self::collecting`]).
+    pub fn text(&self) -> &str {
+        self.text.as_deref().unwrap_or("")
     }
 
     /// Consumes one chunk of the body; returns how many complete events it finished.
@@ -88,7 +105,11 @@ impl SseReader {
             return;
         }
         self.events += 1;
-        self.last_type = Some(match event_type(frame) {
+        let kind = event_type(frame);
+        if let (Some(text), Some(b"TEXT_MESSAGE_CONTENT")) = (&mut self.text, kind) {
+            text.push_str(&delta_of(frame).unwrap_or_default());
+        }
+        self.last_type = Some(match kind {
             Some(b"RUN_FINISHED") => EventKind::RunFinished,
             Some(b"RUN_ERROR") => EventKind::RunError,
             _ => EventKind::Other,
@@ -116,6 +137,17 @@ impl SseReader {
             _ => Ending::Truncated,
         }
     }
+}
+
+/// The `delta` of a text-content frame (its `data:` lines joined, parsed as JSON).
+fn delta_of(frame: &[u8]) -> Option<String> {
+    let data: Vec<u8> = frame
+        .split(|b| *b == b'\n')
+        .filter_map(|line| line.strip_prefix(b"data:"))
+        .flat_map(|line| line.strip_prefix(b" ").unwrap_or(line).iter().copied())
+        .collect();
+    let value: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    Some(value.get("delta")?.as_str()?.to_owned())
 }
 
 /// Position of the first `\n\n` in `data`.
@@ -184,6 +216,17 @@ mod tests {
         }
         let ends: Vec<usize> = STREAM.match_indices("}\n\n").map(|(i, _)| i + 2).collect();
         assert_eq!(completed_at, ends);
+    }
+
+    #[test]
+    fn a_collecting_reader_keeps_the_deltas_and_a_plain_one_does_not() {
+        let mut reader = SseReader::collecting();
+        reader.feed(STREAM.as_bytes());
+        assert_eq!(reader.text(), "\"type\"");
+        let mut plain = SseReader::new();
+        plain.feed(STREAM.as_bytes());
+        assert_eq!(plain.text(), "");
+        assert_eq!(plain.events(), reader.events());
     }
 
     #[test]

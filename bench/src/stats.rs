@@ -23,6 +23,8 @@ pub enum ErrorKind {
     PartialFrame,
     /// The request did not finish before the run's deadline.
     Timeout,
+    /// A joined client's stream ended well but without the whole reply (`join`).
+    IncompleteReply,
 }
 
 impl std::fmt::Display for ErrorKind {
@@ -35,6 +37,7 @@ impl std::fmt::Display for ErrorKind {
             Self::RunError => f.write_str("run_error"),
             Self::PartialFrame => f.write_str("partial_frame"),
             Self::Timeout => f.write_str("timeout"),
+            Self::IncompleteReply => f.write_str("incomplete_reply"),
         }
     }
 }

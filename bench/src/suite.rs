@@ -28,6 +28,9 @@ pub enum ServerId {
     Floor,
     /// agui-server, production defaults, scripted model.
     AguiServer,
+    /// The same build with thread history off (`[history] enabled = false`): what storing every
+    /// run's events costs.
+    AguiServerNoHistory,
     /// agui-server with the OpenAI-compatible provider against the mock.
     AguiServerAgent,
     /// Python peer, uvicorn h11 + asyncio (as the official starter ships).
@@ -46,6 +49,7 @@ impl ServerId {
         match self {
             Self::Floor => "floor (pre-encoded)",
             Self::AguiServer => "agui-server",
+            Self::AguiServerNoHistory => "agui-server (history off)",
             Self::AguiServerAgent => "agui-server (agent)",
             Self::PythonH11 => "Python h11",
             Self::PythonUvloop => "Python uvloop",
@@ -59,6 +63,7 @@ impl ServerId {
         match self {
             Self::Floor => "floor",
             Self::AguiServer => "agui-server",
+            Self::AguiServerNoHistory => "agui-server-no-history",
             Self::AguiServerAgent => "agui-server-agent",
             Self::PythonH11 => "python-h11",
             Self::PythonUvloop => "python-uvloop",
@@ -102,7 +107,29 @@ pub enum Headline {
     RejectsPerSecond,
     /// RSS per open stream above idle (lower is better).
     RssPerStream,
+    /// Request sent → end of the stream, p99 (lower is better): a `connect` replay.
+    LatencyP99,
 }
+
+/// How a scenario drives the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// `POST /chat` with the scenario's message, `requests` times at `concurrency`.
+    #[default]
+    Load,
+    /// CopilotKit's runtime `connect` (`/copilotkit/agent/default/connect`) of one thread that
+    /// [`CONNECT_THREAD_RUNS`] runs of the scenario's message made first, `requests` times at
+    /// `concurrency`: the replay of a stored thread.
+    Connect,
+    /// One run of the message per thread and `concurrency` clients connecting to it while it
+    /// streams (the live tail), `requests / concurrency` threads one after the other
+    /// ([`client::join`]).
+    Join,
+}
+
+/// Runs in the `connect` scenario's thread.
+pub const CONNECT_THREAD_RUNS: usize = 50;
 
 /// One scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +154,9 @@ pub struct Scenario {
     pub headline: Headline,
     /// The servers it runs against.
     pub servers: Vec<ServerId>,
+    /// How it drives them (`load` unless said: older results files have no such field).
+    #[serde(default)]
+    pub kind: Kind,
 }
 
 /// Everything measured in one run.
@@ -245,6 +275,17 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
         deadline_s,
         headline,
         servers,
+        kind: Kind::Load,
+    };
+    // std at 50 and long also run against the same build with history off.
+    let with_history_off = |list: &[ServerId]| -> Vec<ServerId> {
+        let mut list = list.to_vec();
+        let at = list
+            .iter()
+            .position(|s| *s == ServerId::AguiServer)
+            .map_or(list.len(), |i| i + 1);
+        list.insert(at, ServerId::AguiServerNoHistory);
+        list
     };
     let mut list = vec![s(
         "short",
@@ -290,7 +331,7 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
         TokenMode::Reused,
         90,
         Headline::EventsPerSecond,
-        scripted.clone(),
+        with_history_off(&scripted),
     ));
     if !quick {
         list.push(s(
@@ -314,7 +355,7 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
         TokenMode::Reused,
         60,
         Headline::EventsPerSecond,
-        scripted.clone(),
+        with_history_off(&scripted),
     ));
     list.push(s(
         "slow",
@@ -340,6 +381,34 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
         Headline::RejectsPerSecond,
         peers_only(&scripted),
     ));
+    // The runtime protocol's two reads of stored and live history: agui-server only (no peer
+    // keeps threads).
+    let mut connect = s(
+        "connect",
+        "connect: replay of a 50-run thread (CopilotKit runtime protocol), 1 concurrent",
+        "/stream 200",
+        1,
+        if quick { 300 } else { 1000 },
+        TokenMode::Reused,
+        60,
+        Headline::LatencyP99,
+        vec![ServerId::AguiServer],
+    );
+    connect.kind = Kind::Connect;
+    list.push(connect);
+    let mut join = s(
+        "join",
+        "join: 20 clients connect to a thread while its run streams (100 deltas 20 ms apart)",
+        "/stream 100 16 20",
+        20,
+        if quick { 100 } else { 400 },
+        TokenMode::Reused,
+        90,
+        Headline::TtfeP99,
+        vec![ServerId::AguiServer],
+    );
+    join.kind = Kind::Join;
+    list.push(join);
     if !quick {
         list.push(s(
             "agent_c1",
@@ -422,6 +491,9 @@ pub fn agui_profile(
     }
     env
 }
+
+/// The `agui-server (history off)` server's config file: the production default is on.
+pub const HISTORY_OFF_TOML: &str = "[history]\nenabled = false\n";
 
 /// agui-server's store file for a server listening on `listen`: a fresh file per server process,
 /// like a first `serve` on a new machine (removed with its WAL when the process is stopped).
@@ -519,7 +591,7 @@ impl Suite {
                 cmd.arg(&self.paths.bench)
                     .args(["floor", "--port", &port.to_string()]);
             }
-            ServerId::AguiServer | ServerId::AguiServerAgent => {
+            ServerId::AguiServer | ServerId::AguiServerNoHistory | ServerId::AguiServerAgent => {
                 if !self.paths.agui_server.exists() {
                     return Err(format!(
                         "{} is missing: cargo build --release -p agui-server",
@@ -536,6 +608,12 @@ impl Suite {
                 };
                 cmd.arg(&self.paths.agui_server).arg("serve");
                 cmd.envs(agui_profile(&self.issuer, listen, agent));
+                if server == ServerId::AguiServerNoHistory {
+                    // History is a TOML-only setting; everything else stays the same.
+                    let file = self.paths.raw.join("history-off.toml");
+                    std::fs::write(&file, HISTORY_OFF_TOML).map_err(|e| e.to_string())?;
+                    cmd.env("AGUI_CONFIG", file);
+                }
             }
             ServerId::PythonH11 => uvicorn(&mut cmd, "server:app", false)?,
             ServerId::PythonUvloop => uvicorn(&mut cmd, "server:app", true)?,
@@ -581,7 +659,9 @@ impl Suite {
             .map_err(|e| format!("cannot start {}: {e}", server.label()))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let cleanup = match server {
-            ServerId::AguiServer | ServerId::AguiServerAgent => vec![bench_database(addr)],
+            ServerId::AguiServer | ServerId::AguiServerNoHistory | ServerId::AguiServerAgent => {
+                vec![bench_database(addr)]
+            }
             _ => vec![],
         };
         let mut running = Running {
@@ -701,7 +781,37 @@ impl Suite {
                 };
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // The connect scenario's thread: its runs, one after the other, before the idle RSS.
+        let connect_thread = format!("bench-connect-{}", uuid::Uuid::new_v4().simple());
+        if scenario.kind == Kind::Connect {
+            let made = runtime.block_on(client::run(LoadSpec {
+                addr: running.addr,
+                path: "/chat".into(),
+                concurrency: 1,
+                requests: CONNECT_THREAD_RUNS,
+                tokens: warm_tokens.clone(),
+                bodies: Arc::new(client::thread_inputs(
+                    &scenario.message,
+                    &connect_thread,
+                    CONNECT_THREAD_RUNS,
+                )),
+                expect_status: 200,
+                deadline: Duration::from_secs(60),
+            }));
+            if !made.summary.is_valid(CONNECT_THREAD_RUNS as u64) {
+                return Cell {
+                    runs: vec![],
+                    skipped: Some(format!(
+                        "{}: the {CONNECT_THREAD_RUNS} runs of the thread failed ({} ok, errors {:?})",
+                        server.label(),
+                        made.summary.requests_ok,
+                        made.summary.errors_by_kind
+                    )),
+                };
+            }
+        }
+        // Long enough for the last run's history batch (history.flush_ms, 250 ms) to be written.
+        std::thread::sleep(Duration::from_millis(400));
         let idle_rss_kib = procfs::rss_kib(pid).unwrap_or(0);
         let mut runs = Vec::new();
         for run in 0..scenario.runs {
@@ -720,21 +830,43 @@ impl Suite {
                 }
                 _ => tokens.clone(),
             };
+            let (path, bodies) = match scenario.kind {
+                Kind::Connect => (
+                    client::CONNECT_PATH.to_owned(),
+                    vec![client::connect_input(&connect_thread)],
+                ),
+                _ => (
+                    "/chat".to_owned(),
+                    client::run_inputs(&scenario.message, scenario.requests),
+                ),
+            };
             let spec = LoadSpec {
                 addr: running.addr,
-                path: "/chat".into(),
+                path,
                 concurrency: scenario.concurrency,
                 requests: scenario.requests,
                 tokens: run_tokens,
-                bodies: Arc::new(client::run_inputs(&scenario.message, scenario.requests)),
+                bodies: Arc::new(bodies),
                 expect_status,
                 deadline: Duration::from_secs(scenario.deadline_s),
             };
+            let join = (scenario.kind == Kind::Join).then(|| client::JoinSpec {
+                addr: running.addr,
+                token: spec.tokens[0].clone(),
+                message: scenario.message.clone(),
+                expected: client::scripted_reply(&scenario.message).unwrap_or_default(),
+                rounds: scenario.requests / scenario.concurrency.max(1),
+                joiners: scenario.concurrency,
+                deadline: spec.deadline,
+            });
             let overflows = procfs::listen_overflows();
             let cpu = procfs::cpu_seconds(pid, self.ticks).unwrap_or(0.0);
             let client_cpu = procfs::cpu_seconds(std::process::id(), self.ticks).unwrap_or(0.0);
             let sampler = procfs::RssSampler::start(pid);
-            let result = runtime.block_on(client::run(spec));
+            let result = match join {
+                Some(join) => runtime.block_on(client::join(join)),
+                None => runtime.block_on(client::run(spec)),
+            };
             let peak_rss_kib = sampler.finish(pid);
             let cpu_s = procfs::cpu_seconds(pid, self.ticks).unwrap_or(0.0) - cpu;
             let client_cpu_s =
@@ -1001,6 +1133,8 @@ mod tests {
             "agent_c1",
             "agent_c50",
             "soak",
+            "connect",
+            "join",
         ] {
             assert!(ids.iter().any(|i| i == id), "{id} missing");
         }
@@ -1024,6 +1158,44 @@ mod tests {
         let quick = scenarios("quick");
         assert!(quick.iter().all(|s| s.runs == 1));
         assert!(quick.len() < scenarios("full").len());
+    }
+
+    #[test]
+    fn history_off_runs_beside_history_on_where_the_issue_compares_them() {
+        for mode in ["quick", "full"] {
+            for s in scenarios(mode) {
+                let off = s.servers.contains(&ServerId::AguiServerNoHistory);
+                assert_eq!(off, s.id == "std_c50" || s.id == "long", "{mode} {}", s.id);
+                if off {
+                    assert!(
+                        s.servers.contains(&ServerId::AguiServer)
+                            && s.servers.contains(&ServerId::Node)
+                    );
+                }
+            }
+            let kinds: Vec<Kind> = scenarios(mode).iter().map(|s| s.kind).collect();
+            assert!(
+                kinds.contains(&Kind::Connect) && kinds.contains(&Kind::Join),
+                "{mode}"
+            );
+        }
+        let join = scenarios("quick")
+            .into_iter()
+            .find(|s| s.id == "join")
+            .unwrap();
+        // Whole rounds of joiners, and a reply the client can check.
+        assert_eq!(join.requests % join.concurrency, 0);
+        assert!(client::scripted_reply(&join.message).is_some());
+        // The history-off config is one the server accepts, and it switches history off.
+        let file = std::env::temp_dir().join(format!(
+            "agui-bench-{}-history-off.toml",
+            std::process::id()
+        ));
+        std::fs::write(&file, HISTORY_OFF_TOML).unwrap();
+        let config = agui_server::config::Config::from_file(&file);
+        let _ = std::fs::remove_file(&file);
+        assert!(!config.unwrap().history.enabled);
+        assert!(agui_server::config::Config::default().history.enabled);
     }
 
     #[test]

@@ -2,9 +2,23 @@
 //! driven by the real load client; every stream must end in `RUN_FINISHED`, and the server's own
 //! `/metrics` must agree with what the client counted. The floor server's truncating mode proves
 //! the client really fails a stream without `RUN_FINISHED`.
+//!
+//! It also holds #16's allocation guard (not a timed test): heap allocations per short run,
+//! counted by a counting global allocator. The allocator is this binary's (the crate's one
+//! integration-test binary; a `#[global_allocator]` must sit in a binary, and the workspace
+//! forbids `unsafe`, so the counting wrapper is `stats_alloc`'s). The guard runs its measurement
+//! in a child process of this binary running only itself, so other tests running in parallel
+//! (under `cargo test`) cannot add to its count.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Counts every allocation of this test binary (a few atomic additions per call).
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 use agui_auth::testing::TestIdp;
 use agui_bench::{LoadSpec, run_inputs, run_load};
@@ -18,6 +32,7 @@ const DEADLINE: Duration = Duration::from_secs(25);
 
 struct Server {
     addr: std::net::SocketAddr,
+    state: AppState,
     idp: TestIdp,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
@@ -42,11 +57,12 @@ async fn start_agui_server() -> Server {
         .await
         .expect("a valid config");
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agui_server::run(listener, state, async move {
+    let task = tokio::spawn(agui_server::run(listener, state.clone(), async move {
         let _ = rx.await;
     }));
     Server {
         addr,
+        state,
         idp,
         shutdown,
         task,
@@ -174,4 +190,137 @@ async fn streams_without_run_finished_make_the_run_invalid() {
             assert_eq!(result.summary.events, 20 * 14);
         }
     }
+}
+
+/// Heap allocations per short run (`/stream 5`, reused token, the smoke profile: SQLite store,
+/// audit log, history on, auth, limits) in this process — the server and a client that
+/// allocates nothing per request — measured on 2026-12-02: 360.5–360.8 in four runs (about
+/// 56 KB a run), then 345.9 once the limiter key stopped allocating per hex digit. SQLite's
+/// own C allocations do not go through Rust's allocator and are not counted.
+const ALLOCATIONS_PER_SHORT_RUN: f64 = 346.0;
+/// How far above today's figure the count may go before the guard fails.
+const MARGIN: f64 = 0.10;
+const CHILD: &str = "AGUI_BENCH_ALLOCATION_CHILD";
+const FIGURE: &str = "allocations per short run: ";
+const GUARD: &str = "allocations_per_short_run_stay_within_todays_figure";
+
+#[test]
+fn allocations_per_short_run_stay_within_todays_figure() {
+    if std::env::var_os(CHILD).is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (allocations, bytes) = runtime.block_on(count_short_runs());
+        println!("{FIGURE}{allocations:.1} ({bytes:.0} bytes)");
+        return;
+    }
+    // This binary again, running this test alone (libtest's and nextest's `--exact`).
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([GUARD, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the measuring child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout
+        .lines()
+        // libtest prints the child's output after "test <name> ... " on the same line.
+        .find_map(|l| l.split_once(FIGURE).map(|(_, figure)| figure))
+        .unwrap_or_else(|| panic!("the child printed no figure: {stdout}"));
+    let allocations: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
+    println!("{FIGURE}{line}; today's figure {ALLOCATIONS_PER_SHORT_RUN}, margin {MARGIN}");
+    // Positive control: the count is a real one (a run cannot take no allocation at all).
+    assert!(allocations > 10.0, "{line}");
+    assert!(
+        allocations <= ALLOCATIONS_PER_SHORT_RUN * (1.0 + MARGIN),
+        "allocations per short run grew to {line}, past {ALLOCATIONS_PER_SHORT_RUN} + {:.0} %: find the new allocation (or, for a deliberate change, update ALLOCATIONS_PER_SHORT_RUN with the reason)",
+        MARGIN * 100.0
+    );
+}
+
+/// Warm-up runs (JWKS fetched, the token cached, statements prepared, maps grown), then the
+/// counted ones; returns allocations and bytes allocated per counted run. Each run's work is
+/// counted to its end: the run tasks have finished (their history written) and the audit
+/// log has flushed before the count is read.
+async fn count_short_runs() -> (f64, f64) {
+    const WARM: usize = 100;
+    const COUNTED: usize = 300;
+    let server = start_agui_server().await;
+    let token = token(&server.idp, AUDIENCE);
+    let requests: Vec<Vec<u8>> = run_inputs("/stream 5", WARM + COUNTED)
+        .into_iter()
+        .map(|body| {
+            let mut request = format!(
+                "POST /chat HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: {}\r\n\r\n",
+                server.addr,
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(&body);
+            request
+        })
+        .collect();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    // Large enough for any response here, so reading never grows it.
+    let mut response = Vec::with_capacity(256 * 1024);
+    for request in &requests[..WARM] {
+        raw_run(&mut stream, request, &mut response).await;
+    }
+    settle(&server).await;
+    let region = Region::new(GLOBAL);
+    for request in &requests[WARM..] {
+        raw_run(&mut stream, request, &mut response).await;
+    }
+    settle(&server).await;
+    let change = region.change();
+    let _ = server.shutdown.send(());
+    server.task.await.unwrap();
+    (
+        change.allocations as f64 / COUNTED as f64,
+        change.bytes_allocated as f64 / COUNTED as f64,
+    )
+}
+
+/// One run on a keep-alive connection, read to the end of its chunked body; it must be a 200
+/// stream ending in `RUN_FINISHED`. Allocates nothing when it passes.
+async fn raw_run(stream: &mut tokio::net::TcpStream, request: &[u8], response: &mut Vec<u8>) {
+    response.clear();
+    stream.write_all(request).await.unwrap();
+    while !response.ends_with(b"\r\n0\r\n\r\n") {
+        assert!(response.len() < response.capacity(), "a response too large");
+        let read = stream.read_buf(response).await.unwrap();
+        assert!(read > 0, "the server closed the connection");
+    }
+    assert!(response.starts_with(b"HTTP/1.1 200"));
+    assert!(
+        response.windows(12).any(|w| w == b"RUN_FINISHED"),
+        "{}",
+        String::from_utf8_lossy(response)
+    );
+}
+
+/// Until every run task has ended (its history written through the log) and the log flushed.
+async fn settle(server: &Server) {
+    for _ in 0..10_000 {
+        if server.state.runs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(server.state.runs.is_empty(), "run tasks still running");
+    server
+        .state
+        .backends
+        .connected()
+        .expect("the store is connected")
+        .log
+        .flush()
+        .await;
 }
