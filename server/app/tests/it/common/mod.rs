@@ -337,3 +337,4 @@ pub fn model(provider: impl ModelProvider) -> Arc<dyn ModelProvider> {
     Arc::new(provider)
 }
 pub mod error_body;
+pub mod process;
