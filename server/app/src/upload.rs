@@ -208,7 +208,8 @@ pub(crate) async fn read(
         let cut_at = rules.cut_at(started, received);
         let frame = match tokio::time::timeout_at(cut_at, body.frame()).await {
             Err(_) => {
-                tracing::info!(
+                // Debug: a flood of these is an attack, counted by `agui_http_requests_total`.
+                tracing::debug!(
                     received,
                     elapsed_ms = started.elapsed().as_millis(),
                     "request body too slow; closing the connection"
@@ -236,7 +237,7 @@ pub(crate) async fn read(
                     .is_some());
         if !fits {
             let (all, pre_auth) = budgets.in_use();
-            tracing::warn!(
+            tracing::debug!(
                 ?caller,
                 buffered = all,
                 buffered_pre_auth = pre_auth,
