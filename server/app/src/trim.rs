@@ -52,7 +52,9 @@ impl AfterBurst {
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let wait = last.map_or(Duration::ZERO, |at| MIN_INTERVAL.saturating_sub(at.elapsed()));
+        let wait = last.map_or(Duration::ZERO, |at| {
+            MIN_INTERVAL.saturating_sub(at.elapsed())
+        });
         let shared = Arc::clone(shared);
         runtime.spawn(async move {
             tokio::time::sleep(wait).await;

@@ -229,7 +229,10 @@ pub(crate) async fn read(
         if data.len() > rules.limit - received {
             return Err(ApiError::PayloadTooLarge);
         }
-        let fits = budgets.all.reserve(&mut reservation.all, data.len()).is_some()
+        let fits = budgets
+            .all
+            .reserve(&mut reservation.all, data.len())
+            .is_some()
             && (caller == Caller::Authenticated
                 || budgets
                     .pre_auth

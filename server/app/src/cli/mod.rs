@@ -318,7 +318,10 @@ impl Overrides {
             &mut config.limits.min_body_bytes_per_sec,
             o.min_body_bytes_per_sec,
         );
-        set(&mut config.limits.body_rate_grace_secs, o.body_rate_grace_secs);
+        set(
+            &mut config.limits.body_rate_grace_secs,
+            o.body_rate_grace_secs,
+        );
         set(
             &mut config.limits.pre_auth_buffer_bytes,
             o.pre_auth_buffer_bytes,

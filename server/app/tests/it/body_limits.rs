@@ -41,9 +41,10 @@ async fn stalled(
 /// Waits until the server buffers exactly `all` bytes from bodies, `pre_auth` of them
 /// unauthenticated.
 async fn buffered(server: &TestServer, all: usize, pre_auth: usize) {
-    until(&format!("{all} bytes buffered ({pre_auth} pre-auth)"), async || {
-        server.state.body_budgets.in_use() == (all, pre_auth)
-    })
+    until(
+        &format!("{all} bytes buffered ({pre_auth} pre-auth)"),
+        async || server.state.body_budgets.in_use() == (all, pre_auth),
+    )
     .await;
 }
 
@@ -187,7 +188,14 @@ async fn the_server_wide_budget_bounds_authenticated_uploads() {
     .await;
     let alice = format!("Bearer {}", server.token("alice"));
     let bob = format!("Bearer {}", server.token("bob"));
-    let holder = stalled(&server, "/chat", 65_536, 65_436, &[("authorization", &alice)]).await;
+    let holder = stalled(
+        &server,
+        "/chat",
+        65_536,
+        65_436,
+        &[("authorization", &alice)],
+    )
+    .await;
     buffered(&server, 65_436, 0).await;
 
     // Another user, then an unauthenticated body: both beyond the server-wide budget.

@@ -32,7 +32,9 @@ impl RawResponse {
 
 /// `http://127.0.0.1:<port>` → the socket address.
 pub fn addr_of(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://").parse().expect("a socket address")
+    url.trim_start_matches("http://")
+        .parse()
+        .expect("a socket address")
 }
 
 /// A `POST path` head with a JSON `Content-Length: length` body to come, plus `headers`.
@@ -73,7 +75,12 @@ pub async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> RawResponse
     };
     tokio::time::timeout(HANG_GUARD, read)
         .await
-        .unwrap_or_else(|_| panic!("no complete response; got {:?}", String::from_utf8_lossy(&bytes)));
+        .unwrap_or_else(|_| {
+            panic!(
+                "no complete response; got {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
     parse(&bytes)
 }
 
