@@ -60,9 +60,11 @@ impl AfterBurst {
             tokio::time::sleep(wait).await;
             let peak = shared.peak.swap(0, Ordering::Relaxed);
             let rss_before = rss_kib();
+            let started = Instant::now();
             let released = tokio::task::spawn_blocking(agui_trim::release_free_memory)
                 .await
                 .unwrap_or(false);
+            let took_us = started.elapsed().as_micros();
             let rss_after = rss_kib();
             *shared
                 .last
@@ -75,6 +77,7 @@ impl AfterBurst {
                 released,
                 rss_before_kib = rss_before,
                 rss_after_kib = rss_after,
+                took_us,
                 "request body burst over; free memory returned to the system"
             );
         });
