@@ -67,6 +67,21 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     /// How long a client may take to send its request head.
     pub header_read_timeout_secs: u64,
+    /// How long a client may take to send a request body, from the first read to the last byte;
+    /// beyond it 408 `body_timeout` and the connection is closed (before and after
+    /// authentication).
+    pub body_read_timeout_secs: u64,
+    /// The slowest average a body may arrive at once `body_rate_grace_secs` have passed
+    /// (bytes per second since the read began); slower gets 408 `body_timeout`. 0 = no rate.
+    pub min_body_bytes_per_sec: u64,
+    /// Seconds a body may take before `min_body_bytes_per_sec` applies.
+    pub body_rate_grace_secs: u64,
+    /// Bytes the server buffers at once from bodies whose caller is not yet authenticated (the
+    /// credential travels in the body); beyond it 503 `server_busy`, before reading more.
+    pub pre_auth_buffer_bytes: usize,
+    /// Bytes the server buffers at once from all request bodies (authenticated or not); beyond
+    /// it 503 `server_busy`, before reading more.
+    pub max_buffered_body_bytes: usize,
     /// Maximum run duration; beyond it the run ends with `RUN_ERROR run_timeout`.
     pub max_run_secs: u64,
     /// Maximum streams open at once on this server; beyond it new runs get 503.
@@ -99,6 +114,11 @@ impl Default for LimitsConfig {
             pre_auth_body_bytes: 1024 * 1024,
             max_header_bytes: 64 * 1024,
             header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            min_body_bytes_per_sec: 1024,
+            body_rate_grace_secs: 5,
+            pre_auth_buffer_bytes: 64 * 1024 * 1024,
+            max_buffered_body_bytes: 256 * 1024 * 1024,
             max_run_secs: 600,
             max_open_streams: 20_000,
             max_messages: 10_000,
@@ -371,6 +391,25 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 {
             return invalid("limits.max_body_bytes", "must be at least 1");
+        }
+        if self.limits.body_read_timeout_secs == 0 {
+            return invalid("limits.body_read_timeout_secs", "must be at least 1");
+        }
+        if self.limits.max_buffered_body_bytes < self.limits.max_body_bytes {
+            return invalid(
+                "limits.max_buffered_body_bytes",
+                "must be at least limits.max_body_bytes (one body must fit)",
+            );
+        }
+        let pre_auth_body = self
+            .limits
+            .pre_auth_body_bytes
+            .min(self.limits.max_body_bytes);
+        if self.limits.pre_auth_buffer_bytes < pre_auth_body {
+            return invalid(
+                "limits.pre_auth_buffer_bytes",
+                "must be at least limits.pre_auth_body_bytes (one body must fit)",
+            );
         }
         if self.limits.max_run_secs == 0 {
             return invalid("limits.max_run_secs", "must be at least 1");

@@ -65,6 +65,14 @@ pub enum ApiError {
     /// The request body could not be read (the upload broke off).
     #[error("body unreadable")]
     BodyUnreadable,
+    /// The request body did not arrive within `limits.body_read_timeout_secs`, or arrived slower
+    /// than `limits.min_body_bytes_per_sec` (the connection is closed).
+    #[error("body read timed out")]
+    BodyTimeout,
+    /// The server-wide budget for buffered request bodies is spent (`server_busy`; the
+    /// connection is closed, the rest of the body is not read).
+    #[error("body buffer budget exhausted")]
+    BodyBudgetExhausted,
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -108,8 +116,10 @@ impl ApiError {
             | Self::UnsupportedProtocolVersion
             | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Auth(error) => error.status(),
             Self::ServerBusy
+            | Self::BodyBudgetExhausted
             | Self::ShuttingDown
             | Self::NotReady { .. }
             | Self::LimitsUnavailable
@@ -131,12 +141,13 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedProtocolVersion => "unsupported_protocol_version",
             Self::Auth(error) => error.code(),
-            Self::ServerBusy => "server_busy",
+            Self::ServerBusy | Self::BodyBudgetExhausted => "server_busy",
             Self::ShuttingDown => "shutting_down",
             Self::NotReady { .. } => "not_ready",
             Self::NotFound => "not_found",
             Self::AgentNotFound => "agent_not_found",
             Self::BodyUnreadable => "body_unreadable",
+            Self::BodyTimeout => "body_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::ThreadNotFound => "thread_not_found",
             Self::Limited(exceeded) => exceeded.kind.code(),
@@ -168,6 +179,10 @@ impl ApiError {
             Self::NotFound => "No such endpoint.",
             Self::AgentNotFound => "No agent by that name.",
             Self::BodyUnreadable => "The request body could not be read completely.",
+            Self::BodyTimeout => "The request body arrived too slowly; the connection is closed.",
+            Self::BodyBudgetExhausted => {
+                "The server is reading too many request bodies at once; retry shortly."
+            }
             Self::MethodNotAllowed => "This endpoint does not accept that method.",
             Self::ThreadNotFound => "No such thread.",
             Self::Limited(exceeded) => match exceeded.kind {
@@ -257,6 +272,8 @@ impl ApiError {
             ApiError::NotFound => [ApiError::NotFound],
             ApiError::AgentNotFound => [ApiError::AgentNotFound],
             ApiError::BodyUnreadable => [ApiError::BodyUnreadable],
+            ApiError::BodyTimeout => [ApiError::BodyTimeout],
+            ApiError::BodyBudgetExhausted => [ApiError::BodyBudgetExhausted],
             ApiError::MethodNotAllowed => [ApiError::MethodNotAllowed],
             ApiError::ThreadNotFound => [ApiError::ThreadNotFound],
             ApiError::Limited(LimitExceeded {
@@ -273,10 +290,15 @@ impl ApiError {
         ]
     }
 
+    /// Whether the answer closes the connection (the body was abandoned half-read).
+    fn closes_connection(&self) -> bool {
+        matches!(self, Self::BodyTimeout | Self::BodyBudgetExhausted)
+    }
+
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Auth(error) => error.retry_after(),
-            Self::ServerBusy => Some(1),
+            Self::ServerBusy | Self::BodyBudgetExhausted => Some(1),
             Self::ShuttingDown
             | Self::LimitsUnavailable
             | Self::StoreUnavailable
@@ -310,6 +332,10 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.closes_connection() {
+            // The rest of the body is not read: the connection cannot carry another request.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }

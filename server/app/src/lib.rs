@@ -19,6 +19,8 @@
 //! - `routes`: the router, request authentication, the run pipeline and the handlers.
 //! - `admission`: the server-wide stream cap and the principal's limits, before a run starts.
 //! - `body`: the streaming response body (coalescing, keepalive, cancel on drop).
+//! - `upload`: reading request bodies under a deadline, a minimum rate and byte budgets.
+//! - `trim`: returning free memory to the system after a burst of buffered bodies.
 //! - [`error`]: HTTP errors before the stream and their JSON body.
 //! - `metrics`: the Prometheus registry.
 //! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
@@ -48,6 +50,8 @@ pub mod serve;
 pub mod state;
 pub mod store;
 mod telemetry;
+mod trim;
+pub mod upload;
 
 use std::future::Future;
 

@@ -60,6 +60,26 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "Time a client gets to send its request head.",
     ),
     (
+        "limits.body_read_timeout_secs",
+        "Time a client gets to send a request body, first read to last byte, before and after authentication; beyond it 408 `body_timeout` and the connection is closed.",
+    ),
+    (
+        "limits.min_body_bytes_per_sec",
+        "Slowest average a body may arrive at once `limits.body_rate_grace_secs` have passed; slower gets 408 `body_timeout` (0 = no rate).",
+    ),
+    (
+        "limits.body_rate_grace_secs",
+        "Seconds a body may take before `limits.min_body_bytes_per_sec` applies.",
+    ),
+    (
+        "limits.pre_auth_buffer_bytes",
+        "Bytes buffered at once, server-wide, from bodies whose caller is not authenticated yet (credential in the body); beyond it 503 `server_busy` before reading more.",
+    ),
+    (
+        "limits.max_buffered_body_bytes",
+        "Bytes buffered at once, server-wide, from all request bodies; beyond it 503 `server_busy` before reading more.",
+    ),
+    (
         "limits.max_run_secs",
         "Maximum run duration; beyond it the run ends with `RUN_ERROR run_timeout`.",
     ),

@@ -18,6 +18,7 @@ use crate::backends::Backends;
 use crate::config::{Config, ConfigError};
 use crate::history::History;
 use crate::metrics::Metrics;
+use crate::upload::BodyBudgets;
 
 /// Shared state of one server.
 #[derive(Clone)]
@@ -37,6 +38,8 @@ pub struct Inner {
     pub backends: Arc<Backends>,
     /// The server-wide cap on open streams.
     pub stream_cap: StreamCap,
+    /// The server-wide budgets for buffered request bodies.
+    pub body_budgets: Arc<BodyBudgets>,
     /// Thread history: the runs streaming here and their followers.
     pub(crate) history: Arc<History>,
     /// Proxies whose `X-Forwarded-For` is believed for the client address.
@@ -77,7 +80,8 @@ impl AppState {
 
     /// Every metric in Prometheus text format, as `GET /metrics` serves it.
     pub fn metrics_text(&self) -> String {
-        let extra = self.auth.stats().to_prometheus();
+        let mut extra = self.auth.stats().to_prometheus();
+        self.body_budgets.render(&mut extra);
         self.metrics.render(self.stream_cap.open(), &extra)
     }
 
@@ -153,6 +157,7 @@ impl AppStateBuilder {
         Ok(AppState(Arc::new(Inner {
             history,
             stream_cap: StreamCap::new(self.config.limits.max_open_streams),
+            body_budgets: Arc::new(BodyBudgets::new(&self.config.limits)),
             trusted_proxies,
             config: self.config,
             auth,

@@ -149,6 +149,21 @@ pub struct Overrides {
     /// Largest body read before authentication, in bytes.
     #[arg(long, env = "AGUI_PRE_AUTH_BODY_BYTES")]
     pub pre_auth_body_bytes: Option<usize>,
+    /// Seconds a client gets to send a request body.
+    #[arg(long, env = "AGUI_BODY_READ_TIMEOUT_SECS")]
+    pub body_read_timeout_secs: Option<u64>,
+    /// Slowest average body rate after the grace period, bytes/s (0 = none).
+    #[arg(long, env = "AGUI_MIN_BODY_BYTES_PER_SEC")]
+    pub min_body_bytes_per_sec: Option<u64>,
+    /// Seconds before the minimum body rate applies.
+    #[arg(long, env = "AGUI_BODY_RATE_GRACE_SECS")]
+    pub body_rate_grace_secs: Option<u64>,
+    /// Bytes buffered at once from not-yet-authenticated bodies, server-wide.
+    #[arg(long, env = "AGUI_PRE_AUTH_BUFFER_BYTES")]
+    pub pre_auth_buffer_bytes: Option<usize>,
+    /// Bytes buffered at once from all request bodies, server-wide.
+    #[arg(long, env = "AGUI_MAX_BUFFERED_BODY_BYTES")]
+    pub max_buffered_body_bytes: Option<usize>,
     /// Maximum run duration, in seconds.
     #[arg(long, env = "AGUI_MAX_RUN_SECS")]
     pub max_run_secs: Option<u64>,
@@ -294,6 +309,26 @@ impl Overrides {
         set(
             &mut config.limits.pre_auth_body_bytes,
             o.pre_auth_body_bytes,
+        );
+        set(
+            &mut config.limits.body_read_timeout_secs,
+            o.body_read_timeout_secs,
+        );
+        set(
+            &mut config.limits.min_body_bytes_per_sec,
+            o.min_body_bytes_per_sec,
+        );
+        set(
+            &mut config.limits.body_rate_grace_secs,
+            o.body_rate_grace_secs,
+        );
+        set(
+            &mut config.limits.pre_auth_buffer_bytes,
+            o.pre_auth_buffer_bytes,
+        );
+        set(
+            &mut config.limits.max_buffered_body_bytes,
+            o.max_buffered_body_bytes,
         );
         set(&mut config.limits.max_run_secs, o.max_run_secs);
         set(&mut config.limits.max_open_streams, o.max_open_streams);

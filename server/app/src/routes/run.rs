@@ -25,7 +25,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +38,7 @@ use crate::history::Ending;
 use crate::routes::auth::{self, Caller, HeaderPrincipal};
 use crate::state::AppState;
 use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, now_ms};
+use crate::upload::{self, Buffered};
 
 /// Frames buffered between a run and its response body. Small: a slow client applies
 /// backpressure to its own run instead of growing memory.
@@ -497,13 +497,15 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Reads a request body: up to `limits.max_body_bytes` from an authenticated caller, up to
-/// `limits.pre_auth_body_bytes` from one whose credential travels inside the body.
+/// `limits.pre_auth_body_bytes` from one whose credential travels inside the body; within the
+/// body deadline and rate, its bytes reserved in the server-wide budgets as they arrive (see
+/// [`crate::upload`]). The reservation lasts as long as the returned body.
 pub(crate) async fn read_body(
     state: &AppState,
     body: Body,
     headers: &HeaderMap,
     authenticated: bool,
-) -> Result<Bytes, ApiError> {
+) -> Result<Buffered, ApiError> {
     let limits = &state.config.limits;
     let limit = if authenticated {
         limits.max_body_bytes
@@ -517,20 +519,18 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let over_limit =
-            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
-                e.source()
-            })
-            .any(|e| e.is::<http_body_util::LengthLimitError>());
-        if over_limit {
-            ApiError::PayloadTooLarge
-        } else {
-            // A broken or aborted upload: nobody will read the answer, but say what happened.
-            tracing::debug!(%error, "request body not read");
-            ApiError::BodyUnreadable
-        }
-    })
+    let caller = if authenticated {
+        upload::Caller::Authenticated
+    } else {
+        upload::Caller::NotYetAuthenticated
+    };
+    upload::read(
+        &state.body_budgets,
+        body,
+        upload::Rules::of(limits, limit),
+        caller,
+    )
+    .await
 }
 
 fn parse_input(bytes: &[u8]) -> Result<RunAgentInput, ApiError> {

@@ -259,9 +259,14 @@ pub(crate) async fn stop(
     Authenticated(principal): Authenticated,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_STOP_BODY)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let rules = crate::upload::Rules::of(&state.config.limits, MAX_STOP_BODY);
+    let bytes = crate::upload::read(
+        &state.body_budgets,
+        request.into_body(),
+        rules,
+        crate::upload::Caller::Authenticated,
+    )
+    .await?;
     check_thread_id(&thread_id)?;
     let run_id = stop_scope(&bytes)?;
     check_agent(&state, &agent_id, &principal)?;

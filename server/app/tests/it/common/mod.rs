@@ -338,3 +338,4 @@ pub fn model(provider: impl ModelProvider) -> Arc<dyn ModelProvider> {
 }
 pub mod error_body;
 pub mod process;
+pub mod raw;
