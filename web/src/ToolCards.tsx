@@ -111,7 +111,9 @@ function Body({ name, model }: { name: string; model: CardModel }): ReactElement
       return (
         <div className="tool-card accent" data-testid="card-accent">
           <span className="swatch" style={{ background: model.color }} />
-          Accent colour changed to <code>{model.color}</code>
+          <span>
+            Accent colour changed to <code>{model.color}</code>
+          </span>
         </div>
       );
   }
