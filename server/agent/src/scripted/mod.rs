@@ -17,10 +17,12 @@
 //! | names a frontend tool from the input | calls it (see [`match_frontend_tool`])                   |
 //! | anything else                        | `Hello, <display name>! You said: "<message>"`          |
 //!
-//! When the conversation ends with a `tool` message it answers with one short sentence about the
-//! result ([`reply`]: "Here is who you are: …", "Accent colour set to teal.", "That colour was
-//! refused: …"), never the raw JSON. Matching is case-insensitive. Text is streamed word by word (each delta is a word
-//! with its trailing space) with `delay` between deltas (`AGUI_SCRIPTED_DELAY_MS`).
+//! The help row matches "help" or "/help" alone, or a message containing "what can you do" or
+//! "what can i do"; it is checked first. When the conversation ends with a `tool` message it
+//! answers with one short sentence about the result (`reply.rs`: "Here is who you are: …",
+//! "Accent colour set to teal.", "That colour was refused: …"), never the raw JSON. Matching is
+//! case-insensitive. Text is streamed word by word (each delta is a word with its trailing space)
+//! with `delay` between deltas (`AGUI_SCRIPTED_DELAY_MS`).
 
 use std::time::Duration;
 
