@@ -342,15 +342,15 @@ const SEEDED_DOCUMENTS = Object.freeze([
 
 /**
  * Runs one backend-tool turn and judges it: the exact sequence, one call of `tool` with `args`,
- * its result, the reply quoting it (`The <tool> tool returned: <content>`) and the tool message
- * the client kept. Returns the parsed result.
+ * its result, the reply (one sentence about the result, never its raw JSON; exactly `reply` when
+ * given) and the tool message the client kept. Returns the parsed result.
  *
  * @param {object} driver the suite's driver
  * @param {object} handle from `driver.agent()`
- * @param {{text: string, tool: string, args: object, pattern?: string[], protoToken?: string}} step
+ * @param {{text: string, tool: string, args: object, reply?: string, pattern?: string[], protoToken?: string}} step
  * @returns {Promise<{result: any, events: object[], record: object}>}
  */
-async function backendToolTurn(driver, handle, { text, tool, args, pattern = BACKEND_TOOL_RUN, protoToken }) {
+async function backendToolTurn(driver, handle, { text, tool, args, reply, pattern = BACKEND_TOOL_RUN, protoToken }) {
   const record = await driver.run(handle, { text, protoToken });
   const events = assertStreamedRun(driver, record, pattern);
   const start = events.find((e) => e.type === 'TOOL_CALL_START');
@@ -359,7 +359,9 @@ async function backendToolTurn(driver, handle, { text, tool, args, pattern = BAC
   const result = events.find((e) => e.type === 'TOOL_CALL_RESULT');
   assert.equal(result.toolCallId, start.toolCallId, 'TOOL_CALL_RESULT.toolCallId');
   assert.equal(typeof result.content, 'string', 'TOOL_CALL_RESULT.content is a string');
-  assert.equal(textOf(events), `The ${tool} tool returned: ${result.content}`, 'the reply quotes the result');
+  const said = textOf(events);
+  assert.ok(said.length > 0 && !said.includes(result.content) && !said.includes('{'), `the reply is a sentence, not the result: ${said}`);
+  if (reply !== undefined) assert.equal(said, reply, 'the reply says what the tool did');
   const toolMessage = record.messages.find((m) => m.role === 'tool' && m.toolCallId === start.toolCallId);
   assert.ok(toolMessage, 'client kept a tool message for the call');
   assert.equal(toolMessage.content, result.content, 'the client tool message holds the result');
@@ -395,8 +397,9 @@ async function whoamiScenario(driver, ctx, { text, token, expect }) {
   // name/email are optional: absent or null when the token has no such claim.
   for (const key of ['name', 'email']) assert.equal(principal[key] ?? undefined, expect[key], `whoami ${key}`);
   if (expect.roles) assert.deepEqual(principal.roles, expect.roles, 'whoami roles');
-  // The answer after the tool quotes its result.
-  assert.ok(textOf(events).includes(expect.subject), 'the reply quotes the whoami result');
+  // The answer after the tool names who the result says the caller is.
+  const who = principal.name || principal.email || principal.subject;
+  assert.ok(textOf(events).startsWith(`Here is who you are: ${who}, `), `the reply reads the whoami result: ${textOf(events)}`);
   // The client rebuilt the conversation: the tool message carries the result for that call.
   const toolMessage = record.messages.find((m) => m.role === 'tool' && m.toolCallId === start.toolCallId);
   assert.ok(toolMessage, 'client kept a tool message for the call');
@@ -488,7 +491,7 @@ export const SCENARIOS = Object.freeze([
       assert.deepEqual(sent.at(-1), answer, 'history ends with the tool answer');
       const reply = assertStreamedRun(driver, second, TEXT_RUN);
       const text = textOf(reply);
-      assert.ok(text.includes('change_accent_color') && text.trimEnd().endsWith('ok'), `reply quotes the result: ${text}`);
+      assert.equal(text, 'The change_accent_color tool says: ok.', 'the reply quotes the result');
     },
   },
   {
@@ -496,7 +499,12 @@ export const SCENARIOS = Object.freeze([
     async run(driver, ctx) {
       // The service token never deletes anything, so its documents are exactly the seeded ones.
       const handle = driver.agent({ token: ctx.token });
-      const { result } = await backendToolTurn(driver, handle, { text: 'list my documents', tool: 'list_my_documents', args: {} });
+      const { result } = await backendToolTurn(driver, handle, {
+        text: 'list my documents',
+        tool: 'list_my_documents',
+        args: {},
+        reply: 'You have 3 documents: #1 Welcome, #2 Quarterly plan, #3 Meeting notes.',
+      });
       assert.deepEqual(result, { documents: SEEDED_DOCUMENTS.map(({ id, title }) => ({ id, title })) });
     },
   },
@@ -504,11 +512,11 @@ export const SCENARIOS = Object.freeze([
     name: '"show document 2" calls get_document: the caller\'s own document; 99 is not_found',
     async run(driver, ctx) {
       const handle = driver.agent({ token: ctx.token });
-      const { result } = await backendToolTurn(driver, handle, { text: 'Show document 2', tool: 'get_document', args: { id: 2 } });
+      const { result } = await backendToolTurn(driver, handle, { text: 'Show document 2', tool: 'get_document', args: { id: 2 }, reply: 'Here is document 2, "Quarterly plan".' });
       const seeded = SEEDED_DOCUMENTS[1];
       assert.deepEqual(result, { ...seeded, body: `${seeded.body} (owner: ${ctx.subject})` }, 'get_document result');
       // Another id in the same thread: a tool error is a result the model reads, not a run failure.
-      const missing = await backendToolTurn(driver, handle, { text: 'show document 99', tool: 'get_document', args: { id: 99 } });
+      const missing = await backendToolTurn(driver, handle, { text: 'show document 99', tool: 'get_document', args: { id: 99 }, reply: 'Not found: you have no document 99.' });
       assert.deepEqual(missing.result, { error: 'not_found', message: 'you have no document 99' });
     },
   },
@@ -517,7 +525,12 @@ export const SCENARIOS = Object.freeze([
     async run(driver, ctx) {
       assert.ok(!ctx.namedClaims.roles.includes('admin'), 'the named token has roles, but not admin');
       const handle = driver.agent({ token: ctx.namedToken });
-      const denied = await backendToolTurn(driver, handle, { text: 'delete document 1', tool: 'delete_document', args: { id: 1 } });
+      const denied = await backendToolTurn(driver, handle, {
+        text: 'delete document 1',
+        tool: 'delete_document',
+        args: { id: 1 },
+        reply: 'You are not allowed to use delete_document, so nothing was done.',
+      });
       assert.deepEqual(denied.result, { error: 'tool_not_allowed', message: 'you are not allowed to use this tool' });
       assert.equal(denied.events.at(-1).type, 'RUN_FINISHED', 'a denial is a result, not a failure');
       // The tool did not run: the document is still there.
@@ -538,6 +551,7 @@ export const SCENARIOS = Object.freeze([
         text: `delete document ${id}`,
         tool: 'delete_document',
         args: { id },
+        reply: `Document ${id} is deleted.`,
         protoToken: ctx.adminTwinToken,
       });
       assert.deepEqual(deleted.result, { deleted: id });
@@ -555,6 +569,7 @@ export const SCENARIOS = Object.freeze([
         text: 'set my theme to dark',
         tool: 'set_preference',
         args: { key: 'theme', value: 'dark' },
+        reply: 'Your theme is now dark.',
         pattern: STATE_TOOL_RUN,
       });
       assert.deepEqual(first.record.input.state, { counter: 1 }, 'the client sent its state');
@@ -572,6 +587,7 @@ export const SCENARIOS = Object.freeze([
         text: 'Set my language to French.',
         tool: 'set_preference',
         args: { key: 'language', value: 'French' },
+        reply: 'Your language is now French.',
         pattern: STATE_TOOL_RUN,
       });
       assert.deepEqual(second.record.input.state, afterFirst, 'the client sent the state it applied');
@@ -597,7 +613,7 @@ export const SCENARIOS = Object.freeze([
     name: '/tool nosuch {} (no such tool): unknown_tool result, the run finishes',
     async run(driver, ctx) {
       const handle = driver.agent({ token: ctx.token });
-      const { result, events } = await backendToolTurn(driver, handle, { text: '/tool nosuch {}', tool: 'nosuch', args: {} });
+      const { result, events } = await backendToolTurn(driver, handle, { text: '/tool nosuch {}', tool: 'nosuch', args: {}, reply: 'There is no tool called nosuch.' });
       assert.deepEqual(result, { error: 'unknown_tool', message: 'there is no tool by that name' });
       assert.equal(events.at(-1).type, 'RUN_FINISHED');
     },

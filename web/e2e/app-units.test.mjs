@@ -1,4 +1,5 @@
-// Unit tests of the app's pure modules (web/src/errors.ts, markdown.ts, identity.ts, threads.ts),
+// Unit tests of the app's pure modules (web/src/errors.ts, markdown.ts, identity.ts, threads.ts,
+// toolResults.ts),
 // no browser: the TypeScript is transpiled with the project's own `typescript` (types are checked
 // by the `tsc --noEmit` test) and imported from a temporary file under web/node_modules, so that
 // its own imports (zod) resolve. Exported for web/e2e/run.mjs.
@@ -75,10 +76,10 @@ export async function runAppUnitTests(h) {
   });
 
   await h.test('unit: showJsonLiterally puts JSON in code spans (no autolinks) and leaves prose alone', async () => {
-    const reply = 'The whoami tool returned: {"issuer":"http://127.0.0.1:8080","name":"Vera Viewer","roles":["viewer"]}';
+    const reply = 'The custom tool returned: {"issuer":"http://127.0.0.1:8080","name":"Vera Viewer","roles":["viewer"]}';
     same(
       showJsonLiterally(reply),
-      'The whoami tool returned: `{"issuer":"http://127.0.0.1:8080","name":"Vera Viewer","roles":["viewer"]}`',
+      'The custom tool returned: `{"issuer":"http://127.0.0.1:8080","name":"Vera Viewer","roles":["viewer"]}`',
       'tool reply',
     );
     same(showJsonLiterally('list: [1, 2]\nno json {here}'), 'list: `[1, 2]`\nno json {here}', 'per line');
@@ -136,5 +137,56 @@ export async function runAppUnitTests(h) {
     for (const [what, bad] of [['no threads', {}], ['an id that is not a string', { threads: [{ id: 1, createdAt: 'x', updatedAt: 'y' }] }], ['an empty id', { threads: [{ id: '', createdAt: 'x', updatedAt: 'y' }] }]]) {
       assert(!threads.ThreadListSchema.safeParse(bad).success, `accepted ${what}`);
     }
+  });
+
+  const { cardModel, stateRows } = await importTs('src/toolResults.ts');
+  // The results as agui-server's tools (server/agent/src/tools) and the app's frontend tool
+  // (src/ChatTools.tsx) produce them.
+  const successes = {
+    whoami: [{ issuer: 'http://idp', subject: 'vera', name: 'Vera Viewer', email: 'vera@example.test', roles: ['viewer'], scopes: [] }, { kind: 'identity', name: 'Vera Viewer', email: 'vera@example.test', roles: ['viewer'] }],
+    list_my_documents: [{ documents: [{ id: 1, title: 'Welcome' }, { id: 3, title: 'Meeting notes' }] }, { kind: 'documents', documents: [{ id: '1', title: 'Welcome' }, { id: '3', title: 'Meeting notes' }] }],
+    get_document: [{ id: 2, title: 'Quarterly plan', body: 'Goals' }, { kind: 'document', id: '2', title: 'Quarterly plan', body: 'Goals' }],
+    delete_document: [{ deleted: 2 }, { kind: 'deleted', id: '2' }],
+    set_preference: [{ preference: 'theme', value: 'dark' }, { kind: 'preference', key: 'theme', value: 'dark' }],
+    change_accent_color: [{ color: 'teal' }, { kind: 'accent', color: 'teal' }],
+  };
+  // One refusal or failure per card, each the way that tool really refuses.
+  const refusals = {
+    whoami: [{ error: 'tool_timeout', message: 'the tool took too long and was stopped' }, 'Timed out'],
+    list_my_documents: [{ error: 'tool_error', message: 'the store is unavailable' }, 'Tool failed'],
+    get_document: [{ error: 'not_found', message: 'you have no document 99' }, 'Not found'],
+    delete_document: [{ error: 'tool_not_allowed', message: 'you are not allowed to use this tool' }, 'Not allowed'],
+    set_preference: [{ error: 'invalid_arguments', message: '/key: longer than 64 characters' }, 'Refused'],
+    change_accent_color: [{ error: 'invalid_color', message: '"notacolour" is not a CSS colour; the accent is unchanged' }, 'Refused'],
+  };
+
+  await h.test('unit: every tool card reads a success from the tool\'s result (positive control for the refusals)', async () => {
+    for (const [tool, [result, model]] of Object.entries(successes)) {
+      same(cardModel(tool, 'complete', JSON.stringify(result)), model, tool);
+      same(cardModel(tool, 'executing', undefined), { kind: 'pending' }, `${tool} executing`);
+    }
+  });
+
+  await h.test('unit: every tool card shows the refusal or failure in its result, never what the call asked for', async () => {
+    for (const [tool, [result, title]] of Object.entries(refusals)) {
+      const model = cardModel(tool, 'complete', JSON.stringify(result));
+      same(model, { kind: 'refused', code: result.error, title, message: result.message, denied: result.error === 'tool_not_allowed' }, tool);
+    }
+    // A frontend handler that threw, as CopilotKit stores it.
+    same(cardModel('change_accent_color', 'complete', 'Error: boom'), { kind: 'refused', code: 'tool_error', title: 'Tool failed', message: 'boom', denied: false }, 'threw');
+    // The old string answer of the accent tool, or a result of another shape, is not a success.
+    for (const [tool, text] of [['change_accent_color', '"notacolour" is not a colour; the accent is unchanged'], ['change_accent_color', '{}'], ['delete_document', '{"id":2}'], ['whoami', '[]'], ['list_my_documents', ''], ['set_preference', '{"preference":"theme"}']]) {
+      same(cardModel(tool, 'complete', text), { kind: 'unexpected', text }, `${tool} ${text}`);
+    }
+  });
+
+  await h.test('unit: the shared-state panel lists the preferences, then the other members; nothing for a non-object', async () => {
+    same(stateRows({ preferences: { theme: 'dark', size: 2 }, counter: 1 }), [
+      { key: 'theme', value: 'dark', preference: true },
+      { key: 'size', value: '2', preference: true },
+      { key: 'counter', value: '1', preference: false },
+    ], 'preferences first');
+    same(stateRows({ preferences: 'odd' }), [{ key: 'preferences', value: 'odd', preference: false }], 'preferences not an object');
+    for (const empty of [undefined, null, {}, [], 'x']) same(stateRows(empty), [], `empty ${JSON.stringify(empty)}`);
   });
 }

@@ -109,6 +109,9 @@ async function waitForCount(locator, count) {
   await locator.nth(count - 1).waitFor();
 }
 
+// For the other browser files (e2e/cards.mjs).
+export { chatReady, newPage, send, signIn, step };
+
 // The signed-in user's access token, as oidc-client-ts stored it (sessionStorage key
 // `oidc.user:<authority>:<client_id>`, shared/reference/copilotkit.md §6).
 async function storedUser(page, stack) {
@@ -151,12 +154,11 @@ export async function runBrowserMain(h, stack, browser, shots) {
       assert(text.includes('Vera Viewer') && text.includes('viewer'), `identity card: ${text}`);
     });
 
-    await step(h, page, shots, "browser: the tool's JSON reply reads literally (no \"[blocked]\" link) and the card's role pill is visible", async () => {
-      const reply = page.getByTestId('copilot-assistant-message').filter({ hasText: 'The whoami tool returned' });
+    await step(h, page, shots, "browser: the reply after the tool is a sentence, not its JSON (no \"[blocked]\" link), and the card's role pill is visible", async () => {
+      const reply = page.getByTestId('copilot-assistant-message').filter({ hasText: 'Here is who you are' });
       await reply.first().waitFor();
       const text = await reply.first().innerText();
-      assert(!text.includes('[blocked]') && text.includes('"name":"Vera Viewer"'), `whoami reply: ${text}`);
-      assert((await reply.first().locator('code').filter({ hasText: '"subject":"vera"' }).count()) === 1, 'the JSON is not shown as code');
+      assert(text.trim() === 'Here is who you are: Vera Viewer, role viewer.', `whoami reply: ${text}`);
       // CopilotKit's stylesheet has its own --accent (near-white) inside the chat: the pill must use the app's.
       const pill = await cards('card-identity').first().locator('.role').first().evaluate((el) => {
         const style = getComputedStyle(el);
@@ -205,7 +207,9 @@ export async function runBrowserMain(h, stack, browser, shots) {
     await step(h, page, shots, 'browser: the frontend tool changes the page accent colour and the agent continues with its result', async () => {
       await send(page, 'Change the accent colour to teal');
       await waitForCount(cards('card-accent'), 1);
-      await page.getByText('The change_accent_color tool returned').waitFor();
+      await page.getByText('Accent colour set to teal.').waitFor();
+      const card = await cards('card-accent').first().innerText();
+      assert(card.includes('Accent colour changed to teal'), `accent card: ${card}`);
       const accent = await page.evaluate(() => ({
         variable: getComputedStyle(document.documentElement).getPropertyValue('--app-accent').trim(),
         border: getComputedStyle(document.querySelector('.topbar')).borderBottomColor,
@@ -213,13 +217,13 @@ export async function runBrowserMain(h, stack, browser, shots) {
       assert(accent.variable === 'teal' && accent.border === 'rgb(0, 128, 128)', `accent: ${JSON.stringify(accent)}`);
       // Tall enough to show the whole conversation (the chat scrolls inside its own box).
       await page.setViewportSize({ width: 1180, height: 1320 });
-      await page.getByText('The change_accent_color tool returned').scrollIntoViewIfNeeded();
+      await page.getByText('Accent colour set to teal.').scrollIntoViewIfNeeded();
       await page.screenshot({ path: join(shots, '03-viewer-chat.png') });
       await page.setViewportSize({ width: 1180, height: 820 });
     });
 
     await step(h, page, shots, 'browser: the "List my documents" suggestion shows the viewer\'s documents (as agui-server lists them for her)', async () => {
-      // Suggestions show only in an empty chat: "New chat" starts one.
+      // A fresh chat for the list: "New chat" starts one (it offers the suggestions too).
       await page.getByTestId('new-chat').click();
       await chatReady(page);
       await page.getByRole('button', { name: 'List my documents' }).click();

@@ -13,7 +13,8 @@
 //   F. direct mode (the default `make run` uses): the app's runtimeUrl is agui-server's
 //      /copilotkit, CORS allows the app's origin, a SQLite file store, and an admin-only agent
 //      `admins` besides `default`: the direct contract (both transports, reload, join, stop,
-//      another user, a restart), then the browser: reload, the thread sidebar, another user, Stop.
+//      another user, a restart), then the browser: reload, the thread sidebar, another user, Stop,
+//      the tool cards, shared-state panel, suggestions and help (e2e/cards.mjs).
 // The others run the hop (AGUI_WEB_MODE=hop, web/server in front of agui-server's /chat):
 //   A. agui-server with AGUI_ACCEPT_BODY_TOKEN=false: contract tests + the main browser flow, so
 //      every successful run proves the properties → Authorization header bridge; then the Stop
@@ -48,6 +49,7 @@ import {
   runBrowserSilentRenew,
   runBrowserStop,
 } from './browser.mjs';
+import { runBrowserCards } from './cards.mjs';
 import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
 import { runDirectContract } from './direct.mjs';
 import {
@@ -153,6 +155,7 @@ try {
       console.log(`SKIP: ${message}`);
       h.skip('browser (direct): reload, thread sidebar, another user, Stop', launched.reason);
       h.skip('browser: main flow (viewer, admin, header-only)', launched.reason);
+      h.skip('browser (cards): tool cards from results, shared-state panel, suggestions after a reply, help', launched.reason);
       h.skip("browser: Stop ends agui-server's run", launched.reason);
       h.skip('browser: token expiry', launched.reason);
       h.skip('browser: 403 message', launched.reason);
@@ -175,6 +178,7 @@ try {
     await runDirectContract(h, stack);
     if (browser) await runBrowserDirect(h, stack, browser, shots);
     if (browser) await runBrowserStop(h, stack, browser, shots);
+    if (browser) await runBrowserCards(h, stack, browser, shots);
     if (browser) await runBrowserNoGitHubButton(h, stack, browser, shots);
   });
   if (browser) {

@@ -133,7 +133,7 @@ ${accounts}
 
 ${githubHelp}
 
-  Try: "Who am I?", "List my documents", "Delete document 2" (admin only), "Change the accent colour to teal".
+  Try: "Who am I?", "List my documents", "Delete document 2" (admin only), "Change the accent colour to teal", "Set my theme to dark", "What can you do?".
   Settings: AGUI_WEB_PORT, AGUI_IDP_PORT, AGUI_PORT move the ports; AGUI_DEMO_VERBOSE=1 shows the logs.
   Ctrl-C stops everything.
 `);

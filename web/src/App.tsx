@@ -9,25 +9,18 @@ import {
   CopilotKitProvider,
   HttpAgent,
   useAgent,
-  useConfigureSuggestions,
   useCopilotKit,
-  useFrontendTool,
 } from "@copilotkit/react-core/v2";
 import { useCallback, useEffect, useMemo, useState, type ComponentProps, type ReactElement } from "react";
-import { z } from "zod";
 import type { AppConfig } from "./config";
 import { classifyRunError, type RunProblem } from "./errors";
 import { parseWhoAmI, type WhoAmI } from "./identity";
 import { showJsonLiterally } from "./markdown";
 import { SignInPanel, useSession } from "./SignIn";
+import { ChatTools } from "./ChatTools";
 import { ThreadSidebar } from "./ThreadSidebar";
 import { loadThreadId, newThreadId, saveThreadId } from "./threads";
 import { backendToolRenderers } from "./ToolCards";
-
-/** Suggestions that match the scripted model's intents (DESIGN "The scripted model"). */
-const SUGGESTIONS = ["Who am I?", "List my documents", "Delete document 2", "Change the accent colour to teal"].map(
-  (text) => ({ title: text, message: text }),
-);
 
 export function App({ config }: { config: AppConfig }): ReactElement {
   const { state, github } = useSession(config);
@@ -195,31 +188,6 @@ function useRuntimeStatus(): string {
 /** CopilotKit's markdown renderer, with quoted JSON shown literally (src/markdown.ts). */
 function AssistantMarkdown({ content, ...rest }: ComponentProps<typeof CopilotChatAssistantMessage.MarkdownRenderer>): ReactElement {
   return <CopilotChatAssistantMessage.MarkdownRenderer {...rest} content={showJsonLiterally(content ?? "")} />;
-}
-
-/** The frontend tool and the static suggestions; must live inside the provider. */
-function ChatTools(): null {
-  useFrontendTool({
-    name: "change_accent_color",
-    description: "Change the page's accent colour. Use when the user asks for a different colour.",
-    parameters: z.object({ color: z.string().describe("A CSS colour: a name such as teal, or #rrggbb") }),
-    handler: async ({ color }) => {
-      // Runs in the browser; its return value is the tool result the agent continues with.
-      if (!CSS.supports("color", color)) return `"${color}" is not a colour; the accent is unchanged`;
-      // `--app-accent`, not `--accent`: CopilotKit's stylesheet defines its own `--accent` (a
-      // near-white) inside the chat, which would hide the cards' role pills and borders.
-      document.documentElement.style.setProperty("--app-accent", color);
-      return `accent colour set to ${color}`;
-    },
-    render: ({ args, status }) => (
-      <div className="tool-card accent" data-testid="card-accent">
-        <span className="swatch" style={{ background: args.color ?? "transparent" }} />
-        {status === "complete" ? "Accent colour changed" : "Changing the accent colour"} to <code>{args.color ?? "…"}</code>
-      </div>
-    ),
-  });
-  useConfigureSuggestions({ suggestions: SUGGESTIONS, available: "before-first-message" });
-  return null;
 }
 
 /** Name, email and roles as agui-server verified them (not as the ID token claims them). */

@@ -5,6 +5,7 @@
 import { useAgent } from "@copilotkit/react-core/v2";
 import { useEffect, useState, type ReactElement } from "react";
 import { classifyRunError } from "./errors";
+import { StatePanel } from "./StatePanel";
 import { fetchThreads, type ThreadRecord } from "./threads";
 
 interface ThreadSidebarProps {
@@ -73,6 +74,8 @@ export function ThreadSidebar({ threadsUrl, token, activeId, onSelect, onNewChat
           </li>
         ))}
       </ul>
+      {/* This chat's shared state (agent state): what "set my theme to dark" changed. */}
+      <StatePanel />
     </aside>
   );
 }

@@ -1,7 +1,6 @@
 // How assistant text is prepared for CopilotKit's markdown renderer (Streamdown).
 //
-// Replies that quote data, such as the scripted model's "The whoami tool returned: {…}", contain
-// JSON. Read as markdown, its URLs become GFM autolinks that run on to the next space
+// Replies that quote data (a model quoting a tool's result, "… returned: {…}") contain JSON. Read as markdown, its URLs become GFM autolinks that run on to the next space
 // ("http://127.0.0.1:8080","subject":"vera","name":"Vera"), which is not a valid URL, so
 // Streamdown's link hardening (rehype-harden) replaces it with "… [blocked]" and the name in the
 // reply reads "Vera [blocked] Viewer". A JSON object or array is data, not prose: showing it as

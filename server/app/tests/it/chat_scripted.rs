@@ -116,10 +116,11 @@ async fn who_am_i_calls_the_whoami_tool_with_the_verified_identity() {
             serde_json::from_str(result["content"].as_str().expect("string content")).unwrap();
         assert_eq!(content["subject"], "alice");
         assert_eq!(content["issuer"], server.idp.issuer_url());
+        // A sentence about the result, not the result's JSON (the card shows the data).
+        let said = text(&events);
         assert!(
-            text(&events).starts_with("The whoami tool returned: {"),
-            "{}",
-            text(&events)
+            said.starts_with("Here is who you are: ") && !said.contains('{'),
+            "{said}"
         );
         assert!(!text(&events).contains("eyJ"), "no token in the reply");
     }
@@ -206,7 +207,7 @@ async fn the_run_after_a_frontend_tool_result_answers_it() {
     assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
     assert_eq!(
         text(&events),
-        "The change_accent_color tool returned: accent set to teal"
+        "The change_accent_color tool says: accent set to teal."
     );
     server.stop().await;
 }

@@ -298,12 +298,10 @@ async fn a_tool_past_its_timeout_gets_a_tool_timeout_result_and_the_run_finishes
     let content = tool_result(&events);
     assert_eq!(content, ToolError::Timeout.to_result());
     assert_eq!(content["error"], "tool_timeout");
-    assert!(
-        text(&events).starts_with("The hang tool returned: "),
-        "{}",
-        text(&events)
+    assert_eq!(
+        text(&events),
+        "The hang tool took too long and was stopped."
     );
-    assert!(text(&events).contains("tool_timeout"), "{}", text(&events));
     // The timeout dropped the tool's future: it did not keep running.
     let how = tokio::time::timeout(HANG_GUARD, stopped.recv())
         .await

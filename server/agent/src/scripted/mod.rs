@@ -8,6 +8,7 @@
 //! | `/stream <n> [size] [delay_ms]`      | one text message of `n` deltas; delta `i` is `size` (default 16) bytes of the letter `'a' + i % 26` |
 //! | `/tool <name> <json-args>`           | calls that tool (backend, or a frontend tool from the input) |
 //! | `/fail`                              | a model error (`RUN_ERROR model_error`)                  |
+//! | "help", "/help", "what can you do?"  | the help: what this caller can ask for, and the commands |
 //! | contains "who am i"                  | calls `whoami`                                           |
 //! | contains "list my documents"         | calls `list_my_documents`                                |
 //! | "show document N"                    | calls `get_document {"id": N}`                           |
@@ -16,9 +17,12 @@
 //! | names a frontend tool from the input | calls it (see [`match_frontend_tool`])                   |
 //! | anything else                        | `Hello, <display name>! You said: "<message>"`          |
 //!
-//! When the conversation ends with a `tool` message it answers `The <tool> tool returned:
-//! <content>`. Matching is case-insensitive. Text is streamed word by word (each delta is a word
-//! with its trailing space) with `delay` between deltas (`AGUI_SCRIPTED_DELAY_MS`).
+//! The help row matches "help" or "/help" alone, or a message containing "what can you do" or
+//! "what can i do"; it is checked first. When the conversation ends with a `tool` message it
+//! answers with one short sentence about the result (`reply.rs`: "Here is who you are: …",
+//! "Accent colour set to teal.", "That colour was refused: …"), never the raw JSON. Matching is
+//! case-insensitive. Text is streamed word by word (each delta is a word with its trailing space)
+//! with `delay` between deltas (`AGUI_SCRIPTED_DELAY_MS`).
 
 use std::time::Duration;
 
@@ -29,6 +33,8 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream};
+
+mod reply;
 
 /// The scripted model.
 #[derive(Debug, Clone, Default)]
@@ -136,11 +142,16 @@ fn plan(request: &ModelRequest) -> Plan {
         Some(Message::Tool(tool)) => {
             let name = tool_name_for(&request.messages, tool.tool_call_id.as_str())
                 .unwrap_or_else(|| "requested".to_owned());
-            let content = tool.content.text();
-            Plan::Say(format!("The {name} tool returned: {content}"))
+            Plan::Say(reply::after_tool(&name, &tool.content.text()))
         }
         _ => {
             let text = request.last_user_text().unwrap_or_default();
+            if reply::is_help(&text.trim().to_lowercase()) {
+                return Plan::Say(reply::help(
+                    request.tools.iter().map(|tool| tool.name.as_str()),
+                    request.frontend_tools.iter().map(|tool| tool.name.as_str()),
+                ));
+            }
             plan_for_text(
                 text.trim(),
                 &request.frontend_tools,
@@ -406,6 +417,95 @@ mod tests {
         assert_eq!(
             plan_for_text("change the color to red", &tools, "Ada"),
             Plan::Say("Hello, Ada! You said: \"change the color to red\"".into())
+        );
+    }
+
+    fn request(messages: Value, tools: &[&str], frontend_tools: Vec<FrontendTool>) -> ModelRequest {
+        let principal = agui_auth::Principal {
+            issuer: "https://idp.example".into(),
+            subject: "vera".into(),
+            name: Some("Vera Viewer".into()),
+            email: None,
+            email_verified: None,
+            roles: vec!["viewer".into()],
+            scopes: vec![],
+            claims: Map::new(),
+            credential_source: agui_auth::CredentialSource::Header,
+            verifier: agui_auth::Verifier::Jwt,
+            token_fingerprint: "abcdef012345".into(),
+            expires_at: 0,
+        };
+        let tools = tools.iter().map(|name| {
+            std::sync::Arc::new(crate::tools::ToolSpec {
+                name: (*name).into(),
+                description: String::new(),
+                parameters: json!({}),
+            })
+        });
+        ModelRequest {
+            messages: std::sync::Arc::new(serde_json::from_value(messages).unwrap()),
+            tools: tools.collect(),
+            frontend_tools: frontend_tools.into(),
+            context: std::sync::Arc::new([]),
+            principal: std::sync::Arc::new(principal),
+        }
+    }
+
+    #[test]
+    fn after_a_tool_result_the_reply_is_a_sentence_about_it() {
+        let messages = |content: &str| {
+            json!([
+                {"id": "u1", "role": "user", "content": "change the accent colour to notacolour"},
+                {"id": "a1", "role": "assistant", "toolCalls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "change_accent_color", "arguments": "{\"color\":\"notacolour\"}"}}]},
+                {"id": "t1", "role": "tool", "toolCallId": "call_1", "content": content}
+            ])
+        };
+        let refused = json!({"error": "invalid_color", "message": "\"notacolour\" is not a CSS colour; the accent is unchanged"});
+        assert_eq!(
+            plan(&request(messages(&refused.to_string()), &[], vec![])),
+            Plan::Say(
+                "That colour was refused: \"notacolour\" is not a CSS colour; the accent is unchanged."
+                    .into()
+            )
+        );
+        assert_eq!(
+            plan(&request(messages(r#"{"color":"teal"}"#), &[], vec![])),
+            Plan::Say("Accent colour set to teal.".into())
+        );
+    }
+
+    #[test]
+    fn help_lists_the_offered_tools_instead_of_echoing() {
+        let ask = |text: &str| {
+            let messages = json!([{"id": "u1", "role": "user", "content": text}]);
+            plan(&request(
+                messages,
+                &["whoami", "list_my_documents", "set_preference"],
+                vec![tool("change_accent_color")],
+            ))
+        };
+        for asked in ["What can you do?", "  help  ", "/help"] {
+            let Plan::Say(text) = ask(asked) else {
+                panic!("{asked}: not a reply")
+            };
+            assert!(
+                text.contains("\"Who am I?\"") && text.contains("\"Set my theme to dark\""),
+                "{text}"
+            );
+            assert!(
+                text.contains("\"Change the accent colour to teal\""),
+                "{text}"
+            );
+            assert!(
+                text.contains("/stream") && !text.contains("You said"),
+                "{text}"
+            );
+        }
+        // Control: any other message is still greeted and echoed.
+        assert_eq!(
+            ask("hello"),
+            Plan::Say("Hello, Vera Viewer! You said: \"hello\"".into())
         );
     }
 
