@@ -499,8 +499,10 @@ pub(crate) fn adapt_replayed(dialect: Dialect, event: Event) -> Option<Event> {
     if dialect == Dialect::V1 {
         return dialect.adapt(event);
     }
-    let mut input = match &event {
-        Event::RunStarted(started) => started.input.clone(),
+    let mut event = event;
+    // Taken before the live mapping drops it (not cloned: it holds the run's messages).
+    let mut input = match &mut event {
+        Event::RunStarted(started) => started.input.take(),
         _ => None,
     };
     let mut event = dialect.adapt(event)?;
