@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 use agui_auth::testing::TestIdp;
+use agui_bench::client::{CONNECT_PATH, connect_input, thread_inputs};
 use agui_bench::{LoadSpec, run_inputs, run_load};
 use agui_server::config::Config;
 use agui_server::state::AppState;
@@ -39,11 +40,17 @@ struct Server {
 }
 
 async fn start_agui_server() -> Server {
+    start_agui_server_with(None).await
+}
+
+/// The smoke profile's server, its store at `database_url` (`None`: SQLite in memory).
+async fn start_agui_server_with(database_url: Option<String>) -> Server {
     let idp = TestIdp::start().await;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
+    config.store.database_url = database_url;
     config.auth =
         agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), AUDIENCE, "").unwrap();
     // The bench profile: one load-client user runs every stream, so its per-user limits are
@@ -207,18 +214,66 @@ const GUARD: &str = "allocations_per_short_run_stay_within_todays_figure";
 #[test]
 fn allocations_per_short_run_stay_within_todays_figure() {
     if std::env::var_os(CHILD).is_some() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (allocations, bytes) = runtime.block_on(count_short_runs());
+        let (allocations, bytes) = in_runtime(count_short_runs());
         println!("{FIGURE}{allocations:.1} ({bytes:.0} bytes)");
         return;
     }
-    // This binary again, running this test alone (libtest's and nextest's `--exact`).
+    let (allocations, line) = figure_of_child(GUARD, FIGURE);
+    println!("{FIGURE}{line}; today's figure {ALLOCATIONS_PER_SHORT_RUN}, margin {MARGIN}");
+    // Positive control: the count is a real one (a run cannot take no allocation at all).
+    assert!(allocations > 10.0, "{line}");
+    assert!(
+        allocations <= ALLOCATIONS_PER_SHORT_RUN * (1.0 + MARGIN),
+        "allocations per short run grew to {line}, past {ALLOCATIONS_PER_SHORT_RUN} + {:.0} %: find the new allocation (or, for a deliberate change, update ALLOCATIONS_PER_SHORT_RUN with the reason)",
+        MARGIN * 100.0
+    );
+}
+
+/// Heap allocations per CopilotKit `connect` of a thread of [`CONNECT_RUNS`] runs of
+/// `/stream 200` (the benchmark's `connect` scenario: 250 replayed events, about 200 KB), on the
+/// smoke profile with its store in a SQLite file, as `serve` runs it. Measured on 2026-12-03:
+/// 2,637.6 (1.67 MB allocated for a 200 KB replay) when every stored event was decoded,
+/// adapted and encoded again and a connect made three store reads; 1,551.3 (1.36 MB) with one
+/// read and stored events framed as they are; 1,275.3 (1.34 MB) once a 0.0.x client's
+/// `RUN_STARTED` input was no longer cloned.
+const ALLOCATIONS_PER_CONNECT: f64 = 1276.0;
+/// Runs in the connect guard's thread.
+const CONNECT_RUNS: usize = 50;
+const CONNECT_FIGURE: &str = "allocations per connect of a 50-run thread: ";
+const CONNECT_GUARD: &str = "allocations_per_connect_replay_stay_within_todays_figure";
+
+#[test]
+fn allocations_per_connect_replay_stay_within_todays_figure() {
+    if std::env::var_os(CHILD).is_some() {
+        let (allocations, bytes) = in_runtime(count_connects());
+        println!("{CONNECT_FIGURE}{allocations:.1} ({bytes:.0} bytes)");
+        return;
+    }
+    let (allocations, line) = figure_of_child(CONNECT_GUARD, CONNECT_FIGURE);
+    println!("{CONNECT_FIGURE}{line}; today's figure {ALLOCATIONS_PER_CONNECT}, margin {MARGIN}");
+    // Positive control: a replay of 250 events cannot take fewer allocations than it has runs.
+    assert!(allocations > CONNECT_RUNS as f64, "{line}");
+    assert!(
+        allocations <= ALLOCATIONS_PER_CONNECT * (1.0 + MARGIN),
+        "allocations per connect grew to {line}, past {ALLOCATIONS_PER_CONNECT} + {:.0} %: find the new allocation (or, for a deliberate change, update ALLOCATIONS_PER_CONNECT with the reason)",
+        MARGIN * 100.0
+    );
+}
+
+fn in_runtime<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(work)
+}
+
+/// Runs this binary again with only the test `name` (libtest's and nextest's `--exact`), as the
+/// measuring child, and returns the figure it printed after `prefix` (and the rest of its line).
+fn figure_of_child(name: &str, prefix: &str) -> (f64, String) {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([GUARD, "--exact", "--nocapture", "--test-threads=1"])
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .output()
         .expect("the test binary runs");
@@ -231,17 +286,10 @@ fn allocations_per_short_run_stay_within_todays_figure() {
     let line = stdout
         .lines()
         // libtest prints the child's output after "test <name> ... " on the same line.
-        .find_map(|l| l.split_once(FIGURE).map(|(_, figure)| figure))
+        .find_map(|l| l.split_once(prefix).map(|(_, figure)| figure))
         .unwrap_or_else(|| panic!("the child printed no figure: {stdout}"));
-    let allocations: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
-    println!("{FIGURE}{line}; today's figure {ALLOCATIONS_PER_SHORT_RUN}, margin {MARGIN}");
-    // Positive control: the count is a real one (a run cannot take no allocation at all).
-    assert!(allocations > 10.0, "{line}");
-    assert!(
-        allocations <= ALLOCATIONS_PER_SHORT_RUN * (1.0 + MARGIN),
-        "allocations per short run grew to {line}, past {ALLOCATIONS_PER_SHORT_RUN} + {:.0} %: find the new allocation (or, for a deliberate change, update ALLOCATIONS_PER_SHORT_RUN with the reason)",
-        MARGIN * 100.0
-    );
+    let figure: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
+    (figure, line.to_owned())
 }
 
 /// Warm-up runs (JWKS fetched, the token cached, statements prepared, maps grown), then the
@@ -253,18 +301,10 @@ async fn count_short_runs() -> (f64, f64) {
     const COUNTED: usize = 300;
     let server = start_agui_server().await;
     let token = token(&server.idp, AUDIENCE);
-    let requests: Vec<Vec<u8>> = run_inputs("/stream 5", WARM + COUNTED)
-        .into_iter()
-        .map(|body| {
-            let mut request = format!(
-                "POST /chat HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: {}\r\n\r\n",
-                server.addr,
-                body.len()
-            )
-            .into_bytes();
-            request.extend_from_slice(&body);
-            request
-        })
+    let requests = run_inputs("/stream 5", WARM + COUNTED);
+    let requests: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|body| raw_request(&server, "/chat", &token, body))
         .collect();
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
@@ -286,6 +326,77 @@ async fn count_short_runs() -> (f64, f64) {
         change.allocations as f64 / COUNTED as f64,
         change.bytes_allocated as f64 / COUNTED as f64,
     )
+}
+
+/// Connects to a thread of [`CONNECT_RUNS`] runs (made through `/chat`, their history written)
+/// after a few warm-up connects; returns allocations and bytes allocated per counted connect,
+/// each counted to the end of its replay task.
+async fn count_connects() -> (f64, f64) {
+    const WARM: usize = 5;
+    const COUNTED: usize = 40;
+    let file = std::env::temp_dir().join(format!(
+        "agui-connect-guard-{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let server =
+        start_agui_server_with(Some(format!("sqlite://{}?mode=rwc", file.display()))).await;
+    let token = token(&server.idp, AUDIENCE);
+    let thread = format!("connect-guard-{}", uuid::Uuid::new_v4().simple());
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    // Large enough for any response here (a replay is about 200 KB), so reading never grows it.
+    let mut response = Vec::with_capacity(1024 * 1024);
+    for body in thread_inputs("/stream 200", &thread, CONNECT_RUNS) {
+        raw_run(
+            &mut stream,
+            &raw_request(&server, "/chat", &token, &body),
+            &mut response,
+        )
+        .await;
+    }
+    settle(&server).await;
+    let connects: Vec<Vec<u8>> = (0..WARM + COUNTED)
+        .map(|_| raw_request(&server, CONNECT_PATH, &token, &connect_input(&thread)))
+        .collect();
+    let replayed = |response: &[u8]| {
+        response
+            .windows(12)
+            .filter(|w| *w == b"RUN_FINISHED")
+            .count()
+    };
+    for request in &connects[..WARM] {
+        raw_run(&mut stream, request, &mut response).await;
+        assert_eq!(replayed(&response), CONNECT_RUNS, "every run replayed");
+    }
+    settle(&server).await;
+    let region = Region::new(GLOBAL);
+    for request in &connects[WARM..] {
+        raw_run(&mut stream, request, &mut response).await;
+    }
+    settle(&server).await;
+    let change = region.change();
+    assert_eq!(replayed(&response), CONNECT_RUNS, "every run replayed");
+    let _ = server.shutdown.send(());
+    server.task.await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    (
+        change.allocations as f64 / COUNTED as f64,
+        change.bytes_allocated as f64 / COUNTED as f64,
+    )
+}
+
+/// A keep-alive HTTP/1.1 POST of `body` to `path` with the bearer token, asking for SSE.
+fn raw_request(server: &Server, path: &str, token: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
 }
 
 /// One run on a keep-alive connection, read to the end of its chunked body; it must be a 200

@@ -33,6 +33,14 @@ pub fn encode_into(event: &Event, buf: &mut Vec<u8>) {
     buf.extend_from_slice(FRAME_END);
 }
 
+/// Appends one SSE frame around `json`: an event already serialized as compact JSON (by
+/// [`encode_into`] or `serde_json::to_string`, so it has no line break), e.g. a stored one.
+pub fn frame_json_into(json: &str, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(DATA_PREFIX);
+    buf.extend_from_slice(json.as_bytes());
+    buf.extend_from_slice(FRAME_END);
+}
+
 /// One SSE frame for `event` as `Bytes`, ready for a response body.
 pub fn encode(event: &Event) -> Bytes {
     // Most frames are small deltas; 128 bytes avoids regrowth for them.

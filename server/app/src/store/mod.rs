@@ -145,6 +145,16 @@ pub trait Store: Send + Sync + 'static {
         from_chunk: i64,
     ) -> Result<Vec<HistoryChunk>, StoreError>;
 
+    /// What a `connect` needs of a thread, in one statement (one round trip, one snapshot): its
+    /// owner and, only when `reader` owns it (or `any_owner`: an admin's read), its history in
+    /// replay order and its open runs, so a refused caller costs no history read.
+    async fn thread_replay(
+        &self,
+        thread_id: &str,
+        reader: &PrincipalKey,
+        any_owner: bool,
+    ) -> Result<ThreadReplay, StoreError>;
+
     /// The thread's runs that have no recorded end, with their instances' last heartbeats.
     async fn open_runs(&self, thread_id: &str) -> Result<Vec<OpenRun>, StoreError>;
 

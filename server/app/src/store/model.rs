@@ -389,6 +389,31 @@ pub struct HistoryChunk {
     pub events: String,
 }
 
+/// What a `connect` reads of a thread in one statement ([`super::Store::thread_replay`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadReplay {
+    /// The thread's owner (`None`: no such thread).
+    pub owner: Option<PrincipalKey>,
+    /// Its stored history in replay order (runs by start, chunks by number); empty when the
+    /// reader may not read it.
+    pub chunks: Vec<ReplayChunk>,
+    /// Its runs with no recorded end, by start; empty when the reader may not read it.
+    pub open: Vec<OpenRun>,
+}
+
+/// One stored history chunk as a replay reads it (its thread is the one asked for).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayChunk {
+    /// The run.
+    pub run_id: String,
+    /// The chunk's number within its run, from 0.
+    pub chunk: i64,
+    /// When the run started.
+    pub started_at: i64,
+    /// The events, a JSON array.
+    pub events: String,
+}
+
 /// A run of a thread that has not ended (or whose end is not recorded yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenRun {

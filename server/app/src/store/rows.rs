@@ -2,7 +2,8 @@
 //! one column of its row type ([`Row`]).
 
 use super::{
-    AuditKind, AuditRecord, HistoryChunk, OpenRun, RunOutcome, RunRecord, StoreError, ThreadSummary,
+    AuditKind, AuditRecord, HistoryChunk, OpenRun, PrincipalKey, ReplayChunk, RunOutcome,
+    RunRecord, StoreError, ThreadReplay, ThreadSummary,
 };
 
 /// One result row of a backend, read by column name.
@@ -96,4 +97,29 @@ pub(crate) fn open_run(row: &impl Row) -> Result<OpenRun, StoreError> {
         started_at: int(row, "started_at")?,
         heartbeat_at: row.int("heartbeat_at")?,
     })
+}
+
+/// Adds one row of [`super::rules::thread_replay_sql`] to `replay`.
+pub(crate) fn add_replay_row(replay: &mut ThreadReplay, row: &impl Row) -> Result<(), StoreError> {
+    match int(row, "part")? {
+        0 => {
+            replay.owner = Some(PrincipalKey::new(
+                text(row, "issuer")?,
+                text(row, "subject")?,
+            ))
+        }
+        1 => replay.chunks.push(ReplayChunk {
+            run_id: text(row, "run_id")?,
+            chunk: int(row, "chunk")?,
+            started_at: int(row, "started_at")?,
+            events: text(row, "events")?,
+        }),
+        _ => replay.open.push(OpenRun {
+            run_id: text(row, "run_id")?,
+            instance: text(row, "instance")?,
+            started_at: int(row, "started_at")?,
+            heartbeat_at: row.int("heartbeat_at")?,
+        }),
+    }
+    Ok(())
 }

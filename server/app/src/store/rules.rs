@@ -228,6 +228,34 @@ pub fn title_of(text: &str) -> Option<String> {
     Some(title)
 }
 
+/// The statement of [`super::Store::thread_replay`], with placeholders made by `placeholder`
+/// (`?1` / `$1`): parameters thread id, reader's issuer, reader's subject, any-owner flag
+/// (0/1). One `UNION ALL` of the owner (part 0), the history chunks (part 1) and the open runs
+/// (part 2); the last two only when the reader may read the thread. Every table is read by its
+/// primary key's prefix.
+pub(crate) fn thread_replay_sql(placeholder: impl Fn(usize) -> String) -> String {
+    let [thread, issuer, subject, any] = [1, 2, 3, 4].map(placeholder);
+    let readable = format!(
+        "EXISTS (SELECT 1 FROM threads o WHERE o.thread_id = {thread} \
+         AND ((o.issuer = {issuer} AND o.subject = {subject}) OR {any} = 1))"
+    );
+    format!(
+        "SELECT CAST(0 AS BIGINT) AS part, issuer, subject, CAST(NULL AS TEXT) AS run_id, \
+           CAST(NULL AS BIGINT) AS chunk, CAST(NULL AS BIGINT) AS started_at, \
+           CAST(NULL AS TEXT) AS events, CAST(NULL AS TEXT) AS instance, \
+           CAST(NULL AS BIGINT) AS heartbeat_at \
+         FROM threads WHERE thread_id = {thread} \
+         UNION ALL \
+         SELECT 1, NULL, NULL, h.run_id, CAST(h.chunk AS BIGINT), h.started_at, h.events, NULL, NULL \
+         FROM history h WHERE h.thread_id = {thread} AND {readable} \
+         UNION ALL \
+         SELECT 2, NULL, NULL, r.run_id, NULL, r.started_at, NULL, r.instance, i.heartbeat_at \
+         FROM runs r LEFT JOIN instances i ON i.instance_id = r.instance \
+         WHERE r.thread_id = {thread} AND r.ended_at IS NULL AND {readable} \
+         ORDER BY part, started_at, run_id, chunk"
+    )
+}
+
 /// A value bound into a query built by [`audit_query`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Param<'a> {

@@ -270,6 +270,7 @@ conformance!("multi_thread";
     history_retention_removes_whole_runs_only,
     forget_removes_the_history_of_the_subjects_threads,
     open_runs_carry_their_instances_heartbeat,
+    a_thread_replay_is_one_read_scoped_to_its_owner,
     group_commit_of_starts_claims_threads_and_records_only_owned_runs,
     a_batch_of_starts_commits_whole_or_not_at_all,
 );
@@ -1255,6 +1256,69 @@ async fn forget_removes_the_history_of_the_subjects_threads(fx: &Fixture) {
 
 /// A thread's runs without a recorded end, each with its instance's last heartbeat: what a
 /// follower on another replica needs to tell a live run from a dead one.
+/// `thread_replay` reads in one statement what the separate reads give: the owner, the history
+/// in replay order and the open runs with their heartbeats; to anyone but the owner (without
+/// the admin flag) only the owner, so a refused caller costs no history read.
+async fn a_thread_replay_is_one_read_scoped_to_its_owner(fx: &Fixture) {
+    let store = &fx.store;
+    store.claim_thread(&alice(), "tr", 1).await.unwrap();
+    store.heartbeat(4_321).await.unwrap();
+    store
+        .write_batch(&[
+            WriteOp::RunStarted(start(&alice(), "tr", "second", 200)),
+            WriteOp::RunStarted(start(&alice(), "tr", "first", 100)),
+            WriteOp::RunEnded(RunEnd {
+                thread_id: "tr".into(),
+                run_id: "first".into(),
+                ended_at: 150,
+                outcome: RunOutcome::Success,
+                error_code: None,
+                usage: None,
+            }),
+            chunk("tr", "second", 0, 200, 201, "second-0"),
+            chunk("tr", "first", 1, 100, 120, "first-1"),
+            chunk("tr", "first", 0, 100, 110, "first-0"),
+            chunk("other", "x", 0, 50, 50, "elsewhere"),
+        ])
+        .await
+        .unwrap();
+    let replay = store.thread_replay("tr", &alice(), false).await.unwrap();
+    assert_eq!(replay.owner, Some(alice()));
+    let order: Vec<(String, i64)> = replay
+        .chunks
+        .iter()
+        .map(|c| (c.run_id.clone(), c.chunk))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("first".into(), 0),
+            ("first".into(), 1),
+            ("second".into(), 0)
+        ]
+    );
+    assert!(replay.chunks[0].events.contains("first-0"));
+    assert_eq!(replay.chunks[2].started_at, 200);
+    assert_eq!(replay.open, store.open_runs("tr").await.unwrap());
+    assert_eq!(replay.open.len(), 1);
+    assert_eq!(replay.open[0].run_id, "second");
+    assert_eq!(replay.open[0].heartbeat_at, Some(4_321));
+    // Another principal: the owner only …
+    let refused = store.thread_replay("tr", &bob(), false).await.unwrap();
+    assert_eq!(refused.owner, Some(alice()));
+    assert!(refused.chunks.is_empty() && refused.open.is_empty());
+    // … unless it reads as an admin.
+    let admin = store.thread_replay("tr", &bob(), true).await.unwrap();
+    assert_eq!(admin.chunks.len(), 3);
+    assert_eq!(admin.open.len(), 1);
+    // No such thread: nothing, and no owner.
+    let none = store
+        .thread_replay("nobody's", &alice(), true)
+        .await
+        .unwrap();
+    assert_eq!(none, agui_server::store::ThreadReplay::default());
+}
+
 async fn open_runs_carry_their_instances_heartbeat(fx: &Fixture) {
     let store = &fx.store;
     store.claim_thread(&alice(), "o", 1).await.unwrap();

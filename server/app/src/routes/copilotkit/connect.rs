@@ -50,11 +50,29 @@ async fn thread_right(
         tracing::error!(target: "agui::store", %error, "thread owner lookup failed");
         ApiError::StoreUnavailable
     })?;
+    judge(state, log, principal, thread_id, action, owner.as_ref())
+}
+
+/// Whether `principal` holds the thread-admin role (may read any thread, audited).
+fn is_thread_admin(state: &AppState, principal: &Principal) -> bool {
+    let admin_role = state.config.store.thread_admin_role.as_ref();
+    admin_role.is_some_and(|role| principal.has_role(role))
+}
+
+/// [`thread_right`] once the owner is known.
+fn judge(
+    state: &AppState,
+    log: &crate::store::AuditLog,
+    principal: &Principal,
+    thread_id: &str,
+    action: &str,
+    owner: Option<&PrincipalKey>,
+) -> Result<ThreadRight, ApiError> {
     let key = PrincipalKey::of(principal);
     let Some(owner) = owner else {
         return Ok(ThreadRight::New);
     };
-    if owner == key {
+    if *owner == key {
         return Ok(ThreadRight::Owner);
     }
     let fields = json!({
@@ -62,10 +80,9 @@ async fn thread_right(
         "owner_subject": owner.subject,
         "action": action,
     });
-    let admin_role = state.config.store.thread_admin_role.as_ref();
-    if admin_role.is_some_and(|role| principal.has_role(role)) {
+    if is_thread_admin(state, principal) {
         let mut detail = fields;
-        detail["role"] = json!(admin_role);
+        detail["role"] = json!(state.config.store.thread_admin_role);
         detail["token_fingerprint"] = json!(principal.token_fingerprint);
         log.record(
             AuditRecord::now(AuditKind::AdminAccess)
@@ -87,6 +104,39 @@ async fn thread_right(
         .thread(thread_id),
     );
     Err(ApiError::ThreadNotFound)
+}
+
+/// Reads the thread for `principal` in one store statement and judges its right to it (as
+/// [`thread_right`]): the replay when it may read it (empty for a new thread).
+async fn read_thread(
+    state: &AppState,
+    connected: &crate::backends::Connected,
+    principal: &Principal,
+    thread_id: &str,
+    action: &str,
+) -> Result<(ThreadRight, replay::Loaded), ApiError> {
+    let key = PrincipalKey::of(principal);
+    let loaded = replay::read(
+        connected.store().as_ref(),
+        &state.history,
+        thread_id,
+        &key,
+        is_thread_admin(state, principal),
+    )
+    .await
+    .map_err(|error| {
+        tracing::error!(target: "agui::store", %error, "thread history unreadable");
+        ApiError::StoreUnavailable
+    })?;
+    let right = judge(
+        state,
+        &connected.log,
+        principal,
+        thread_id,
+        action,
+        loaded.owner.as_ref(),
+    )?;
+    Ok((right, loaded))
 }
 
 /// A thread id taken from a path: bounded like every id a client sends (400 `invalid_input`).
@@ -121,30 +171,12 @@ pub(crate) async fn owned_replay(
         .backends
         .connected()
         .ok_or(ApiError::StoreUnavailable)?;
-    let store = connected.store().clone();
-    match thread_right(
-        state,
-        store.as_ref(),
-        &connected.log,
-        principal,
-        thread_id,
-        "read",
-    )
-    .await?
-    {
-        ThreadRight::New => Ok(Vec::new()),
-        ThreadRight::Owner => replay::load(
-            store.as_ref(),
-            &state.history,
-            thread_id,
-            instance_timeout(state),
-        )
-        .await
-        .map(|replay| replay.events)
-        .map_err(|error| {
-            tracing::error!(target: "agui::store", %error, "thread history unreadable");
-            ApiError::StoreUnavailable
-        }),
+    match read_thread(state, connected, principal, thread_id, "read").await? {
+        (ThreadRight::New, _) => Ok(Vec::new()),
+        (ThreadRight::Owner, loaded) => Ok(loaded
+            .into_replay(thread_id, instance_timeout(state))
+            .stored
+            .into_events()),
     }
 }
 
@@ -178,10 +210,9 @@ pub(crate) async fn connect(
     check_agent(&state, &agent_id, &request.principal)?;
     let thread_id = request.input.thread_id.to_string();
     let store = connected.store().clone();
-    let right = thread_right(
+    let (right, loaded) = read_thread(
         &state,
-        store.as_ref(),
-        &connected.log,
+        &connected,
         &request.principal,
         &thread_id,
         "connect",
@@ -196,20 +227,10 @@ pub(crate) async fn connect(
     );
     let replay = match right {
         ThreadRight::New => replay::Replay::default(),
-        ThreadRight::Owner => replay::load(
-            store.as_ref(),
-            &state.history,
-            &thread_id,
-            instance_timeout(&state),
-        )
-        .await
-        .map_err(|error| {
-            tracing::error!(target: "agui::store", %error, "thread history unreadable");
-            ApiError::StoreUnavailable
-        })?,
+        ThreadRight::Owner => loaded.into_replay(&thread_id, instance_timeout(&state)),
     };
     tracing::info!(
-        %thread_id, sub = %request.principal.subject, events = replay.events.len(),
+        %thread_id, sub = %request.principal.subject, events = replay.stored.len(),
         following = replay.follow.len(), "connect"
     );
     state
@@ -231,9 +252,7 @@ pub(crate) async fn connect(
     let shutdown = state.shutdown.clone();
     state.runs.spawn(async move {
         let send_all = async {
-            for event in replay.events {
-                sink.send(event).await?;
-            }
+            sink.send_stored(replay.stored).await?;
             for follow in replay.follow {
                 replay::follow(follow, store.as_ref(), timeout, &mut sink).await?;
             }

@@ -17,8 +17,8 @@ use sqlx::{Connection, PgPool, Postgres, Row as _};
 use super::rules::{self, Param, WriteTx};
 use super::{
     AuditFilter, AuditRecord, ForgetCounts, HistoryChunk, Notice, OpenRun, PrincipalKey, RunEnd,
-    RunRecord, RunStart, StartRequest, Store, StoreError, ThreadAccess, ThreadSummary, WriteOp,
-    new_instance_id, rows,
+    RunRecord, RunStart, StartRequest, Store, StoreError, ThreadAccess, ThreadReplay,
+    ThreadSummary, WriteOp, new_instance_id, rows,
 };
 
 /// How many notices may wait for a slow subscriber before it misses some (it then re-reads).
@@ -581,6 +581,27 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         found.iter().map(rows::history).collect()
+    }
+
+    async fn thread_replay(
+        &self,
+        thread_id: &str,
+        reader: &PrincipalKey,
+        any_owner: bool,
+    ) -> Result<ThreadReplay, StoreError> {
+        let sql = rules::thread_replay_sql(|n| format!("${n}"));
+        let found = sqlx::query(&sql)
+            .bind(thread_id)
+            .bind(&reader.issuer)
+            .bind(&reader.subject)
+            .bind(i64::from(any_owner))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut replay = ThreadReplay::default();
+        for row in &found {
+            rows::add_replay_row(&mut replay, row)?;
+        }
+        Ok(replay)
     }
 
     async fn open_runs(&self, thread_id: &str) -> Result<Vec<OpenRun>, StoreError> {

@@ -17,8 +17,8 @@ use self::worker::{Readers, Worker, backend};
 use super::rules::{self, Param, WriteTx};
 use super::{
     AuditFilter, AuditRecord, ForgetCounts, HistoryChunk, Notice, OpenRun, PrincipalKey, RunEnd,
-    RunRecord, RunStart, StartRequest, Store, StoreError, ThreadAccess, ThreadSummary, WriteOp,
-    new_instance_id, rows,
+    RunRecord, RunStart, StartRequest, Store, StoreError, ThreadAccess, ThreadReplay,
+    ThreadSummary, WriteOp, new_instance_id, rows,
 };
 
 /// The SQLite store; cheap to clone.
@@ -594,6 +594,33 @@ impl Store for SqliteStore {
                 params![thread_id, run_id, from_chunk],
                 |row| rows::history(row),
             )
+        })
+        .await
+    }
+
+    async fn thread_replay(
+        &self,
+        thread_id: &str,
+        reader: &PrincipalKey,
+        any_owner: bool,
+    ) -> Result<ThreadReplay, StoreError> {
+        let (thread_id, reader) = (thread_id.to_owned(), reader.clone());
+        self.read(move |conn| {
+            let sql = rules::thread_replay_sql(|n| format!("?{n}"));
+            let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
+            let mut found = statement
+                .query(params![
+                    thread_id,
+                    reader.issuer,
+                    reader.subject,
+                    i64::from(any_owner)
+                ])
+                .map_err(backend)?;
+            let mut replay = ThreadReplay::default();
+            while let Some(row) = found.next().map_err(backend)? {
+                rows::add_replay_row(&mut replay, row)?;
+            }
+            Ok(replay)
         })
         .await
     }
