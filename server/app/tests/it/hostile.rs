@@ -750,6 +750,84 @@ async fn hostile_strings_cannot_forge_log_lines_or_reach_the_terminal() {
     }
 }
 
+/// The control for "no colour on a pipe" above: the same binary with a terminal as stderr
+/// (util-linux `script` gives it a pty) colours its lines, and with `NO_COLOR` set it does not.
+/// Skipped, with the reason, where `script` is missing.
+#[tokio::test]
+async fn colour_codes_only_on_a_terminal_without_no_color() {
+    use std::io::{BufRead, BufReader};
+
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (to give the server a terminal) is not installed");
+        return;
+    }
+    let idp = TestIdp::start().await;
+    for (no_color, want_colour) in [(None, true), (Some("1"), false)] {
+        let mut command = Command::new("script");
+        command
+            .args(["-qfec", &format!("exec '{BIN}' serve"), "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .env("AGUI_OIDC_ISSUER", idp.issuer_url())
+            .env("AGUI_OIDC_AUDIENCE", AUDIENCE)
+            .env("AGUI_LISTEN", "127.0.0.1:0")
+            .env("AGUI_DATABASE_URL", "sqlite::memory:")
+            .env("AGUI_LOG", "info")
+            .env("AGUI_LOG_FORMAT", "text")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let mut child = command.spawn().expect("script starts");
+        let stdin = child.stdin.take();
+        let output = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = tokio::task::spawn_blocking(move || {
+            let start = Instant::now();
+            loop {
+                let left = HANG_GUARD.saturating_sub(start.elapsed());
+                match rx.recv_timeout(left) {
+                    Ok(line) if line.contains("listening on") => return Some(line),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await
+        .unwrap();
+        // `script` runs the server in a session of its own (which ignores the SIGHUP of the
+        // terminal closing: SIGHUP reloads its API keys), so the server is ended by its pid,
+        // then `script` (it exits with its child).
+        let script = child.id();
+        let children = std::fs::read_to_string(format!("/proc/{script}/task/{script}/children"))
+            .unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .chain([script.to_string().as_str()])
+        {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        drop(stdin);
+        let _ = child.wait();
+        let line = line.expect("the server listens under `script`");
+        assert_eq!(
+            line.contains("\u{1b}["),
+            want_colour,
+            "NO_COLOR={no_color:?} on a terminal: {line:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Defect 7: `Accept` quality values.
 
