@@ -707,21 +707,6 @@ async fn hostile_strings_cannot_forge_log_lines_or_reach_the_terminal() {
     let barrier = events[0]["threadId"].as_str().unwrap().to_owned();
     let lines = wait_for_stderr(&server, &format!("thread_id={barrier} ")).await;
 
-    let run_line = lines
-        .iter()
-        .find(|l| l.contains("run started") && l.contains("forged-sub-line"))
-        .unwrap_or_else(|| panic!("the hostile sub's run is logged: {lines:#?}"));
-    assert!(
-        run_line.contains(&format!(
-            r"sub=mallory\n{}\r\u{{1b}}[2J\u{{7}}",
-            forged("sub")
-        )),
-        "the sub is written escaped: {run_line:?}"
-    );
-    assert!(
-        lines.iter().any(|l| l.contains("INFO")),
-        "the level is written (where colour would be)"
-    );
     for line in &lines {
         assert!(
             !line
@@ -748,6 +733,21 @@ async fn hostile_strings_cannot_forge_log_lines_or_reach_the_terminal() {
             );
         }
     }
+    let run_line = lines
+        .iter()
+        .find(|l| l.contains("run started") && l.contains("forged-sub-line"))
+        .unwrap_or_else(|| panic!("the hostile sub's run is logged: {lines:#?}"));
+    assert!(
+        run_line.contains(&format!(
+            r"sub=mallory\n{}\r\u{{1b}}[2J\u{{7}}",
+            forged("sub")
+        )),
+        "the sub is written escaped: {run_line:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("INFO")),
+        "the level is written (where colour would be)"
+    );
 }
 
 /// The control for "no colour on a pipe" above: the same binary with a terminal as stderr
