@@ -249,6 +249,10 @@ fn scenario_table(out: &mut String, results: &Results, scenario: &Scenario) {
             },
         );
     }
+    // What the server kept of the burst once every stream had ended (the soak, issue #12).
+    if let Some(line) = settled_line(scenario, cells) {
+        let _ = writeln!(out, "\n{line}");
+    }
     // What storing history costs: the same build with it off.
     if let (Some(on), Some(off)) = (
         cells.get(&ServerId::AguiServer),
@@ -292,6 +296,59 @@ fn scenario_table(out: &mut String, results: &Results, scenario: &Scenario) {
             );
         }
     }
+}
+
+/// "RSS 60 s after the streams ended: …" for a scenario that reads it ([`Scenario::settle_s`]):
+/// per server, the RSS then, beside idle and peak, and the share of the burst (peak − idle) given
+/// back. None when no run has the figure.
+fn settled_line(
+    scenario: &Scenario,
+    cells: &std::collections::BTreeMap<ServerId, Cell>,
+) -> Option<String> {
+    if scenario.settle_s == 0 {
+        return None;
+    }
+    let parts: Vec<String> = cells
+        .iter()
+        .filter_map(|(server, cell)| {
+            let runs: Vec<&RunRecord> = cell
+                .runs
+                .iter()
+                .filter(|r| r.settled_rss_kib.is_some())
+                .collect();
+            if runs.is_empty() {
+                return None;
+            }
+            let median =
+                |f: &dyn Fn(&RunRecord) -> f64| Spread::of(runs.iter().map(|r| f(r))).median;
+            let after = median(&|r| r.settled_rss_kib.unwrap_or(0) as f64);
+            let idle = median(&|r| r.idle_rss_kib as f64);
+            let peak = median(&|r| r.peak_rss_kib as f64);
+            let mib = |kib: f64| num(kib / 1024.0);
+            let back = if peak > idle {
+                format!(
+                    "{} % of the burst given back",
+                    num(100.0 * (peak - after.min(peak)) / (peak - idle))
+                )
+            } else {
+                "no burst above idle".to_owned()
+            };
+            Some(format!(
+                "{} **{} MiB** (idle {} MiB, peak {} MiB; {back})",
+                server.label(),
+                mib(after),
+                mib(idle),
+                mib(peak)
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "RSS {} s after the streams ended: {}.",
+            scenario.settle_s,
+            parts.join("; ")
+        )
+    })
 }
 
 struct Target {
@@ -450,15 +507,22 @@ fn targets(results: &Results) -> Vec<Target> {
     let rss = median_of(results, "soak", AguiServer, rss_per_stream_kib);
     let soak_errors = median_of(results, "soak", AguiServer, |_, r| r.summary.errors as f64);
     let floor_rss = median_of(results, "soak", Floor, rss_per_stream_kib);
+    let settled = median_of(results, "soak", AguiServer, |_, r| {
+        r.settled_rss_kib
+            .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
+    })
+    .filter(|mib| *mib > 0.0);
     list.push(Target {
         text: "memory: ≤ 16 KiB RSS per open stream above idle at 10,000 streams, zero errors",
         verdict: verdict(
             rss.zip(soak_errors).map(|(r, e)| r <= 16.0 && e == 0.0),
             format!(
-                "({} KiB/stream, {} errors; the floor: {} KiB/stream)",
+                "({} KiB/stream, {} errors; the floor: {} KiB/stream; RSS {} s after the streams ended: {} MiB)",
                 rss.map_or("–".into(), num),
                 soak_errors.map_or("–".into(), num),
-                floor_rss.map_or("–".into(), num)
+                floor_rss.map_or("–".into(), num),
+                crate::suite::SOAK_SETTLE_S,
+                settled.map_or("–".into(), num)
             ),
         ),
     });
@@ -819,6 +883,58 @@ mod tests {
         )
         .unwrap();
         assert!((r - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_soak_reports_rss_a_minute_after_its_streams_end() {
+        let mut results = results();
+        let soak = |idle: u64, peak: u64, settled: Option<u64>| RunRecord {
+            idle_rss_kib: idle,
+            peak_rss_kib: peak,
+            settled_rss_kib: settled,
+            ..run(100_000.0, 1.0)
+        };
+        let cells = results.cells.entry("soak".into()).or_default();
+        // agui-server: 20 MiB idle, 120 MiB at the peak, 45 MiB a minute later (75 % back).
+        cells.insert(
+            ServerId::AguiServer,
+            Cell {
+                runs: vec![soak(20 * 1024, 120 * 1024, Some(45 * 1024))],
+                skipped: None,
+            },
+        );
+        // The floor's run has no such figure (an older results file): no entry for it.
+        cells.insert(
+            ServerId::Floor,
+            Cell {
+                runs: vec![soak(1024, 2048, None)],
+                skipped: None,
+            },
+        );
+        let md = markdown(&results, "chart.svg");
+        assert!(
+            md.contains(
+                "RSS 60 s after the streams ended: agui-server **45.0 MiB** (idle 20.0 MiB, peak 120 MiB; 75.0 % of the burst given back)."
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("RSS 60 s after the streams ended: 45.0 MiB)"),
+            "the memory target shows it too: {md}"
+        );
+        // Positive control: a scenario that does not settle prints no such line, and without
+        // the figure the target says so.
+        results
+            .cells
+            .get_mut("soak")
+            .unwrap()
+            .remove(&ServerId::AguiServer);
+        let md = markdown(&results, "chart.svg");
+        assert!(
+            !md.contains("RSS 60 s after the streams ended: agui-server"),
+            "{md}"
+        );
+        assert!(!md.contains("after the streams ended: 45"), "{md}");
     }
 
     #[test]

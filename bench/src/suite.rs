@@ -128,6 +128,9 @@ pub enum Kind {
     Join,
 }
 
+/// Seconds after the soak's 10,000 streams end at which the server's RSS is read again.
+pub const SOAK_SETTLE_S: u64 = 60;
+
 /// Runs in the `connect` scenario's thread.
 pub const CONNECT_THREAD_RUNS: usize = 50;
 
@@ -157,6 +160,10 @@ pub struct Scenario {
     /// How it drives them (`load` unless said: older results files have no such field).
     #[serde(default)]
     pub kind: Kind,
+    /// Seconds after a run's streams end at which the server's RSS is read again (0 = not):
+    /// whether the memory of a burst is given back (issue #12; the soak: 60).
+    #[serde(default)]
+    pub settle_s: u64,
 }
 
 /// Everything measured in one run.
@@ -178,6 +185,10 @@ pub struct RunRecord {
     /// the mock model (idle except in the agent scenarios).
     #[serde(default)]
     pub client_cpu_s: f64,
+    /// Server RSS (KiB) [`Scenario::settle_s`] seconds after the run's streams ended, for the
+    /// scenarios that ask for it (None otherwise, and in older results files).
+    #[serde(default)]
+    pub settled_rss_kib: Option<u64>,
     /// Zero errors and every stream ended in `RUN_FINISHED` (or, for auth-fail, every request got
     /// 401).
     pub valid: bool,
@@ -276,6 +287,7 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
         headline,
         servers,
         kind: Kind::Load,
+        settle_s: 0,
     };
     // std at 50 and long also run against the same build with history off.
     let with_history_off = |list: &[ServerId]| -> Vec<ServerId> {
@@ -446,6 +458,8 @@ pub fn scenarios(mode: &str) -> Vec<Scenario> {
             vec![ServerId::Floor, ServerId::AguiServer],
         );
         soak.runs = 1;
+        // Whether the memory of 10,000 streams is given back: RSS a minute after they end.
+        soak.settle_s = SOAK_SETTLE_S;
         list.push(soak);
     }
     list
@@ -872,6 +886,12 @@ impl Suite {
             let client_cpu_s =
                 procfs::cpu_seconds(std::process::id(), self.ticks).unwrap_or(0.0) - client_cpu;
             let listen_overflows = procfs::listen_overflows().saturating_sub(overflows);
+            // Every stream has ended (the client read each to its end or gave up): what the
+            // server still holds after a quiet minute is what it kept of the burst.
+            let settled_rss_kib = (scenario.settle_s > 0).then(|| {
+                std::thread::sleep(Duration::from_secs(scenario.settle_s));
+                procfs::rss_kib(pid).unwrap_or(0)
+            });
             let valid = result.summary.is_valid(scenario.requests as u64);
             runs.push(RunRecord {
                 summary: result.summary,
@@ -881,6 +901,7 @@ impl Suite {
                 peak_rss_kib,
                 listen_overflows,
                 client_cpu_s,
+                settled_rss_kib,
                 valid,
             });
             // Let closed connections drain before the next run's burst.
@@ -1067,12 +1088,16 @@ pub fn run(mode: &str, paths: Paths, only: Option<&[ServerId]>) -> std::io::Resu
                     for run in &cell.runs {
                         let s = &run.summary;
                         eprintln!(
-                            "bench:   {:>9.0} req/s {:>10.0} ev/s  ttfe p99 {:>8.1} ms  cpu {:.2} s  rss {} KiB  overflows {}  errors {:?}{}",
+                            "bench:   {:>9.0} req/s {:>10.0} ev/s  ttfe p99 {:>8.1} ms  cpu {:.2} s  rss {} KiB{}  overflows {}  errors {:?}{}",
                             s.requests_per_s,
                             s.events_per_s,
                             s.ttfe_ms.p99,
                             run.cpu_s,
                             run.peak_rss_kib,
+                            run.settled_rss_kib.map_or(String::new(), |kib| format!(
+                                " (after {} s: {kib} KiB)",
+                                scenario.settle_s
+                            )),
                             run.listen_overflows,
                             s.errors_by_kind,
                             if run.valid { "" } else { "  INVALID" }
@@ -1145,6 +1170,13 @@ mod tests {
             (10_000, &[ServerId::Floor, ServerId::AguiServer][..])
         );
         assert!(all.iter().filter(|s| s.id != "soak").all(|s| s.runs == 3));
+        // Only the soak waits for its memory to settle (a minute, issue #12).
+        assert_eq!(soak.settle_s, 60);
+        assert!(
+            all.iter()
+                .filter(|s| s.id != "soak")
+                .all(|s| s.settle_s == 0)
+        );
         // Agent-mode agui-server is compared with AG2 only, never with the scripted peers.
         for s in &all {
             let agent = s.servers.contains(&ServerId::AguiServerAgent)

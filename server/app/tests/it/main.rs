@@ -14,6 +14,7 @@ mod config_keys;
 mod copilotkit;
 mod credentials;
 mod github_login;
+mod hostile;
 mod hostile_body;
 mod http_edges;
 mod input_ids;
