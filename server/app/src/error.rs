@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The request head (request line and header fields) is larger than allowed.
+    #[error("request head too large")]
+    HeadersTooLarge,
     /// A frontend tool has the name of one of the agent's backend tools.
     #[error("tool name conflict at {field}")]
     ToolNameConflict {
@@ -108,6 +111,7 @@ impl ApiError {
             | Self::UnsupportedProtocolVersion
             | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Auth(error) => error.status(),
             Self::ServerBusy
             | Self::ShuttingDown
@@ -129,6 +133,7 @@ impl ApiError {
             Self::InvalidInput { .. } => "invalid_input",
             Self::ToolNameConflict { .. } => "tool_name_conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::UnsupportedProtocolVersion => "unsupported_protocol_version",
             Self::Auth(error) => error.code(),
             Self::ServerBusy => "server_busy",
@@ -158,6 +163,7 @@ impl ApiError {
                 "A frontend tool has the name of one of this agent's backend tools; rename it."
             }
             Self::PayloadTooLarge => "The request body is larger than this server accepts.",
+            Self::HeadersTooLarge => "The request headers are larger than this server accepts.",
             Self::UnsupportedProtocolVersion => {
                 "This server speaks AG-UI 1.x (and 0.0.x clients that send no protocolVersion)."
             }
@@ -229,6 +235,7 @@ impl ApiError {
                 message: "unknown role".into(),
             }],
             ApiError::PayloadTooLarge => [ApiError::PayloadTooLarge],
+            ApiError::HeadersTooLarge => [ApiError::HeadersTooLarge],
             ApiError::ToolNameConflict { .. } => [ApiError::ToolNameConflict {
                 field: "/tools/0/name".into(),
             }],
@@ -273,6 +280,17 @@ impl ApiError {
         ]
     }
 
+    /// Whether the answer closes the connection (`Connection: close`, which hyper honours): an
+    /// unread oversized body or head is not worth reading to the end to reuse the connection,
+    /// and a server shutting down takes no further request on it. The close lingers
+    /// (`serve::linger`), so a client still sending reads the answer.
+    fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::PayloadTooLarge | Self::HeadersTooLarge | Self::ShuttingDown
+        )
+    }
+
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Auth(error) => error.retry_after(),
@@ -310,6 +328,9 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.closes_connection() {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
