@@ -13,6 +13,7 @@ mod config_keys;
 mod copilotkit;
 mod credentials;
 mod github_login;
+mod hostile_conn;
 mod http_edges;
 mod input_ids;
 mod issuer_outage;
