@@ -211,6 +211,7 @@ async fn a_client_that_never_stops_sending_is_closed_after_the_linger_budget() {
         .unwrap();
     // The budget (1 MiB) plus what the kernel's socket buffers on both sides hold.
     let bound = (1 << 20) + (32 << 20);
+    println!("sent {sent} bytes before the close");
     assert!(
         sent < bound,
         "sent {sent} bytes before the close; bound {bound}"
