@@ -271,6 +271,10 @@ pub struct Config {
     pub backlog: u32,
     /// How long shutdown waits for open streams to end after telling them to stop.
     pub shutdown_deadline_secs: u64,
+    /// How long, from the shutdown signal, idle kept-alive connections stay open so a request
+    /// already on its way gets 503 `shutting_down` rather than a closed connection (at most the
+    /// deadline).
+    pub shutdown_grace_secs: u64,
     /// Seconds of silence after which an SSE stream gets a `: keepalive` comment (0 = never).
     pub keepalive_secs: u64,
     /// Origins allowed to call the server from a browser directly (exact match; empty = CORS off).
@@ -309,6 +313,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             backlog: 4096,
             shutdown_deadline_secs: 10,
+            shutdown_grace_secs: 2,
             keepalive_secs: 15,
             cors_origins: Vec::new(),
             log_format: LogFormat::Text,

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The request head (request line and header fields) is larger than allowed.
+    #[error("request head too large")]
+    HeadersTooLarge,
     /// A frontend tool has the name of one of the agent's backend tools.
     #[error("tool name conflict at {field}")]
     ToolNameConflict {
@@ -117,6 +120,7 @@ impl ApiError {
             | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Auth(error) => error.status(),
             Self::ServerBusy
             | Self::BodyBudgetExhausted
@@ -139,6 +143,7 @@ impl ApiError {
             Self::InvalidInput { .. } => "invalid_input",
             Self::ToolNameConflict { .. } => "tool_name_conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::UnsupportedProtocolVersion => "unsupported_protocol_version",
             Self::Auth(error) => error.code(),
             Self::ServerBusy | Self::BodyBudgetExhausted => "server_busy",
@@ -169,6 +174,7 @@ impl ApiError {
                 "A frontend tool has the name of one of this agent's backend tools; rename it."
             }
             Self::PayloadTooLarge => "The request body is larger than this server accepts.",
+            Self::HeadersTooLarge => "The request headers are larger than this server accepts.",
             Self::UnsupportedProtocolVersion => {
                 "This server speaks AG-UI 1.x (and 0.0.x clients that send no protocolVersion)."
             }
@@ -244,6 +250,7 @@ impl ApiError {
                 message: "unknown role".into(),
             }],
             ApiError::PayloadTooLarge => [ApiError::PayloadTooLarge],
+            ApiError::HeadersTooLarge => [ApiError::HeadersTooLarge],
             ApiError::ToolNameConflict { .. } => [ApiError::ToolNameConflict {
                 field: "/tools/0/name".into(),
             }],
@@ -290,9 +297,20 @@ impl ApiError {
         ]
     }
 
-    /// Whether the answer closes the connection (the body was abandoned half-read).
+    /// Whether the answer closes the connection (`Connection: close`, which hyper honours): an
+    /// unread oversized body or head is not worth reading to the end to reuse the connection, a
+    /// body abandoned half-read (too slow, or over the buffer budgets) leaves the connection
+    /// unusable, and a server shutting down takes no further request on it. The close lingers
+    /// (`serve::linger`), so a client still sending reads the answer.
     fn closes_connection(&self) -> bool {
-        matches!(self, Self::BodyTimeout | Self::BodyBudgetExhausted)
+        matches!(
+            self,
+            Self::PayloadTooLarge
+                | Self::HeadersTooLarge
+                | Self::ShuttingDown
+                | Self::BodyTimeout
+                | Self::BodyBudgetExhausted
+        )
     }
 
     fn retry_after(&self) -> Option<u64> {
@@ -333,7 +351,6 @@ impl IntoResponse for ApiError {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.closes_connection() {
-            // The rest of the body is not read: the connection cannot carry another request.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response

@@ -23,7 +23,8 @@
 //! - `trim`: returning free memory to the system after a burst of buffered bodies.
 //! - [`error`]: HTTP errors before the stream and their JSON body.
 //! - `metrics`: the Prometheus registry.
-//! - [`serve`]: binding with a real backlog, serving connections, graceful shutdown.
+//! - [`serve`]: binding with a real backlog, serving connections (one head limit, lingering
+//!   close), graceful shutdown (503 `shutting_down` during the drain).
 //! - `dev`: `agui-server dev`, a self-contained local server with its own issuer.
 //! - `telemetry`: log setup; the text format escapes control characters in every field.
 //! - `client_addr`: the caller's address behind trusted proxies.

@@ -23,6 +23,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "On SIGTERM/SIGINT, how long open streams get to end (each gets `RUN_ERROR server_shutdown`).",
     ),
     (
+        "shutdown_grace_secs",
+        "On SIGTERM/SIGINT, how long idle kept-alive connections stay open (at most the deadline) so a request already sent gets 503 `shutting_down` + `Connection: close` instead of a closed connection; ends early once clients have closed them.",
+    ),
+    (
         "keepalive_secs",
         "Seconds of silence before an SSE `: keepalive` comment (0 = never). Never sent on protobuf streams.",
     ),
@@ -53,7 +57,7 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "limits.max_header_bytes",
-        "Largest request head; larger heads get 431 (minimum 8192).",
+        "Largest request head (request line + `name: value` lines + CRLF), however it is segmented; larger heads get 431 `headers_too_large` (minimum 8192).",
     ),
     (
         "limits.header_read_timeout_secs",

@@ -125,6 +125,9 @@ pub struct Overrides {
     /// Seconds shutdown waits for open streams.
     #[arg(long, env = "AGUI_SHUTDOWN_DEADLINE_SECS")]
     pub shutdown_deadline_secs: Option<u64>,
+    /// Seconds idle kept-alive connections stay open after the shutdown signal.
+    #[arg(long, env = "AGUI_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
     /// Seconds of silence before an SSE keepalive comment (0 = never).
     #[arg(long, env = "AGUI_KEEPALIVE_SECS")]
     pub keepalive_secs: Option<u64>,
@@ -291,6 +294,7 @@ impl Overrides {
         set(&mut config.listen, o.listen);
         set(&mut config.backlog, o.backlog);
         set(&mut config.shutdown_deadline_secs, o.shutdown_deadline_secs);
+        set(&mut config.shutdown_grace_secs, o.shutdown_grace_secs);
         set(&mut config.keepalive_secs, o.keepalive_secs);
         set(
             &mut config.cors_origins,

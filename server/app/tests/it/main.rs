@@ -16,6 +16,7 @@ mod credentials;
 mod github_login;
 mod hostile;
 mod hostile_body;
+mod hostile_conn;
 mod http_edges;
 mod input_ids;
 mod issuer_outage;

@@ -3,22 +3,35 @@
 //! `TcpListener::bind` (what `axum::serve` examples use) gives a backlog of 128, so bursts of a
 //! thousand connections see drops and second-long tails (DESIGN "Listen backlog"); we bind through
 //! `TcpSocket` with a configurable backlog. Connections are served by hyper directly so the
-//! request-head size and read timeout are bounded, and so shutdown can drain them: runs are told
-//! to stop (they end with `RUN_ERROR server_shutdown`), their bodies end, connections close, and
-//! whatever is still open at the deadline is dropped.
+//! request-head size and read timeout are bounded, and so shutdown can drain them.
+//!
+//! Shutdown: the listener closes at once (new connections are refused, a load balancer moves
+//! on); runs are told to stop (they end with `RUN_ERROR server_shutdown`); every request that
+//! arrives meanwhile on a kept-alive connection gets 503 `shutting_down` with `Connection:
+//! close` ([`front`]). The drain lasts until the runs have ended and, for at most
+//! `shutdown_grace_secs` from the signal, until the clients have closed their idle
+//! connections (so a request already on its way is answered rather than cut); then idle
+//! connections are closed, and whatever is still open at `shutdown_deadline_secs` is dropped.
+//!
+//! # Layout
+//!
+//! - this file: binding, the accept loop, the drain.
+//! - [`front`]: the head limit and the shutdown answer, before the router.
+//! - [`linger`]: lingering close, so a client still uploading reads a 413 instead of a reset.
+
+mod front;
+mod linger;
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
-use tower::ServiceExt;
+use tokio::time::Instant;
 
 use crate::state::AppState;
 
@@ -44,6 +57,10 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     let limits = &state.config.limits;
     // hyper's minimum read buffer is 8 KiB; below it the head limit would be ignored.
     let max_head = limits.max_header_bytes.max(8192);
+    let ceiling = front::head_ceiling(max_head);
+    let linger_budget = (limits.max_body_bytes as u64)
+        .saturating_mul(2)
+        .max(linger::MIN_LINGER_BYTES);
     let header_timeout = Duration::from_secs(limits.header_read_timeout_secs.max(1));
     loop {
         let (stream, peer) = tokio::select! {
@@ -60,19 +77,26 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
         };
         // Events are small and must leave at once.
         let _ = stream.set_nodelay(true);
-        let service =
-            router
-                .clone()
-                .map_request(move |mut request: axum::http::Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                });
+        let front = front::Front {
+            router: router.clone(),
+            peer,
+            max_head,
+            shutdown: state.shutdown.clone(),
+        };
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let front = front.clone();
+            async move { Ok::<_, std::convert::Infallible>(front.call(request).await) }
+        });
+        let stream = linger::LingeringStream::new(stream, linger_budget);
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .max_buf_size(max_head)
+            // The hard ceiling, on the head's raw bytes however they arrive (the limit itself is
+            // `front`'s); the read buffer may hold it.
+            .max_header_size(ceiling)
+            .max_buf_size(ceiling)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -82,7 +106,9 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     }
 
     drop(listener);
+    let signalled = Instant::now();
     let deadline = Duration::from_secs(state.config.shutdown_deadline_secs);
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs).min(deadline);
     tracing::info!(
         open_streams = state.stream_cap.open(),
         ?deadline,
@@ -91,6 +117,11 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     state.runs.close();
     let drained = async {
         state.runs.wait().await;
+        // Idle kept-alive connections may still carry a request (answered 503 + close): wait
+        // for their clients to close them, within the grace.
+        while graceful.count() > 0 && signalled.elapsed() < grace {
+            tokio::time::sleep(IDLE_POLL).await;
+        }
         graceful.shutdown().await;
     };
     if tokio::time::timeout(deadline, drained).await.is_err() {
@@ -108,6 +139,9 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
         }
     }
 }
+
+/// How often the drain looks whether idle connections are gone.
+const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// How long shutdown waits for the audit log's last batch.
 const AUDIT_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
