@@ -13,7 +13,10 @@
 //   F. direct mode (the default `make run` uses): the app's runtimeUrl is agui-server's
 //      /copilotkit, CORS allows the app's origin, a SQLite file store, and an admin-only agent
 //      `admins` besides `default`: the direct contract (both transports, reload, join, stop,
-//      another user, a restart), then the browser: reload, the thread sidebar, another user, Stop.
+//      another user, a restart), then the browser: reload, the thread sidebar, another user, Stop
+//      (and its "Stopped" marker, live and replayed), the chat's chrome (e2e/chrome.mjs: a failed
+//      run's error under its message, Retry, cleared by a later success; named controls; the
+//      favicon; a 360 px phone).
 // The others run the hop (AGUI_WEB_MODE=hop, web/server in front of agui-server's /chat):
 //   A. agui-server with AGUI_ACCEPT_BODY_TOKEN=false: contract tests + the main browser flow, so
 //      every successful run proves the properties → Authorization header bridge; then the Stop
@@ -48,6 +51,7 @@ import {
   runBrowserSilentRenew,
   runBrowserStop,
 } from './browser.mjs';
+import { runBrowserChrome } from './chrome.mjs';
 import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
 import { runDirectContract } from './direct.mjs';
 import {
@@ -154,6 +158,7 @@ try {
       h.skip('browser (direct): reload, thread sidebar, another user, Stop', launched.reason);
       h.skip('browser: main flow (viewer, admin, header-only)', launched.reason);
       h.skip("browser: Stop ends agui-server's run", launched.reason);
+      h.skip('browser (chrome): run errors inline with Retry, named controls, favicon, 360 px phone', launched.reason);
       h.skip('browser: token expiry', launched.reason);
       h.skip('browser: 403 message', launched.reason);
       h.skip('browser: silent renew', launched.reason);
@@ -175,6 +180,7 @@ try {
     await runDirectContract(h, stack);
     if (browser) await runBrowserDirect(h, stack, browser, shots);
     if (browser) await runBrowserStop(h, stack, browser, shots);
+    if (browser) await runBrowserChrome(h, stack, browser, shots);
     if (browser) await runBrowserNoGitHubButton(h, stack, browser, shots);
   });
   if (browser) {
