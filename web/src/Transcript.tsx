@@ -99,16 +99,26 @@ export function useTranscriptNotes(
   }, []);
 
   useEffect(() => {
+    // A stopped run's end can arrive before its text: the hop's replay (CopilotKit's runtime)
+    // sends RUN_ERROR `abort` straight after RUN_STARTED. So the run's last message is marked
+    // when the next run starts or the replay ends.
+    let stoppedRun = false;
+    const markStoppedRun = (messages: readonly Message[]) => {
+      if (stoppedRun) mark(messages.at(-1)?.id);
+      stoppedRun = false;
+    };
     const subscription = agent.subscribe({
       onRunInitialized: () => {
         reported.current = false;
       },
+      onRunStartedEvent: ({ messages }) => markStoppedRun(messages),
       onRunFinishedEvent: () => {
         if (!reported.current) setFailure(null);
       },
-      onRunErrorEvent: ({ event, messages }) => {
-        if (event.code && STOPPED_CODES.has(event.code)) mark(messages.at(-1)?.id);
+      onRunErrorEvent: ({ event }) => {
+        if (event.code && STOPPED_CODES.has(event.code)) stoppedRun = true;
       },
+      onRunFinalized: ({ messages }) => markStoppedRun(messages),
     });
     return () => subscription.unsubscribe();
   }, [agent, mark]);
