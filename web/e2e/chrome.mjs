@@ -61,14 +61,17 @@ export async function runBrowserChrome(h, stack, browser, shots) {
       assert(sent === 1 && (await answer(failed).count()) === 1, `the message is shown ${sent} time(s), answered ${await answer(failed).count()} time(s)`);
     });
 
-    await step(h, page, shots, 'browser (chrome): an error stays until a later run succeeds, which clears it; the failed message stays unanswered', async () => {
-      const lost = `lost ${tag}`;
+    await step(h, page, shots, "browser (chrome): a model failure (/fail) shows agui-server's RUN_ERROR under its message, no blank reply; it stays until a later run succeeds", async () => {
+      // The scripted model's `/fail`: agui-server's own RUN_ERROR model_error, mid-run.
+      const lost = '/fail';
       const later = `later ${tag}`;
-      await unreachable();
+      await chatReady(page);
+      const replies = await page.getByTestId('copilot-assistant-message').count();
       await send(page, lost);
       await runError.waitFor();
-      assert((await afterUserMessage(page, lost))?.testid === 'run-error', 'the error is not under the message that failed');
-      await reachable();
+      const under = await afterUserMessage(page, lost);
+      assert(under?.testid === 'run-error' && under.kind === 'other' && under.text.replace(/Retry$/, '').trim().length > 0, `under the failed message: ${JSON.stringify(under)}`);
+      assert((await page.getByTestId('copilot-assistant-message').count()) === replies, 'the failed run left a reply');
       await chatReady(page);
       await send(page, later);
       await answer(later).waitFor();

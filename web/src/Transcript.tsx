@@ -92,6 +92,10 @@ export function useTranscriptNotes(
   // Whether the current run has already reported an error: CopilotKit reports one failure up to
   // three times (the RUN_ERROR event, the failed run, the rejected promise); the first says most.
   const reported = useRef(false);
+  // The user message the failing run answered, from its RUN_ERROR (right also in a replay, where
+  // later messages may follow); a run that fails without one (the request itself failed) answered
+  // the last.
+  const failedMessage = useRef<string | undefined>(undefined);
 
   const mark = useCallback((messageId: string | undefined) => {
     if (!messageId) return;
@@ -110,13 +114,20 @@ export function useTranscriptNotes(
     const subscription = agent.subscribe({
       onRunInitialized: () => {
         reported.current = false;
+        failedMessage.current = undefined;
       },
-      onRunStartedEvent: ({ messages }) => markStoppedRun(messages),
+      // Each run of a replay starts with its own RUN_STARTED.
+      onRunStartedEvent: ({ messages }) => {
+        markStoppedRun(messages);
+        reported.current = false;
+        failedMessage.current = undefined;
+      },
       onRunFinishedEvent: () => {
         if (!reported.current) setFailure(null);
       },
-      onRunErrorEvent: ({ event }) => {
+      onRunErrorEvent: ({ event, messages }) => {
         if (event.code && STOPPED_CODES.has(event.code)) stoppedRun = true;
+        else failedMessage.current = lastUserMessageId(messages);
       },
       onRunFinalized: ({ messages }) => markStoppedRun(messages),
     });
@@ -125,7 +136,7 @@ export function useTranscriptNotes(
 
   const reportRunError = useCallback(
     (message: string) => {
-      const messageId = lastUserMessageId(agent.messages);
+      const messageId = failedMessage.current ?? lastUserMessageId(agent.messages);
       if (!messageId) return false;
       if (!reported.current) {
         reported.current = true;
