@@ -42,7 +42,7 @@ export async function launchBrowser() {
   }
 }
 
-async function newPage(browser, stack) {
+export async function newPage(browser, stack) {
   const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
   // Hermetic: nothing may leave loopback. Every page (the app, the IdP's login, logout and error
   // pages) must be self-contained: an attempt is blocked and recorded, and the sign-out step
@@ -64,7 +64,7 @@ async function newPage(browser, stack) {
 }
 
 // h.test, plus a screenshot of the page when the test fails (FAILED-<test>.png).
-function step(h, page, shots, name, fn) {
+export function step(h, page, shots, name, fn) {
   return h.test(name, async () => {
     try {
       await fn();
@@ -79,30 +79,61 @@ function step(h, page, shots, name, fn) {
 // The chat is ready to send once CopilotKit has reached the runtime (`/info`) and has connected
 // to the chat's thread (its replay, empty for a new chat, has ended): the app's chat container
 // and CopilotKit's chat view say so (src/App.tsx). Typing earlier could race either.
-async function chatReady(page) {
+export async function chatReady(page) {
   await page.getByTestId('chat').locator('textarea').first().waitFor();
   await page.locator('[data-testid=chat][data-runtime=connected][data-running=false]').waitFor();
   await page.locator('[data-testid=chat-view][data-connecting=false]').waitFor({ state: 'attached' });
 }
 
-async function fillLogin(page, login, password) {
+export async function fillLogin(page, login, password) {
   await page.locator('input[name=password]').waitFor();
   await page.fill('input[name=login]', login);
   await page.fill('input[name=password]', password);
   await page.click('button[type=submit]');
 }
 
-async function signIn(page, login) {
+export async function signIn(page, login) {
   await page.getByTestId('sign-in').click();
   await fillLogin(page, login, DEMO_ACCOUNTS[login].password);
   await page.getByTestId('identity-name').filter({ hasText: DEMO_ACCOUNTS[login].name }).waitFor();
   await chatReady(page);
 }
 
-async function send(page, text) {
+export async function send(page, text) {
   const input = page.getByTestId('chat').locator('textarea').first();
   await input.fill(text);
   await input.press('Enter');
+}
+
+/**
+ * What follows the last user message containing `text` in the transcript: the app's note (its
+ * `data-testid`, `data-kind` and text) or CopilotKit's next message.
+ *
+ * @param {import('playwright-core').Page} page
+ * @param {string} text
+ */
+export function afterUserMessage(page, text) {
+  return page.evaluate((wanted) => {
+    const mine = [...document.querySelectorAll('[data-testid=copilot-user-message]')].filter((el) => el.textContent.includes(wanted));
+    const next = mine.at(-1)?.nextElementSibling;
+    return next ? { testid: next.getAttribute('data-testid') ?? '', kind: next.getAttribute('data-kind') ?? '', text: next.textContent.trim() } : null;
+  }, text);
+}
+
+/**
+ * What follows the last assistant message matching `pattern`: the app's note (its `data-testid`
+ * and text) or CopilotKit's next message.
+ *
+ * @param {import('playwright-core').Page} page
+ * @param {string} pattern a regular expression's source
+ */
+export function afterAssistantMessage(page, pattern) {
+  return page.evaluate((source) => {
+    const wanted = new RegExp(source);
+    const mine = [...document.querySelectorAll('[data-testid=copilot-assistant-message]')].filter((el) => wanted.test(el.textContent.trim()));
+    const next = mine.at(-1)?.nextElementSibling;
+    return next ? { testid: next.getAttribute('data-testid') ?? '', text: next.textContent.trim() } : null;
+  }, pattern);
 }
 
 async function waitForCount(locator, count) {
@@ -302,7 +333,9 @@ export async function runBrowserExpiry(h, stack, browser, shots) {
       // Wait for the token's own `exp` to pass (leeway is 0): the cause, not a guessed duration.
       await page.waitForFunction((exp) => Date.now() / 1000 > exp + 1, expiresAt, { timeout: 30_000, polling: 250 });
       await send(page, 'hello after expiry');
-      await page.getByTestId('problem-expired').waitFor();
+      await page.locator('[data-testid=run-error][data-kind=expired]').waitFor();
+      const under = await afterUserMessage(page, 'hello after expiry');
+      assert(under?.testid === 'run-error' && /session expired/i.test(under.text), `under the message: ${JSON.stringify(under)}`);
       assert((await page.getByText('Hello, Vera Viewer! You said: "hello after expiry"').count()) === 0, 'the expired token was accepted');
       await page.screenshot({ path: join(shots, '05-session-expired.png') });
     });
@@ -336,10 +369,9 @@ export async function runBrowserForbidden(h, stack, browser, shots) {
     await step(h, page, shots, 'browser (403): a run agui-server refuses with insufficient_scope shows a clear "not allowed" message', async () => {
       await signInUnverified(page, 'vera');
       await send(page, 'hello without the required scope');
-      const banner = page.getByTestId('problem-forbidden');
-      await banner.waitFor();
-      const text = await banner.innerText();
-      assert(text.includes('not allowed') && text.includes('insufficient_scope'), `banner: ${text}`);
+      await page.locator('[data-testid=run-error][data-kind=forbidden]').waitFor();
+      const under = await afterUserMessage(page, 'hello without the required scope');
+      assert(under?.testid === 'run-error' && under.text.includes('not allowed') && under.text.includes('insufficient_scope'), `under the message: ${JSON.stringify(under)}`);
       assert((await page.getByText('You said: "hello without the required scope"').count()) === 0, 'the run was answered');
       await page.screenshot({ path: join(shots, '06-forbidden.png') });
     });
@@ -402,10 +434,9 @@ export async function runBrowserAguiRefusals(h, stack, browser, shots) {
     await step(h, page, shots, "browser (agui-server's 403 via the runtime): the viewer's run on an admin-only agent shows \"not allowed\" with access_denied", async () => {
       await signIn(page, 'vera'); // the identity panel shows Vera: the hop and /whoami accept her
       await send(page, 'hello to the admin-only agent');
-      const banner = page.getByTestId('problem-forbidden');
-      await banner.waitFor();
-      const text = await banner.innerText();
-      assert(text.includes('not allowed') && text.includes('access_denied'), `banner: ${text}`);
+      await page.locator('[data-testid=run-error][data-kind=forbidden]').waitFor();
+      const under = await afterUserMessage(page, 'hello to the admin-only agent');
+      assert(under?.testid === 'run-error' && under.text.includes('not allowed') && under.text.includes('access_denied'), `under the message: ${JSON.stringify(under)}`);
       assert((await page.getByText('You said: "hello to the admin-only agent"').count()) === 0, 'the run was answered');
       await page.screenshot({ path: join(shots, '07-agui-forbidden.png') });
     });
@@ -416,18 +447,21 @@ export async function runBrowserAguiRefusals(h, stack, browser, shots) {
   try {
     await step(h, page, shots, "browser (agui-server's 429 via the runtime): the admin over the rate limit sees a human message", async () => {
       await signIn(page, 'ada');
-      const banner = page.getByTestId('problem-other');
+      const refused = page.getByTestId('run-error');
       // The contract tests used ada's one run a minute; if a minute has passed since, this first
       // run is answered and the next one, back to back, is over the limit.
+      let last;
       for (const text of ['first message', 'second message']) {
-        if (await banner.isVisible()) break;
+        if (await refused.isVisible()) break;
+        last = text;
         await send(page, text);
         const answered = page.getByText(`Hello, Ada Lovelace! You said: "${text}"`);
-        await Promise.race([banner.waitFor().catch(() => {}), answered.waitFor().catch(() => {})]);
+        await Promise.race([refused.waitFor().catch(() => {}), answered.waitFor().catch(() => {})]);
       }
-      const text = await banner.innerText();
-      assert(/too many requests/i.test(text), `banner: ${text}`);
-      assert((await page.getByTestId('problem-forbidden').count()) === 0 && (await page.getByTestId('problem-expired').count()) === 0, 'classified as 401/403');
+      // In the transcript, under the message that was refused, not in a banner above the chat.
+      const under = await afterUserMessage(page, last);
+      assert(under?.testid === 'run-error' && under.kind === 'other' && /too many requests/i.test(under.text), `under "${last}": ${JSON.stringify(under)}`);
+      assert((await page.getByRole('alert').count()) === 1, `alerts: ${JSON.stringify(await page.getByRole('alert').allInnerTexts())}`);
       await page.screenshot({ path: join(shots, '08-rate-limited.png') });
     });
   } finally {
@@ -467,7 +501,7 @@ export async function runBrowserStop(h, stack, browser, shots) {
       // Some text has streamed: the first two deltas ("a" × size, then "b" × size).
       await reply.filter({ hasText: `${'a'.repeat(size)}${'b'.repeat(size)}` }).waitFor();
       await sendButton.locator('svg.lucide-square').waitFor(); // the button is CopilotKit's Stop now
-      await sendButton.click();
+      await page.getByRole('button', { name: 'Stop' }).click();
 
       await waitUntil(() => stops.length > 0, 'no stop request was sent');
       const [stop] = stops;
@@ -492,6 +526,10 @@ export async function runBrowserStop(h, stack, browser, shots) {
       await page.getByText('Hello, Vera Viewer! You said: "hello after stop"').waitFor();
       const after = (await page.getByTestId('copilot-assistant-message').filter({ hasText: /^a+b+/ }).first().innerText()).trim();
       assert(after === stopped, `the stopped reply grew from ${stopped.length} to ${after.length} characters`);
+      // The cut-off reply says so; the complete one does not.
+      const marked = await afterAssistantMessage(page, '^a+b+');
+      assert(marked?.testid === 'stopped-marker' && marked.text === 'Stopped', `under the stopped reply: ${JSON.stringify(marked)}`);
+      assert((await page.getByTestId('stopped-marker').count()) === 1, `${await page.getByTestId('stopped-marker').count()} "Stopped" markers`);
       assert(!(await page.getByRole('alert').isVisible()), `a problem banner: ${await page.getByRole('alert').innerText().catch(() => '')}`);
       await page.screenshot({ path: join(shots, stack.mode === 'direct' ? '15-direct-stopped.png' : '09-stopped.png') });
     });
@@ -502,6 +540,16 @@ export async function runBrowserStop(h, stack, browser, shots) {
       await chatReady(page); // the replay has ended: any error it carried has been reported by now
       const replayed = (await page.getByTestId('copilot-assistant-message').filter({ hasText: /^a+b+/ }).first().innerText()).trim();
       assert(/^a+b+/.test(replayed) && replayed.length < fullLength, `the replayed stopped reply has ${replayed.length} of ${fullLength} characters`);
+      // Still marked: the replay ends that run with RUN_ERROR `abort` (agui-server's replay.rs).
+      // The hop's replay (CopilotKit's runtime) sends that before the run's text and moves the
+      // unfinished reply to the end of the thread, so there the marker is under the request.
+      const marked = await afterAssistantMessage(page, '^a+b+');
+      const request = await afterUserMessage(page, `/stream ${deltas} ${size} ${delayMs}`);
+      assert(
+        marked?.testid === 'stopped-marker' || (stack.mode === 'hop' && request?.testid === 'stopped-marker'),
+        `under the replayed stopped reply: ${JSON.stringify(marked)}, under its request: ${JSON.stringify(request)}`,
+      );
+      assert((await page.getByTestId('stopped-marker').count()) === 1, `${await page.getByTestId('stopped-marker').count()} "Stopped" markers after the reload`);
       assert(!(await page.getByRole('alert').isVisible()), `a problem banner after the reload: ${await page.getByRole('alert').innerText().catch(() => '')}`);
     });
   } finally {
@@ -517,7 +565,7 @@ async function threadsOf(stack, token) {
 }
 
 // Polls `condition` (no fixed sleep); the harness's per-test limit bounds it.
-async function waitUntil(condition, message, everyMs = 200) {
+export async function waitUntil(condition, message, everyMs = 200) {
   for (let i = 0; i < 250; i += 1) {
     if (await condition()) return;
     await new Promise((resolve) => setTimeout(resolve, everyMs));

@@ -13,8 +13,11 @@
 //   F. direct mode (the default `make run` uses): the app's runtimeUrl is agui-server's
 //      /copilotkit, CORS allows the app's origin, a SQLite file store, and an admin-only agent
 //      `admins` besides `default`: the direct contract (both transports, reload, join, stop,
-//      another user, a restart), then the browser: reload, the thread sidebar, another user, Stop,
-//      the tool cards, shared-state panel, suggestions and help (e2e/cards.mjs).
+//      another user, a restart), then the browser: reload, the thread sidebar, another user, Stop
+//      (and its "Stopped" marker, live and replayed), the tool cards, shared-state panel,
+//      suggestions and help (e2e/cards.mjs), the chat's chrome (e2e/chrome.mjs: a failed run's
+//      error under its message, Retry, cleared by a later success; named controls; the favicon;
+//      a 360 px phone).
 // The others run the hop (AGUI_WEB_MODE=hop, web/server in front of agui-server's /chat):
 //   A. agui-server with AGUI_ACCEPT_BODY_TOKEN=false: contract tests + the main browser flow, so
 //      every successful run proves the properties → Authorization header bridge; then the Stop
@@ -50,6 +53,7 @@ import {
   runBrowserStop,
 } from './browser.mjs';
 import { runBrowserCards } from './cards.mjs';
+import { runBrowserChrome } from './chrome.mjs';
 import { runAguiUnauthorizedContract, runContract, runRefusalContract } from './contract.mjs';
 import { runDirectContract } from './direct.mjs';
 import {
@@ -157,6 +161,7 @@ try {
       h.skip('browser: main flow (viewer, admin, header-only)', launched.reason);
       h.skip('browser (cards): tool cards from results, shared-state panel, suggestions after a reply, help', launched.reason);
       h.skip("browser: Stop ends agui-server's run", launched.reason);
+      h.skip('browser (chrome): run errors inline with Retry, named controls, favicon, 360 px phone', launched.reason);
       h.skip('browser: token expiry', launched.reason);
       h.skip('browser: 403 message', launched.reason);
       h.skip('browser: silent renew', launched.reason);
@@ -179,6 +184,7 @@ try {
     if (browser) await runBrowserDirect(h, stack, browser, shots);
     if (browser) await runBrowserStop(h, stack, browser, shots);
     if (browser) await runBrowserCards(h, stack, browser, shots);
+    if (browser) await runBrowserChrome(h, stack, browser, shots);
     if (browser) await runBrowserNoGitHubButton(h, stack, browser, shots);
   });
   if (browser) {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { WEB_DIR } from './stack.mjs';
 
-const SOURCES = ['src', 'index.html', 'silent-renew.html', 'vite.config.ts', 'package-lock.json'];
+const SOURCES = ['src', 'public', 'index.html', 'silent-renew.html', 'vite.config.ts', 'package-lock.json'];
 
 /**
  * @param {string} path a file or a directory

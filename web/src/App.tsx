@@ -4,7 +4,6 @@
 // hop mode: the runtime hop turns it into an Authorization header (web/server/guard.mjs).
 import {
   CopilotChat,
-  CopilotChatAssistantMessage,
   CopilotChatView,
   CopilotKitProvider,
   HttpAgent,
@@ -15,12 +14,12 @@ import { useCallback, useEffect, useMemo, useState, type ComponentProps, type Re
 import type { AppConfig } from "./config";
 import { classifyRunError, type RunProblem } from "./errors";
 import { parseWhoAmI, type WhoAmI } from "./identity";
-import { showJsonLiterally } from "./markdown";
 import { SignInPanel, useSession } from "./SignIn";
 import { ChatTools } from "./ChatTools";
 import { ThreadSidebar } from "./ThreadSidebar";
 import { loadThreadId, newThreadId, saveThreadId } from "./threads";
 import { backendToolRenderers } from "./ToolCards";
+import { AssistantMessage, isRunErrorCode, NoAddMenu, NotesProvider, SendButton, UserMessage, useTranscriptNotes } from "./Transcript";
 
 export function App({ config }: { config: AppConfig }): ReactElement {
   const { state, github } = useSession(config);
@@ -49,6 +48,7 @@ export function App({ config }: { config: AppConfig }): ReactElement {
         issuer={session.issuer}
         subject={session.subject}
         onProblem={setProblem}
+        onSignInAgain={session.signInAgain}
       />
     </Shell>
   );
@@ -74,13 +74,18 @@ interface ChatProps {
   issuer: string;
   subject: string;
   onProblem: (p: RunProblem | null) => void;
+  onSignInAgain: () => void;
 }
 
-function Chat({ config, token, issuer, subject, onProblem }: ChatProps): ReactElement {
+function Chat({ config, token, issuer, subject, onProblem, onSignInAgain }: ChatProps): ReactElement {
   // The token travels as `properties.authorization` → RunAgentInput.forwardedProps.authorization.
   const properties = useMemo(() => ({ authorization: token }), [token]);
+  // A run's failure is shown in the transcript, under the message that failed (StoppableChat);
+  // the banner is for the rest: the runtime unreachable, a thread that cannot be replayed.
   const onError = useCallback(
-    ({ error }: { error: Error; code: string }) => onProblem(classifyRunError(error?.message ?? String(error))),
+    ({ error, code }: { error: Error; code: string }) => {
+      if (!isRunErrorCode(code)) onProblem(classifyRunError(error?.message ?? String(error)));
+    },
     [onProblem],
   );
   // The thread the chat shows, kept per user: a reload comes back to it, and CopilotChat's
@@ -105,7 +110,7 @@ function Chat({ config, token, issuer, subject, onProblem }: ChatProps): ReactEl
           onSelect={setThreadId}
           onNewChat={startNewChat}
         />
-        <StoppableChat token={token} threadId={threadId} />
+        <StoppableChat token={token} threadId={threadId} onProblem={onProblem} onSignInAgain={onSignInAgain} />
       </div>
     </CopilotKitProvider>
   );
@@ -127,13 +132,41 @@ function Chat({ config, token, issuer, subject, onProblem }: ChatProps): ReactEl
  *
  * The container says whether CopilotKit has reached the runtime and whether a run or a connect
  * is in progress (`data-runtime`, `data-running`): what a person sees as the chat being ready.
+ *
+ * The transcript's notes (src/Transcript.tsx): a failed run's error under its message with
+ * Retry, and "Stopped" under a reply the Stop button cut off.
  */
-function StoppableChat({ token, threadId }: { token: string; threadId: string }): ReactElement {
+function StoppableChat({
+  token,
+  threadId,
+  onProblem,
+  onSignInAgain,
+}: {
+  token: string;
+  threadId: string;
+  onProblem: (p: RunProblem | null) => void;
+  onSignInAgain: () => void;
+}): ReactElement {
   const { agent } = useAgent();
   const { copilotkit } = useCopilotKit();
   const runtime = useRuntimeStatus();
+  const runAgent = useCallback((a: typeof agent) => copilotkit.runAgent({ agent: a }), [copilotkit]);
+  const { notes, reportRunError, markStopped } = useTranscriptNotes(agent, runAgent, onSignInAgain);
+  // The run errors of this chat's agent (what CopilotChat's own onError would get).
+  useEffect(() => {
+    const subscription = copilotkit.subscribe({
+      onError: ({ error, code, context }) => {
+        if (!isRunErrorCode(code) || (context?.agentId && context.agentId !== agent.agentId)) return;
+        const message = error?.message ?? String(error);
+        // No message to put it under (nothing was sent in this chat): the banner says it.
+        if (!reportRunError(message)) onProblem(classifyRunError(message));
+      },
+    });
+    return () => subscription.unsubscribe();
+  }, [copilotkit, agent, reportRunError, onProblem]);
   const onStop = useCallback(() => {
     if (!agent.isRunning) return; // CopilotChat offers its own Stop only while a run is going on
+    markStopped();
     if (!(agent instanceof HttpAgent)) {
       copilotkit.stopAgent({ agent });
       return;
@@ -145,16 +178,19 @@ function StoppableChat({ token, threadId }: { token: string; threadId: string })
     } finally {
       agent.headers = previous;
     }
-  }, [agent, copilotkit, token]);
+  }, [agent, copilotkit, token, markStopped]);
   return (
     <div className="chat" data-testid="chat" data-thread-id={threadId} data-runtime={runtime} data-running={String(agent.isRunning)}>
-      <CopilotChat
-        threadId={threadId}
-        labels={{ chatInputPlaceholder: "Ask something…" }}
-        messageView={{ assistantMessage: { markdownRenderer: AssistantMarkdown } }}
-        chatView={ChatView}
-        onStop={onStop}
-      />
+      <NotesProvider value={notes}>
+        <CopilotChat
+          threadId={threadId}
+          labels={{ chatInputPlaceholder: "Ask something…" }}
+          messageView={{ assistantMessage: AssistantMessage, userMessage: UserMessage }}
+          input={{ sendButton: SendButton, addMenuButton: NoAddMenu }}
+          chatView={ChatView}
+          onStop={onStop}
+        />
+      </NotesProvider>
     </div>
   );
 }
@@ -185,9 +221,6 @@ function useRuntimeStatus(): string {
   return status;
 }
 
-/** CopilotKit's markdown renderer, with quoted JSON shown literally (src/markdown.ts). */
-function AssistantMarkdown({ content, ...rest }: ComponentProps<typeof CopilotChatAssistantMessage.MarkdownRenderer>): ReactElement {
-  return <CopilotChatAssistantMessage.MarkdownRenderer {...rest} content={showJsonLiterally(content ?? "")} />;
 }
 
 /** Name, email and roles as agui-server verified them (not as the ID token claims them). */
