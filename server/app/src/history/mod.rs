@@ -115,13 +115,13 @@ impl History {
                 }
             }
         }
-        if written && trim {
+        if !written {
+            tracing::error!(target: "agui::history", run_id = %run.run_id, "the end of the run's history could not be written");
+        } else if trim {
             log.submit(WriteOp::TrimHistory {
                 thread_id: run.thread_id.clone(),
                 keep_runs: self.config.max_runs_per_thread,
             });
-        } else {
-            tracing::error!(target: "agui::history", run_id = %run.run_id, "the end of the run's history could not be written");
         }
         self.live.remove(run);
     }

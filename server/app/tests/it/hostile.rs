@@ -968,3 +968,42 @@ fn raw_http_helpers_decode_what_they_are_given() {
     assert_eq!(response.body, b"abcde");
     assert!(std::panic::catch_unwind(|| ids_body(0, "/nope/0", "x")).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// An operator's log: a clean run is not reported as a failure.
+
+/// A run that streams to its end and whose history is written logs nothing at WARN or ERROR
+/// (an ERROR after every run once claimed "the end of the run's history could not be written"
+/// when the write had worked). SIGTERM then waits for the run's history to be finished, so by
+/// the exit every line about the run has been written. The control: the run's own lines are
+/// there.
+#[tokio::test]
+async fn a_clean_run_logs_no_warning_or_error() {
+    let idp = TestIdp::start().await;
+    let server = serve(&idp, &[]).await;
+    let token = mint(&idp, "clean-log", AUDIENCE);
+    let response = reqwest::Client::new()
+        .post(format!("{}/chat", server.url))
+        .bearer_auth(&token)
+        .json(&input("/stream 20", Some("1.0")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let events = sse_events(&response.text().await.unwrap());
+    assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
+    server.signal("-TERM");
+    let (exit, lines) = tokio::time::timeout(HANG_GUARD, server.wait_with_stderr())
+        .await
+        .expect("the server exits");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        lines.iter().any(|line| line.contains("run ended")),
+        "the run's lines are logged: {lines:#?}"
+    );
+    let loud: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    assert!(loud.is_empty(), "a clean run logged: {loud:#?}");
+}

@@ -17,6 +17,7 @@ pub struct Process {
     pub addr: SocketAddr,
     child: Option<Child>,
     stderr: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
@@ -45,7 +46,7 @@ impl Process {
         let (url_tx, url_rx) = std::sync::mpsc::channel();
         let pipe = child.stderr.take().expect("stderr is piped");
         let lines = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
                     let _ = url_tx.send(line[at + "listening on ".len()..].trim().to_owned());
@@ -66,6 +67,7 @@ impl Process {
             addr,
             child: Some(child),
             stderr,
+            reader: Some(reader),
         }
     }
 
@@ -107,12 +109,23 @@ impl Process {
     }
 
     /// Waits for the process to exit and returns its status.
-    pub async fn wait(mut self) -> std::process::ExitStatus {
+    pub async fn wait(self) -> std::process::ExitStatus {
+        self.wait_with_stderr().await.0
+    }
+
+    /// Waits for the process to exit and for its stderr to end: its status and every line it
+    /// wrote (nothing is still in flight).
+    pub async fn wait_with_stderr(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let mut child = self.child.take().expect("running");
-        tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .expect("wait")
+        let reader = self.reader.take().expect("reading stderr");
+        let status = tokio::task::spawn_blocking(move || {
+            let status = child.wait().expect("wait");
+            reader.join().expect("the stderr reader ends");
+            status
+        })
+        .await
+        .unwrap();
+        (status, self.stderr())
     }
 }
 
