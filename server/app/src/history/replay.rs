@@ -71,8 +71,8 @@ enum Item {
         kind: EventType,
     },
     /// An event not in the store (yet), one merged across two chunks, or one made for the
-    /// replay (`RUN_ERROR abandoned`).
-    Event(Event),
+    /// replay (`RUN_ERROR abandoned`). Boxed: most items are spans.
+    Event(Box<Event>),
 }
 
 impl Stored {
@@ -88,7 +88,7 @@ impl Stored {
         items
             .into_iter()
             .filter_map(|item| match item {
-                Item::Event(event) => Some(event),
+                Item::Event(event) => Some(*event),
                 Item::Stored { chunk, span, .. } => decode(&chunks[chunk].events[span]),
             })
             .collect()
@@ -117,16 +117,17 @@ impl Stored {
         if is_content(kind) && self.last_type().is_some_and(is_content) {
             let last = match self.items.pop() {
                 Some(Item::Stored { chunk, span, .. }) => decode(self.text(chunk, &span)),
-                Some(Item::Event(event)) => Some(event),
+                Some(Item::Event(event)) => Some(*event),
                 None => None,
             };
             let next = match item {
                 Item::Stored { chunk, span, .. } => decode(self.text(chunk, &span)),
-                Item::Event(event) => Some(event),
+                Item::Event(event) => Some(*event),
             };
             let mut events: Vec<Event> = last.into_iter().collect();
             compact::extend(&mut events, next);
-            self.items.extend(events.into_iter().map(Item::Event));
+            self.items
+                .extend(events.into_iter().map(|event| Item::Event(Box::new(event))));
             return;
         }
         self.items.push(item);
@@ -152,7 +153,7 @@ impl Stored {
             let item = match wire_type(raw).filter(|_| compact) {
                 Some(kind) => Item::Stored { chunk, span, kind },
                 None => match decode(raw) {
-                    Some(event) => Item::Event(event),
+                    Some(event) => Item::Event(Box::new(event)),
                     None => continue,
                 },
             };
@@ -400,7 +401,7 @@ impl Loaded {
             if let Some(i) = here.iter().position(|(run_id, ..)| *run_id == run.run_id) {
                 let (.., joined) = here.swap_remove(i);
                 for event in joined.uncommitted {
-                    replay.stored.push(Item::Event(event));
+                    replay.stored.push(Item::Event(Box::new(event)));
                 }
                 if let Some(live) = joined.live {
                     replay.follow.push(Follow::Here(live));
@@ -421,7 +422,7 @@ impl Loaded {
                     next_chunk: run.next_chunk,
                 });
             } else if !ended && run.next_chunk > 0 {
-                replay.stored.push(Item::Event(abandoned()));
+                replay.stored.push(Item::Event(Box::new(abandoned())));
             }
         }
         replay
@@ -485,7 +486,7 @@ impl ReplaySink {
                         self.encode_into(event, &mut buf);
                     }
                 }
-                Item::Event(event) => self.encode_into(event, &mut buf),
+                Item::Event(event) => self.encode_into(*event, &mut buf),
             }
             if buf.len() >= REPLAY_WRITE {
                 let full = std::mem::replace(
