@@ -95,12 +95,20 @@ impl Stream for EventBody {
     }
 }
 
+/// A frame at least this large is written as it is (a replay's writes are already batched):
+/// copying it into a batch would only cost a copy and a large allocation.
+const WRITE_AS_IS_BYTES: usize = 16 * 1024;
+
 /// Appends every frame already waiting (up to [`MAX_BATCH_BYTES`]) to `first`.
 fn coalesce(first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> Bytes {
+    if first.len() >= WRITE_AS_IS_BYTES {
+        return first;
+    }
     let Ok(second) = rx.try_recv() else {
         return first;
     };
-    let mut batch = BytesMut::with_capacity((first.len() + second.len()) * 4);
+    let both = first.len() + second.len();
+    let mut batch = BytesMut::with_capacity((both * 4).min(MAX_BATCH_BYTES).max(both));
     batch.extend_from_slice(&first);
     batch.extend_from_slice(&second);
     while batch.len() < MAX_BATCH_BYTES {
