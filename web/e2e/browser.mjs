@@ -140,9 +140,6 @@ async function waitForCount(locator, count) {
   await locator.nth(count - 1).waitFor();
 }
 
-// For the other browser files (e2e/cards.mjs).
-export { chatReady, newPage, send, signIn, step };
-
 // The signed-in user's access token, as oidc-client-ts stored it (sessionStorage key
 // `oidc.user:<authority>:<client_id>`, shared/reference/copilotkit.md §6).
 async function storedUser(page, stack) {

@@ -221,8 +221,6 @@ function useRuntimeStatus(): string {
   return status;
 }
 
-}
-
 /** Name, email and roles as agui-server verified them (not as the ID token claims them). */
 function Identity({ whoamiUrl, token, onProblem }: { whoamiUrl: string; token: string; onProblem: (p: RunProblem | null) => void }): ReactElement {
   const [who, setWho] = useState<WhoAmI | null>(null);
