@@ -268,18 +268,9 @@ pub(crate) async fn read(
     })
 }
 
-/// A body that failed to arrive: over the limit (hyper's own length check) or broken off.
+/// A body that broke off: nobody will read the answer, but say what happened. (The limit is
+/// checked frame by frame in [`read`]; the body has no length limit of its own that could fail.)
 fn unreadable(error: &axum::Error) -> ApiError {
-    let over_limit =
-        std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
-            e.source()
-        })
-        .any(|e| e.is::<http_body_util::LengthLimitError>());
-    if over_limit {
-        ApiError::PayloadTooLarge
-    } else {
-        // A broken or aborted upload: nobody will read the answer, but say what happened.
-        tracing::debug!(%error, "request body not read");
-        ApiError::BodyUnreadable
-    }
+    tracing::debug!(%error, "request body not read");
+    ApiError::BodyUnreadable
 }

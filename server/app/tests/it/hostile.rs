@@ -27,14 +27,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_agui-server");
 /// `agui-server serve` trusting `idp` (`AGUI_OIDC_ISSUER`, as in `sigterm.rs`), with no run-rate
 /// limit (the refused bodies below would take the burst) and `extra` environment.
 async fn serve(idp: &TestIdp, extra: &[(&str, &str)]) -> Process {
-    let issuer = idp.issuer_url();
-    let mut env = vec![
-        ("AGUI_OIDC_ISSUER", issuer.as_str()),
-        ("AGUI_OIDC_AUDIENCE", AUDIENCE),
-        ("AGUI_RUNS_PER_MINUTE", "0"),
-    ];
+    let mut env = vec![("AGUI_RUNS_PER_MINUTE", "0")];
     env.extend_from_slice(extra);
-    Process::spawn(&env).await
+    Process::trusting(idp, &env).await
 }
 
 /// Waits until some stderr line contains `needle` (the cause), within `HANG_GUARD`.

@@ -16,18 +16,6 @@ use crate::common::process::Process;
 use crate::common::raw::*;
 use crate::common::{AUDIENCE, input, mint};
 
-/// The binary trusting `idp`, plus `env`.
-async fn spawn(idp: &TestIdp, env: &[(&str, &str)]) -> Process {
-    let issuer = idp.issuer_url();
-    let mut all = vec![
-        ("AGUI_OIDC_ISSUER", issuer.as_str()),
-        ("AGUI_OIDC_AUDIENCE", AUDIENCE),
-        ("AGUI_SCRIPTED_DELAY_MS", "0"),
-    ];
-    all.extend_from_slice(env);
-    Process::spawn(&all).await
-}
-
 /// A run body carrying `token` in `forwardedProps.authorization`.
 fn body_with_token(token: &str) -> Value {
     let mut body = input("hi", None);
@@ -81,7 +69,7 @@ async fn pre_auth_buffered(server: &Process) -> u64 {
 #[tokio::test]
 async fn stalled_bodies_are_cut_at_the_deadline_and_their_descriptors_return() {
     let idp = TestIdp::start().await;
-    let server = spawn(
+    let server = Process::trusting(
         &idp,
         &[
             ("AGUI_BODY_READ_TIMEOUT_SECS", "2"),
@@ -122,7 +110,7 @@ async fn stalled_bodies_are_cut_at_the_deadline_and_their_descriptors_return() {
 #[tokio::test]
 async fn a_body_dripped_below_the_minimum_rate_is_cut_and_a_faster_one_is_served() {
     let idp = TestIdp::start().await;
-    let server = spawn(
+    let server = Process::trusting(
         &idp,
         &[
             ("AGUI_BODY_READ_TIMEOUT_SECS", "600"),
@@ -167,7 +155,7 @@ async fn a_body_dripped_below_the_minimum_rate_is_cut_and_a_faster_one_is_served
 #[tokio::test]
 async fn the_pre_auth_budget_gives_503_server_busy_and_normal_requests_are_still_served() {
     let idp = TestIdp::start().await;
-    let server = spawn(
+    let server = Process::trusting(
         &idp,
         &[
             ("AGUI_PRE_AUTH_BUFFER_BYTES", "1048576"),

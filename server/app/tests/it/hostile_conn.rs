@@ -96,16 +96,6 @@ async fn connect(process: &Process) -> BufReader<TcpStream> {
     BufReader::new(stream)
 }
 
-async fn spawn_with_idp(idp: &TestIdp, env: &[(&str, &str)]) -> Process {
-    let issuer = idp.issuer_url();
-    let mut all = vec![
-        ("AGUI_OIDC_ISSUER", issuer.as_str()),
-        ("AGUI_OIDC_AUDIENCE", AUDIENCE),
-    ];
-    all.extend_from_slice(env);
-    Process::spawn(&all).await
-}
-
 // --- 5. a 413 a browser can read -----------------------------------------------------------
 
 /// Runs `fetch_post.mjs`: Node's own `fetch` posting about `bytes` bytes to `/chat`.
@@ -144,7 +134,7 @@ async fn node_fetch_reads_the_413_for_a_body_over_the_limit() {
     // The default limit (8 MiB): an excess of 4 MiB is more than loopback's socket buffers hold,
     // so without the lingering close the reset reaches fetch before the answer (EPIPE).
     let limit = 8 * 1024 * 1024;
-    let process = spawn_with_idp(&idp, &[]).await;
+    let process = Process::trusting(&idp, &[]).await;
     let token = mint(&idp, "alice", AUDIENCE);
 
     for mode in ["length", "stream"] {
@@ -178,7 +168,7 @@ async fn node_fetch_reads_the_413_for_a_body_over_the_limit() {
 #[tokio::test]
 async fn a_client_that_never_stops_sending_is_closed_after_the_linger_budget() {
     let idp = TestIdp::start().await;
-    let process = spawn_with_idp(&idp, &[("AGUI_MAX_BODY_BYTES", "65536")]).await;
+    let process = Process::trusting(&idp, &[("AGUI_MAX_BODY_BYTES", "65536")]).await;
     let token = mint(&idp, "alice", AUDIENCE);
     let stream = TcpStream::connect(process.addr).await.unwrap();
     let (read, mut write) = stream.into_split();
@@ -269,7 +259,7 @@ async fn send_head(process: &Process, head: &[u8], pieces: bool) -> Raw {
 #[tokio::test]
 async fn a_head_under_the_limit_is_served_and_over_it_gets_431_however_it_is_segmented() {
     let idp = TestIdp::start().await;
-    let process = spawn_with_idp(&idp, &[]).await;
+    let process = Process::trusting(&idp, &[]).await;
     for pieces in [false, true] {
         let how = if pieces { "1 KiB pieces" } else { "one write" };
         let under = send_head(&process, &head_of(HEAD_LIMIT - 100), pieces).await;
@@ -295,7 +285,7 @@ async fn a_head_under_the_limit_is_served_and_over_it_gets_431_however_it_is_seg
 #[tokio::test]
 async fn a_request_during_the_drain_gets_503_shutting_down_and_connection_close() {
     let idp = TestIdp::start().await;
-    let process = spawn_with_idp(
+    let process = Process::trusting(
         &idp,
         &[
             ("AGUI_SHUTDOWN_DEADLINE_SECS", "60"),
@@ -377,7 +367,7 @@ async fn a_request_during_the_drain_gets_503_shutting_down_and_connection_close(
 #[tokio::test]
 async fn an_idle_connection_is_closed_when_the_grace_ends() {
     let idp = TestIdp::start().await;
-    let process = spawn_with_idp(&idp, &[("AGUI_SHUTDOWN_GRACE_SECS", "1")]).await;
+    let process = Process::trusting(&idp, &[("AGUI_SHUTDOWN_GRACE_SECS", "1")]).await;
     let mut idle = connect(&process).await;
     idle.get_mut()
         .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use super::HANG_GUARD;
+use agui_auth::testing::TestIdp;
+
+use super::{AUDIENCE, HANG_GUARD};
 
 /// A running `agui-server serve`.
 pub struct Process {
@@ -69,6 +71,18 @@ impl Process {
             stderr,
             reader: Some(reader),
         }
+    }
+
+    /// [`Process::spawn`] trusting `idp` as its OpenID issuer (`AGUI_OIDC_ISSUER`, audience
+    /// [`AUDIENCE`]), plus `extra`.
+    pub async fn trusting(idp: &TestIdp, extra: &[(&str, &str)]) -> Self {
+        let issuer = idp.issuer_url();
+        let mut env = vec![
+            ("AGUI_OIDC_ISSUER", issuer.as_str()),
+            ("AGUI_OIDC_AUDIENCE", AUDIENCE),
+        ];
+        env.extend_from_slice(extra);
+        Self::spawn(&env).await
     }
 
     /// The process id.
