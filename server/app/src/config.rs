@@ -612,7 +612,7 @@ mod tests {
     /// Every count or duration that cannot be 0 is refused at 0, naming the setting; the
     /// defaults (the control) validate.
     #[test]
-    fn zero_limits_are_refused_by_name() {
+    fn limits_out_of_range_are_refused_by_name() {
         type Zero = fn(&mut Config);
         let valid = || -> Config {
             toml::from_str(
@@ -621,8 +621,18 @@ mod tests {
             .expect("a minimal config")
         };
         assert!(valid().validate().is_ok(), "{:?}", valid().validate());
-        let cases: [(&str, Zero); 6] = [
+        let cases: [(&str, Zero); 9] = [
             ("backlog", |c| c.backlog = 0),
+            ("limits.body_read_timeout_secs", |c| {
+                c.limits.body_read_timeout_secs = 0
+            }),
+            // A budget that cannot hold one body of the largest accepted size.
+            ("limits.max_buffered_body_bytes", |c| {
+                c.limits.max_buffered_body_bytes = c.limits.max_body_bytes - 1
+            }),
+            ("limits.pre_auth_buffer_bytes", |c| {
+                c.limits.pre_auth_buffer_bytes = c.limits.pre_auth_body_bytes - 1
+            }),
             ("limits.max_body_bytes", |c| c.limits.max_body_bytes = 0),
             ("limits.max_run_secs", |c| c.limits.max_run_secs = 0),
             ("limits.tool_timeout_secs", |c| {
@@ -636,7 +646,7 @@ mod tests {
             zero(&mut config);
             match config.validate() {
                 Err(ConfigError::Invalid { setting, .. }) => assert_eq!(setting, name),
-                other => panic!("{name} = 0 was not refused: {other:?}"),
+                other => panic!("{name} out of range was not refused: {other:?}"),
             }
         }
     }
