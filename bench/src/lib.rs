@@ -16,6 +16,7 @@
 //! - [`report`]: `bench/results/latest.md` and the SVG chart.
 //! - [`httpd`]: the loopback accept loop the helper servers share.
 
+pub mod changes;
 pub mod client;
 pub mod floor;
 pub mod httpd;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agui_bench::{client, floor, httpd, jwks, mock, report, suite};
+use agui_bench::{changes, client, floor, httpd, jwks, mock, report, suite};
 use clap::{Parser, Subcommand};
 
 /// agui-server's benchmark harness.
@@ -284,6 +284,14 @@ fn rerender(root: &std::path::Path) -> std::io::Result<()> {
 fn write_report(root: &std::path::Path, results: &suite::Results) -> std::io::Result<()> {
     let dir = root.join("bench/results");
     let mut md = report::markdown(results, "chart.svg");
+    // What changed against the report this one replaces (kept as it was when the same run is
+    // rendered again).
+    let previous = std::fs::read_to_string(dir.join("latest.md")).unwrap_or_default();
+    if let Some(section) =
+        changes::section(&previous, &md).or_else(|| changes::carry_over(&previous, &md))
+    {
+        changes::insert(&mut md, &section);
+    }
     // The profiler evidence (bench/PROFILE.md) goes into the report beside the figures.
     if let Ok(profile) = std::fs::read_to_string(root.join("bench/PROFILE.md")) {
         report::append_profile(&mut md, &profile);
