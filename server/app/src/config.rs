@@ -180,8 +180,9 @@ impl Default for StoreConfig {
 pub struct HistoryConfig {
     /// Keep the events of every run (off: `connect` replays nothing, runs store nothing).
     pub enabled: bool,
-    /// How often a streaming run's new events are written (one batch per run per window, in the
-    /// group commit): a process killed mid-run loses at most this much of its stream.
+    /// How often a streaming run's new events are written (one write for every run with new
+    /// events per window, in the group commit): a process killed mid-run loses at most this
+    /// much of its stream.
     pub flush_ms: u64,
     /// Runs kept per thread; beyond it the oldest runs leave the replay (with a log line).
     pub max_runs_per_thread: u32,

@@ -3,12 +3,17 @@
 //!
 //! A run's events pass through its [`Tap`] (the run's event sink calls it for every event it
 //! puts on the wire). The tap compacts them into `pending` and hands them, live, to whoever
-//! follows the run. Every flush window the flusher moves `pending` into `in_flight` and commits
-//! it as the run's next history chunk; once the commit returns, `committed` counts it and
-//! `in_flight` is emptied. So at any moment a run's events are exactly: the committed chunks
-//! (in the store), then `in_flight`, then `pending`; and [`LiveRun::join`] takes that picture
-//! and a live subscription under one lock, so a client that connects mid-run misses nothing and
-//! sees nothing twice.
+//! follows the run. Every flush window the flusher moves each run's `pending` into `in_flight`
+//! as its next chunk and hands every run's chunks to the store in ONE submission
+//! ([`LiveRun::take_write`]); once that commits, `committed` counts them and `in_flight` is
+//! emptied ([`LiveRun::settle`]); if it fails they stay in `in_flight`, as they were, for the
+//! next window. A run has at most one write in the store's queue (`writing`), so its chunks
+//! commit in order; its last chunk goes with its end (its `runs` row, its audit record, the
+//! thread's trim) in one transaction, after every earlier chunk has committed. So at any
+//! moment a run's events are exactly: the committed chunks (in the store), then `in_flight`,
+//! then `pending`; and [`LiveRun::join`] takes that picture and a live subscription under one
+//! lock, so a client that connects mid-run misses nothing and sees nothing twice. The run is
+//! forgotten only once its last chunk has committed: until then a join still finds it here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,10 +24,15 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::compact;
-use crate::store::{AuditLog, HistoryChunk, StoreError, WriteOp, now_ms};
+use crate::store::{HistoryChunk, StoreError, WriteOp, now_ms};
 
 /// Events a follower may fall behind the run before it is cut off (it can connect again).
 const FOLLOWER_BUFFER: usize = 4096;
+
+/// Writes of a run's end (its last chunk with its `runs` row) that may fail, one per flush
+/// window, before its unwritten chunks are given up (loudly) and its row is queued alone: with
+/// the default window, about two seconds of a store that refuses writes.
+pub(super) const END_ATTEMPTS: u32 = 8;
 
 /// One run streaming in this process.
 #[derive(Debug)]
@@ -33,22 +43,64 @@ pub(crate) struct LiveRun {
     /// Fires when someone stops the run (CopilotKit's Stop), here or through another replica.
     pub(crate) stop: CancellationToken,
     state: Mutex<LiveState>,
-    /// One flush at a time, so chunks commit in order.
-    flushing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
 struct LiveState {
     /// Compacted events not yet handed to the store.
     pending: Vec<Event>,
-    /// Handed to the store as chunk number `committed`, not yet committed.
-    in_flight: Vec<Event>,
+    /// Chunks handed to the store as numbers `committed..`, not known to be committed yet. A
+    /// failed write keeps them as they were: a chunk that committed after all (its answer
+    /// lost) is inserted once (`ON CONFLICT DO NOTHING`), so it must not be rewritten bigger.
+    in_flight: Vec<Vec<Event>>,
     /// How many chunks of the run the store holds.
     committed: i64,
+    /// A write of this run's chunks waits in the store's queue: no other starts before it
+    /// settles, so the run's chunks commit in order.
+    writing: bool,
+    /// The run's end, once it has one: written with its last chunk, in the same transaction.
+    end: Option<End>,
+    /// [`LiveRun::set_end`] was called.
+    end_given: bool,
     /// Followers' subscription (made when the first one joins).
     followers: Option<broadcast::Sender<Arc<Event>>>,
     /// A terminal event (`RUN_FINISHED` / `RUN_ERROR`) has been seen.
     finished: bool,
+}
+
+/// What the store must write when a run ends, besides its chunks: its `runs` row and audit
+/// record, and the thread's trim.
+#[derive(Debug)]
+struct End {
+    ops: Vec<WriteOp>,
+    /// Writes of the end that failed so far.
+    failures: u32,
+}
+
+/// What one write took of a run (see [`LiveRun::take_write`]).
+#[derive(Debug)]
+pub(crate) struct Taken {
+    /// How many chunks, from `committed` on.
+    chunks: usize,
+    /// Whether the run's end went with them.
+    end: bool,
+}
+
+/// What a settled write leaves the run with.
+#[derive(Debug)]
+pub(crate) enum Settled {
+    /// Still streaming, or its end still to write (next window).
+    Open,
+    /// Its end committed with its last chunk: the run can be forgotten.
+    Written,
+    /// It ended while the write was on its way: its end is to be written now.
+    EndWaiting,
+    /// Its end failed `failures` times: its unwritten chunks are given up, and these ops (its
+    /// `runs` row and audit record) are to be queued on their own.
+    GivenUp {
+        ops: Vec<WriteOp>,
+        lost_chunks: usize,
+    },
 }
 
 /// What a client joining a run gets: where the store's part ends, what the store does not hold
@@ -71,7 +123,6 @@ impl LiveRun {
             started_at,
             stop: CancellationToken::new(),
             state: Mutex::new(LiveState::default()),
-            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -85,7 +136,10 @@ impl LiveRun {
     /// The run as a client joining now sees it (see the module docs).
     pub(crate) fn join(&self) -> Joined {
         let mut state = self.state();
-        let mut uncommitted = state.in_flight.clone();
+        let mut uncommitted = Vec::new();
+        for chunk in &state.in_flight {
+            compact::extend(&mut uncommitted, chunk.iter().cloned());
+        }
         compact::extend(&mut uncommitted, state.pending.iter().cloned());
         let live = (!state.finished).then(|| {
             state
@@ -100,42 +154,110 @@ impl LiveRun {
         }
     }
 
-    /// Whether anything waits to be written.
-    fn has_pending(&self) -> bool {
+    /// Whether a write should take this run now: it has something to write and no write of it
+    /// is on its way.
+    fn wants_write(&self) -> bool {
         let state = self.state();
-        !state.pending.is_empty() || !state.in_flight.is_empty()
+        !state.writing
+            && (!state.pending.is_empty() || !state.in_flight.is_empty() || state.end.is_some())
     }
 
-    /// Writes what the run produced since the last flush as its next chunk and waits for the
-    /// commit. A failed commit keeps the events for the next flush.
-    ///
-    /// # Errors
-    /// The store refused or could not be reached.
-    pub(crate) async fn flush(&self, log: &AuditLog) -> Result<(), StoreError> {
-        let _one_at_a_time = self.flushing.lock().await;
-        let chunk = {
-            let mut state = self.state();
-            if state.in_flight.is_empty() {
-                if state.pending.is_empty() {
-                    return Ok(());
-                }
-                state.in_flight = std::mem::take(&mut state.pending);
-            }
-            HistoryChunk {
-                thread_id: self.thread_id.clone(),
-                run_id: self.run_id.clone(),
-                chunk: state.committed,
-                started_at: self.started_at,
-                at: now_ms(),
-                events: serde_json::to_string(&state.in_flight)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            }
-        };
-        log.record_durable(vec![WriteOp::History(chunk)]).await?;
+    /// Hands what the run produced since the last write to `ops` (its next chunk, after any
+    /// chunk a failed write left in flight) and, once it has ended, its end; `None` (and
+    /// nothing added) when a write of it is already on its way or there is nothing to write.
+    /// The caller submits `ops` and calls [`LiveRun::settle`] with the outcome.
+    pub(crate) fn take_write(&self, ops: &mut Vec<WriteOp>) -> Option<Taken> {
         let mut state = self.state();
-        state.committed += 1;
+        if state.writing {
+            return None;
+        }
+        if !state.pending.is_empty() {
+            let chunk = std::mem::take(&mut state.pending);
+            state.in_flight.push(chunk);
+        }
+        if state.in_flight.is_empty() && state.end.is_none() {
+            return None;
+        }
+        let at = now_ms();
+        let mut chunks = Vec::with_capacity(state.in_flight.len());
+        for (number, events) in (state.committed..).zip(&state.in_flight) {
+            match serde_json::to_string(events) {
+                Ok(events) => chunks.push(WriteOp::History(HistoryChunk {
+                    thread_id: self.thread_id.clone(),
+                    run_id: self.run_id.clone(),
+                    chunk: number,
+                    started_at: self.started_at,
+                    at,
+                    events,
+                })),
+                Err(error) => {
+                    // Events serialize infallibly; should one not, the run's history stops here
+                    // rather than commit out of order.
+                    tracing::error!(target: "agui::history", %error, run_id = %self.run_id, "history chunk not serializable");
+                    return None;
+                }
+            }
+        }
+        let taken = Taken {
+            chunks: chunks.len(),
+            end: state.end.is_some(),
+        };
+        ops.extend(chunks);
+        if let Some(end) = &state.end {
+            ops.extend(end.ops.iter().cloned());
+        }
+        state.writing = true;
+        Some(taken)
+    }
+
+    /// Records the outcome of the write that took `taken`: its chunks are committed, or kept
+    /// in flight for the next window.
+    pub(crate) fn settle(&self, taken: Taken, result: &Result<(), StoreError>) -> Settled {
+        let mut state = self.state();
+        state.writing = false;
+        if result.is_ok() {
+            state.committed += taken.chunks as i64;
+            state.in_flight.drain(..taken.chunks);
+            return if taken.end {
+                state.end = None;
+                Settled::Written
+            } else if state.end.is_some() {
+                Settled::EndWaiting
+            } else {
+                Settled::Open
+            };
+        }
+        let Some(end) = state.end.as_mut().filter(|_| taken.end) else {
+            return Settled::Open;
+        };
+        end.failures += 1;
+        if end.failures < END_ATTEMPTS {
+            return Settled::Open;
+        }
+        let ops = std::mem::take(&mut end.ops)
+            .into_iter()
+            .filter(|op| !matches!(op, WriteOp::TrimHistory { .. }))
+            .collect();
+        state.end = None;
+        let lost_chunks = state.in_flight.len();
         state.in_flight.clear();
-        Ok(())
+        state.pending.clear();
+        Settled::GivenUp { ops, lost_chunks }
+    }
+
+    /// Gives the run its end: `ops` are written with its last chunk. Whether no write of the
+    /// run is on its way (then the caller writes it now; otherwise the write on its way
+    /// settles first and its [`Settled::EndWaiting`] says so).
+    pub(crate) fn set_end(&self, ops: Vec<WriteOp>) -> bool {
+        let mut state = self.state();
+        state.end = Some(End { ops, failures: 0 });
+        state.end_given = true;
+        !state.writing
+    }
+
+    /// Whether the run has been given its end ([`LiveRun::set_end`]).
+    pub(crate) fn has_end(&self) -> bool {
+        self.state().end_given
     }
 
     /// Whether the run has sent its terminal event.
@@ -229,7 +351,7 @@ impl LiveRuns {
         (run, tap)
     }
 
-    /// Forgets a run that ended (and whose history is written).
+    /// Forgets a run that ended (and whose history is written, or given up).
     pub(crate) fn remove(&self, run: &Arc<LiveRun>) {
         let mut map = self.map();
         if let Some(runs) = map.get_mut(&run.thread_id) {
@@ -245,13 +367,18 @@ impl LiveRuns {
         self.map().get(thread_id).cloned().unwrap_or_default()
     }
 
-    /// Every run streaming here with events to write.
-    pub(crate) fn with_pending(&self) -> Vec<Arc<LiveRun>> {
+    /// Every run here with something to write and no write on its way.
+    pub(crate) fn to_write(&self) -> Vec<Arc<LiveRun>> {
         self.map()
             .values()
             .flatten()
-            .filter(|run| run.has_pending())
+            .filter(|run| run.wants_write())
             .cloned()
             .collect()
+    }
+
+    /// Whether a run here has ended (its end is still to be written).
+    pub(crate) fn any_ended(&self) -> bool {
+        self.map().values().flatten().any(|run| run.finished())
     }
 }

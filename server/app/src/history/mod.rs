@@ -2,15 +2,18 @@
 //! a CopilotKit client that reloads (or another replica's client) gets the conversation back
 //! and can follow a run that is still streaming.
 //!
-//! Runs write their history in chunks through the audit log's group commit, one chunk per run
-//! per flush window (`history.flush_ms`), compacted, never a transaction per event; a process
-//! killed mid-run loses at most its last window, and the replay of such a run still ends with a
-//! terminal event. Replicas learn of each other's chunks and stops through the store (PostgreSQL
+//! Runs write their history in chunks through the audit log's group commit, compacted, never a
+//! transaction per event: each flush window (`history.flush_ms`) hands every run's new chunk to
+//! the store as ONE submission (one queue message, one transaction, however many runs stream),
+//! and a run's last chunk goes with its end (its `runs` row, its audit record, the thread's
+//! trim) in one transaction that the run's task does not wait for. A process killed mid-run
+//! loses at most its last window, and the replay of such a run still ends with a terminal
+//! event. Replicas learn of each other's chunks and stops through the store (PostgreSQL
 //! `LISTEN/NOTIFY`).
 //!
 //! # Layout
 //!
-//! - this file: [`History`], the runs streaming here, the flusher, stops.
+//! - this file: [`History`], the runs streaming here, the flusher and the runs' ends, stops.
 //! - `live`: one streaming run's unwritten events, its tap and its followers.
 //! - `compact`: one content event per reply instead of one per delta.
 //! - `replay`: a thread's history as the event stream `connect` answers with, and following a
@@ -33,10 +36,11 @@ pub(crate) use live::{LiveRun, Tap};
 
 use crate::backends::Backends;
 use crate::config::HistoryConfig;
-use crate::store::{AuditLog, Notice, WriteOp};
+use crate::store::{AuditLog, FollowUps, Notice, StoreError, WriteOp};
+use live::{Settled, Taken};
 
-/// How often a final flush is retried while the store refuses it.
-const FINAL_FLUSH_ATTEMPTS: u32 = 3;
+/// Flush windows shutdown spends, at most, writing the ends of runs that have ended.
+const DRAIN_WINDOWS: u32 = 10;
 
 /// The thread history of one server.
 #[derive(Debug)]
@@ -80,14 +84,18 @@ impl History {
         ))
     }
 
-    /// Ends a run's history: gives it a terminal event if it sent none, writes what is left,
-    /// trims the thread to its cap (`trim`: a thread this run created has one run, nothing to
-    /// trim) and forgets the run.
-    pub(crate) async fn finish(
-        &self,
+    /// Ends a run's history without waiting for the store: gives it a terminal event if it sent
+    /// none, and queues what is left of it together with `end_ops` (the run's `runs` row and
+    /// audit record) and the thread's trim to its cap (`trim`: a thread this run created has
+    /// one run, nothing to trim), all in one transaction, after any earlier chunk of the run.
+    /// The run is forgotten when that commits; a failed write is retried in the next windows
+    /// (see [`live`]).
+    pub(crate) fn finish(
+        self: &Arc<Self>,
         run: &Arc<LiveRun>,
         log: &AuditLog,
         ending: Ending,
+        mut end_ops: Vec<WriteOp>,
         trim: bool,
     ) {
         run.end_with(match ending {
@@ -102,28 +110,94 @@ impl History {
                 Event::RunError(error)
             }
         });
-        let mut written = false;
-        for attempt in 1..=FINAL_FLUSH_ATTEMPTS {
-            match run.flush(log).await {
-                Ok(()) => {
-                    written = true;
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(target: "agui::history", %error, attempt, run_id = %run.run_id, "history not written yet");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-            }
-        }
-        if !written {
-            tracing::error!(target: "agui::history", run_id = %run.run_id, "the end of the run's history could not be written");
-        } else if trim {
-            log.submit(WriteOp::TrimHistory {
+        if trim {
+            end_ops.push(WriteOp::TrimHistory {
                 thread_id: run.thread_id.clone(),
                 keep_runs: self.config.max_runs_per_thread,
             });
         }
-        self.live.remove(run);
+        if run.set_end(end_ops) {
+            self.write(vec![run.clone()], log, None);
+        }
+    }
+
+    /// Hands the chunks (and ends) of `runs` to the store as ONE submission, one transaction
+    /// (queued on `log`, or as the next write through `follow` when a write's outcome asks for
+    /// it); runs with a write already on its way are left out (they are written after it
+    /// settles).
+    fn write(
+        self: &Arc<Self>,
+        runs: Vec<Arc<LiveRun>>,
+        log: &AuditLog,
+        follow: Option<&mut FollowUps>,
+    ) {
+        let mut ops = Vec::new();
+        let taken: Vec<(Arc<LiveRun>, Taken)> = runs
+            .into_iter()
+            .filter_map(|run| run.take_write(&mut ops).map(|taken| (run, taken)))
+            .collect();
+        if taken.is_empty() {
+            return;
+        }
+        let history = self.clone();
+        let settle_log = log.clone();
+        let settle = move |result: Result<(), StoreError>, follow: &mut FollowUps| {
+            history.settle(taken, &result, &settle_log, follow);
+        };
+        match follow {
+            Some(follow) => follow.submit_then(ops, settle),
+            None => log.submit_then(ops, settle),
+        }
+    }
+
+    /// The outcome of one [`History::write`], for each of its runs. Runs on the audit log's
+    /// writer task: it only updates the runs and queues what follows.
+    fn settle(
+        self: &Arc<Self>,
+        taken: Vec<(Arc<LiveRun>, Taken)>,
+        result: &Result<(), StoreError>,
+        log: &AuditLog,
+        follow: &mut FollowUps,
+    ) {
+        if let Err(error) = result {
+            tracing::warn!(target: "agui::history", %error, runs = taken.len(), "history not written yet; kept for the next window");
+        }
+        let mut end_now = Vec::new();
+        for (run, taken) in taken {
+            match run.settle(taken, result) {
+                Settled::Open => {}
+                Settled::Written => self.live.remove(&run),
+                Settled::EndWaiting => end_now.push(run),
+                Settled::GivenUp { ops, lost_chunks } => {
+                    tracing::error!(
+                        target: "agui::history", run_id = %run.run_id, lost_chunks,
+                        "the end of the run's history could not be written; its replay ends as abandoned"
+                    );
+                    // Its row and audit record still go, through the log's own retries.
+                    for op in ops {
+                        log.submit(op);
+                    }
+                    self.live.remove(&run);
+                }
+            }
+        }
+        if !end_now.is_empty() {
+            // Right after the chunk they waited for, before any flush returns.
+            self.write(end_now, log, Some(follow));
+        }
+    }
+
+    /// Shutdown, once the runs have ended: writes what they left (their ends first of all),
+    /// for at most [`DRAIN_WINDOWS`] windows.
+    pub(crate) async fn drain(self: &Arc<Self>, log: &AuditLog) {
+        for _ in 0..DRAIN_WINDOWS {
+            self.flush_all(log);
+            log.flush().await;
+            if !self.live.any_ended() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(self.config.flush_ms)).await;
+        }
     }
 
     /// The thread's runs streaming in this process.
@@ -164,7 +238,7 @@ impl History {
                     _ = tick.tick() => {}
                 }
                 if let Some(connected) = flusher_backends.connected() {
-                    history.flush_all(&connected.log).await;
+                    history.flush_all(&connected.log);
                 }
             }
         });
@@ -202,18 +276,14 @@ impl History {
         });
     }
 
-    /// One flush window: every run with unwritten events writes them as its next chunk, all in
-    /// the same group commit.
-    async fn flush_all(&self, log: &AuditLog) {
-        let runs = self.live.with_pending();
-        if runs.is_empty() {
-            return;
-        }
-        let flushes = runs.iter().map(|run| run.flush(log));
-        for result in futures::future::join_all(flushes).await {
-            if let Err(error) = result {
-                tracing::warn!(target: "agui::history", %error, "history chunk not written; kept for the next window");
-            }
+    /// One flush window: every run with something to write (new events, a chunk a failed
+    /// write kept, its end) and no write on its way hands it to the store, all of them in ONE
+    /// submission: one queue message and one transaction however many runs stream (10,000
+    /// open streams must not be 10,000 messages in the audit log's queue).
+    fn flush_all(self: &Arc<Self>, log: &AuditLog) {
+        let runs = self.live.to_write();
+        if !runs.is_empty() {
+            self.write(runs, log, None);
         }
     }
 }
@@ -230,22 +300,4 @@ fn new_messages(messages: &[Message]) -> Vec<Message> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use agui_protocol::{AssistantMessage, UserMessage};
-
-    #[test]
-    fn a_runs_new_messages_are_those_after_the_last_assistant_message() {
-        let user = |id: &str| Message::User(UserMessage::new(id, "hi"));
-        let assistant = Message::Assistant(AssistantMessage {
-            id: "a1".into(),
-            ..AssistantMessage::default()
-        });
-        assert_eq!(new_messages(&[user("u1")]), vec![user("u1")]);
-        assert_eq!(
-            new_messages(&[user("u1"), assistant.clone(), user("u2")]),
-            vec![user("u2")]
-        );
-        assert!(new_messages(&[user("u1"), assistant]).is_empty());
-    }
-}
+mod tests;

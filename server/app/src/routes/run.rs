@@ -34,9 +34,10 @@ use crate::agents::{Agent, MissingGrant};
 use crate::backends::Connected;
 use crate::body::EventBody;
 use crate::error::ApiError;
-use crate::history::Ending;
+use crate::history::{Ending, LiveRun};
 use crate::routes::auth::{self, Caller, HeaderPrincipal};
 use crate::state::AppState;
+use crate::store::audit_log::ops_for_event;
 use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, now_ms};
 use crate::upload::{self, Buffered};
 
@@ -402,6 +403,10 @@ fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Respons
         audit: Arc::new(ToolMetricsAudit {
             state: state.clone(),
             log: connected.log.clone(),
+            history: live.clone().map(|live| HistoryEnd {
+                live,
+                trim: !new_thread,
+            }),
         }),
         settings: state.run_settings(),
         client_gone: run_cancelled_by_client,
@@ -410,21 +415,24 @@ fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Respons
     };
     let task_state = state.clone();
     state.runs.spawn(async move {
-        // The run's place under the limits is held for as long as it runs.
+        // The run's place under the limits is held for as long as it runs, and no longer: its
+        // history's end is queued (by the audit sink below), not waited for.
         let _admitted = admitted;
         let run_id = params.input.run_id.clone();
         let (outcome, events) = run_to_completion(params, sink).await;
         tracing::info!(%run_id, outcome = outcome.label(), events, "run ended");
         task_state.metrics.run_finished(outcome.label(), events);
-        if let Some(live) = live {
+        if let Some(live) = live.filter(|live| !live.has_end()) {
+            // The run loop records every run's end, which ends its history (in the audit sink
+            // below) before the stream closes; this is only a net under that rule.
+            tracing::error!(target: "agui::history", %run_id, "a run ended without its end recorded");
             let ending = match outcome {
                 agui_agent::RunOutcome::Error(code) => Ending::Error(code.as_str()),
                 _ => Ending::Cancelled,
             };
             task_state
                 .history
-                .finish(&live, &connected.log, ending, !new_thread)
-                .await;
+                .finish(&live, &connected.log, ending, Vec::new(), !new_thread);
         }
     });
     event_stream_response(body, encoding)
@@ -454,14 +462,36 @@ pub(crate) fn event_stream_response(body: EventBody, encoding: Encoding) -> Resp
 }
 
 /// The run loop's audit sink: counts backend tool calls by tool and decision, then hands every
-/// event to the audit log.
+/// event to the audit log. With history, the run's end ends its history instead: its `runs`
+/// row and audit record are queued in one transaction with the run's last chunk (and the
+/// thread's trim), when the run loop records it, just before the run's stream closes. Nothing
+/// waits for that write.
 struct ToolMetricsAudit {
     state: AppState,
     log: crate::store::AuditLog,
+    history: Option<HistoryEnd>,
+}
+
+/// The run's history, to end with the run.
+struct HistoryEnd {
+    live: Arc<LiveRun>,
+    /// Trim the thread to its cap (a thread this run created has one run: nothing to trim).
+    trim: bool,
 }
 
 impl AuditSink for ToolMetricsAudit {
     fn record(&self, event: AuditEvent) {
+        if let (AuditEvent::RunEnded { code, .. }, Some(end)) = (&event, &self.history) {
+            let ending = match *code {
+                Some(code) => Ending::Error(code),
+                None => Ending::Cancelled,
+            };
+            let ops = ops_for_event(event, now_ms());
+            self.state
+                .history
+                .finish(&end.live, &self.log, ending, ops, end.trim);
+            return;
+        }
         if let AuditEvent::ToolCall { tool, decision, .. } = &event {
             // Only configured tool names become labels: a model can name anything.
             let known = self.state.agents.values().any(|a| a.tools.contains(tool));

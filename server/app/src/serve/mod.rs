@@ -130,6 +130,13 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     state.auth.shutdown();
     // Every run has ended (or been cut): write what the audit log still holds.
     if let Some(connected) = state.backends.connected() {
+        // The runs' history ends are queued without their tasks waiting: write them first.
+        if tokio::time::timeout(AUDIT_FLUSH_DEADLINE, state.history.drain(&connected.log))
+            .await
+            .is_err()
+        {
+            tracing::error!(target: "agui::history", "run history still unwritten at exit");
+        }
         connected.failures.flush_all();
         if tokio::time::timeout(AUDIT_FLUSH_DEADLINE, connected.log.flush())
             .await

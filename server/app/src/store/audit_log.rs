@@ -27,10 +27,46 @@ use super::{
 };
 
 /// A caller waiting for its records (by position in the batch) to be committed.
-type DurableWaiter = (
-    std::ops::Range<usize>,
-    oneshot::Sender<Result<(), StoreError>>,
-);
+type DurableWaiter = (std::ops::Range<usize>, Done);
+
+/// Who learns whether a durable submission committed.
+enum Done {
+    /// A caller awaiting [`AuditLog::record_durable`].
+    Wait(oneshot::Sender<Result<(), StoreError>>),
+    /// The callback of [`AuditLog::submit_then`], run on the writer's task.
+    Then(Box<Then>),
+}
+
+/// A callback of [`AuditLog::submit_then`].
+type Then = dyn FnOnce(Result<(), StoreError>, &mut FollowUps) + Send;
+
+impl Done {
+    fn send(self, result: Result<(), StoreError>, follow: &mut FollowUps) {
+        match self {
+            Self::Wait(waiter) => {
+                let _ = waiter.send(result);
+            }
+            Self::Then(then) => then(result, follow),
+        }
+    }
+}
+
+/// What a [`AuditLog::submit_then`] callback queues in turn: written right after the
+/// transaction whose outcome it got, before anything queued since, and before a
+/// [`AuditLog::flush`] waiting on that transaction returns. (A run's end that waited for its
+/// previous history chunk goes right after it.)
+pub struct FollowUps(Vec<Msg>);
+
+impl FollowUps {
+    /// As [`AuditLog::submit_then`], as the next write.
+    pub fn submit_then(
+        &mut self,
+        ops: Vec<WriteOp>,
+        then: impl FnOnce(Result<(), StoreError>, &mut FollowUps) + Send + 'static,
+    ) {
+        self.0.push(Msg::Durable(ops, Done::Then(Box::new(then))));
+    }
+}
 
 /// Where committed audit records are mirrored as JSON lines (besides the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +121,7 @@ type StartWaiter = (
 enum Msg {
     Op(WriteOp),
     Start(Box<StartWaiter>),
-    Durable(Vec<WriteOp>, oneshot::Sender<Result<(), StoreError>>),
+    Durable(Vec<WriteOp>, Done),
     Flush(oneshot::Sender<()>),
 }
 
@@ -167,10 +203,44 @@ impl AuditLog {
     pub async fn record_durable(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .try_send(Msg::Durable(ops, done))
+            .try_send(Msg::Durable(ops, Done::Wait(done)))
             .map_err(|_| StoreError::AuditUnavailable("audit queue full"))?;
         wait.await
             .map_err(|_| StoreError::AuditUnavailable("audit writer stopped"))?
+    }
+
+    /// Queues `ops` as one unit, in one transaction like [`AuditLog::record_durable`], without
+    /// waiting: `then` gets the outcome once the transaction carrying them has committed or
+    /// failed. As for a durable caller, ops whose transaction failed are neither written nor
+    /// retried by the log: `then` decides what to do with them. A full queue (or a stopped
+    /// writer) calls `then` at once, with the error.
+    ///
+    /// `then` runs on the writer's task between two transactions: it must be quick and must not
+    /// block. What it must write next goes through its [`FollowUps`].
+    pub fn submit_then(
+        &self,
+        ops: Vec<WriteOp>,
+        then: impl FnOnce(Result<(), StoreError>, &mut FollowUps) + Send + 'static,
+    ) {
+        self.send_durable(Msg::Durable(ops, Done::Then(Box::new(then))));
+    }
+
+    /// Queues a durable message; a refused one gets its error at once (and what its callback
+    /// queued in turn is queued after it, or refused the same way).
+    fn send_durable(&self, msg: Msg) {
+        let Err(refused) = self.tx.try_send(msg) else {
+            return;
+        };
+        if let Msg::Durable(_, done) = refused.into_inner() {
+            let mut follow = FollowUps(Vec::new());
+            done.send(
+                Err(StoreError::AuditUnavailable("audit queue full")),
+                &mut follow,
+            );
+            for msg in follow.0 {
+                self.send_durable(msg);
+            }
+        }
     }
 
     /// Claims the run's thread for its principal and, if the principal owns it, records the
@@ -395,13 +465,20 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         // Operations of failed transactions, retried first (durable callers were told).
         let mut retained: Vec<WriteOp> = Vec::new();
+        // What callbacks queued, written first; the flushes that wait for it.
+        let mut follow = FollowUps(Vec::new());
+        let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
         let mut backoff = Duration::from_millis(50);
         loop {
             let mut batch = Batch {
                 ops: std::mem::take(&mut retained),
+                flushes: std::mem::take(&mut waiting),
                 ..Batch::default()
             };
-            if batch.is_empty() {
+            for msg in follow.0.drain(..) {
+                batch.push(msg);
+            }
+            if batch.is_empty() && batch.flushes.is_empty() {
                 match rx.recv().await {
                     Some(msg) => batch.push(msg),
                     None => return,
@@ -449,7 +526,7 @@ impl Writer {
                         let _ = done.send(Ok(access));
                     }
                     for (_, done) in batch.durable {
-                        let _ = done.send(Ok(()));
+                        done.send(Ok(()), &mut follow);
                     }
                 }
                 Err(error) => {
@@ -457,12 +534,19 @@ impl Writer {
                     for (_, done) in batch.starts {
                         let _ = done.send(Err(StoreError::AuditUnavailable("audit write failed")));
                     }
-                    retained = self.failed(batch.ops, &mut batch.durable, error).await;
+                    retained = self
+                        .failed(batch.ops, &mut batch.durable, error, &mut follow)
+                        .await;
                     if !retained.is_empty() {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
+            }
+            if !follow.0.is_empty() {
+                // A flush returns once what callbacks queued is written too.
+                waiting = batch.flushes;
+                continue;
             }
             for done in batch.flushes {
                 let _ = done.send(());
@@ -489,6 +573,7 @@ impl Writer {
         ops: Vec<WriteOp>,
         durable: &mut Vec<DurableWaiter>,
         error: StoreError,
+        follow: &mut FollowUps,
     ) -> Vec<WriteOp> {
         tracing::error!(target: "agui::audit", %error, ops = ops.len(), "audit write failed");
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -496,7 +581,10 @@ impl Writer {
         let mut refused = vec![false; ops.len()];
         for (range, done) in durable.drain(..) {
             range.clone().for_each(|i| refused[i] = true);
-            let _ = done.send(Err(StoreError::AuditUnavailable("audit write failed")));
+            done.send(
+                Err(StoreError::AuditUnavailable("audit write failed")),
+                follow,
+            );
         }
         let mut kept: Vec<WriteOp> = ops
             .into_iter()

@@ -35,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-pub use audit_log::{AuditLog, AuditLogOptions, Mirror};
+pub use audit_log::{AuditLog, AuditLogOptions, FollowUps, Mirror};
 pub use auth_failures::{AuthFailureAggregator, AuthFailureKey};
 pub use model::*;
 pub use postgres::PgStore;

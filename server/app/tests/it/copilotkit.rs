@@ -730,3 +730,68 @@ async fn runs_through_chat_are_a_threads_history_too() {
     assert!(joined_text(&replay_events(&replay.text().await.unwrap())).contains("via chat"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_runs_task_and_permits_end_with_its_stream_while_the_store_cannot_commit() {
+    let dir = std::env::temp_dir().join(format!("agui-ck-busy-{}", uuid::Uuid::new_v4().simple()));
+    let db = dir.join("agui.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let server = start_with(|c| c.store.database_url = Some(url), |b| b).await;
+    let alice = server.token("alice");
+    let mut run = post(
+        &server,
+        "/agent/default/run",
+        Some(&alice),
+        &body("t-busy", "r1", "/stream 10 4 20", None),
+    )
+    .await;
+    assert_eq!(run.status(), 200);
+    let mut text = String::from_utf8(run.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+
+    // Another connection takes SQLite's write lock: nothing commits until it lets go.
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let connected = server.state.backends.connected().unwrap().clone();
+    let failures = connected.log.stats().failures;
+    while let Some(chunk) = run.chunk().await.unwrap() {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert_eq!(terminal(&sse_events(&text))["type"], "RUN_FINISHED");
+    crate::common::raw::until(
+        "the run's task has ended and its stream permit is free",
+        async || server.state.runs.is_empty() && server.state.stream_cap.open() == 0,
+    )
+    .await;
+    // It ended without its history's end being written (nothing can be) and before any write
+    // gave up waiting for the lock: it did not wait for the store.
+    assert_eq!(connected.log.stats().failures, failures);
+    let row = connected
+        .store()
+        .get_run("t-busy", "r1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.outcome, None,
+        "the store has not been able to commit the end"
+    );
+
+    lock.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        outcome(&server, "t-busy", "r1").await,
+        Some(RunOutcome::Success)
+    );
+    let replay = post(
+        &server,
+        "/agent/default/connect",
+        Some(&alice),
+        &connect_body("t-busy", None),
+    )
+    .await;
+    let events = replay_events(&replay.text().await.unwrap());
+    assert_eq!(terminal(&events)["type"], "RUN_FINISHED");
+    assert_eq!(joined_text(&events).len(), 40);
+    drop(lock);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

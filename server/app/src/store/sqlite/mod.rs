@@ -97,7 +97,7 @@ impl SqliteStore {
         };
         migrate::migrate(&mut conn)?;
         Ok(Self {
-            worker: Worker::start(conn)?,
+            worker: Worker::start(conn, path.is_some())?,
             readers: path.clone().map(Readers::new),
             instance: new_instance_id().into(),
             path,
@@ -138,6 +138,13 @@ impl SqliteStore {
             Some(readers) => readers.run(job).await,
             None => self.worker.run(move |conn| job(conn)).await,
         }
+    }
+
+    /// How many WAL checkpoints the worker has run (tests: the WAL is checkpointed off the
+    /// commits).
+    #[doc(hidden)]
+    pub fn checkpoints(&self) -> u64 {
+        self.worker.checkpoints()
     }
 
     /// Runs raw SQL on the writing connection (tests: fault injection and inspection).
