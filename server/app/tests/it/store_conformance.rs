@@ -174,6 +174,27 @@ impl Fixture {
         }
     }
 
+    /// Whether the schema has an index of this name.
+    async fn has_index(&self, name: &str) -> bool {
+        let count: i64 = match &self.target {
+            Target::Sqlite { sqlite, .. } => sqlite
+                .query_int(&format!(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = '{name}'"
+                ))
+                .await
+                .unwrap(),
+            Target::Postgres { pool, schema, .. } => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
+            )
+            .bind(schema)
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        };
+        count > 0
+    }
+
     async fn close(self) {
         drop(self.store);
         match self.target {
