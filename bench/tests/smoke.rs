@@ -202,9 +202,12 @@ async fn streams_without_run_finished_make_the_run_invalid() {
 /// Heap allocations per short run (`/stream 5`, reused token, the smoke profile: SQLite store,
 /// audit log, history on, auth, limits) in this process — the server and a client that
 /// allocates nothing per request — measured on 2026-12-02: 360.5–360.8 in four runs (about
-/// 56 KB a run), then 345.9 once the limiter key stopped allocating per hex digit. SQLite's
-/// own C allocations do not go through Rust's allocator and are not counted.
-const ALLOCATIONS_PER_SHORT_RUN: f64 = 346.0;
+/// 56 KB a run), then 345.9 once the limiter key stopped allocating per hex digit; on
+/// 2026-12-03 299.9 (55 KB) once a valid body was parsed straight into `RunAgentInput` (no
+/// `Value` of it), the token fingerprint stopped allocating per hex digit and log lines stopped
+/// going through a channel one `Vec` each. SQLite's own C allocations do not go through Rust's
+/// allocator and are not counted.
+const ALLOCATIONS_PER_SHORT_RUN: f64 = 300.0;
 /// How far above today's figure the count may go before the guard fails.
 const MARGIN: f64 = 0.10;
 const CHILD: &str = "AGUI_BENCH_ALLOCATION_CHILD";
@@ -236,8 +239,10 @@ fn allocations_per_short_run_stay_within_todays_figure() {
 /// adapted and encoded again and a connect made three store reads; 1,551.3 (1.36 MB) with one
 /// read and stored events framed as they are; 1,275.3 (1.34 MB) once a 0.0.x client's
 /// `RUN_STARTED` input was no longer cloned; 347.2 (0.62 MB) once the events such a client
-/// reads as stored were no longer decoded and the body stopped copying a replay's large writes.
-const ALLOCATIONS_PER_CONNECT: f64 = 348.0;
+/// reads as stored were no longer decoded and the body stopped copying a replay's large writes;
+/// 315.1 once the connect's body was parsed in one pass and the fingerprint no longer
+/// allocated per hex digit.
+const ALLOCATIONS_PER_CONNECT: f64 = 316.0;
 /// Runs in the connect guard's thread.
 const CONNECT_RUNS: usize = 50;
 const CONNECT_FIGURE: &str = "allocations per connect of a 50-run thread: ";

@@ -27,6 +27,7 @@
 //!   close), graceful shutdown (503 `shutting_down` during the drain).
 //! - `dev`: `agui-server dev`, a self-contained local server with its own issuer.
 //! - `telemetry`: log setup; the text format escapes control characters in every field.
+//! - `log_writer`: log lines written to stderr in batches by one thread (one write per window).
 //! - `client_addr`: the caller's address behind trusted proxies.
 //! - `backends`: the store, audit log and limiter a run needs, connected (or retried) at start.
 //! - `history`: every thread's events for CopilotKit's `connect`, and following live runs.
@@ -44,6 +45,7 @@ mod dev;
 pub mod error;
 mod history;
 pub mod limits;
+mod log_writer;
 mod metrics;
 mod reference;
 mod routes;

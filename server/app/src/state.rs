@@ -82,6 +82,20 @@ impl AppState {
     pub fn metrics_text(&self) -> String {
         let mut extra = self.auth.stats().to_prometheus();
         self.body_budgets.render(&mut extra);
+        if let Some(connected) = self.backends.connected() {
+            use std::fmt::Write as _;
+            let stats = connected.log.stats();
+            let _ = writeln!(
+                extra,
+                "# HELP agui_audit_commits_total Transactions the audit log's group commit wrote.\n\
+                 # TYPE agui_audit_commits_total counter\n\
+                 agui_audit_commits_total {}\n\
+                 # HELP agui_audit_ops_written_total Store operations (run starts and ends, audit records) the group commit wrote.\n\
+                 # TYPE agui_audit_ops_written_total counter\n\
+                 agui_audit_ops_written_total {}",
+                stats.commits, stats.written
+            );
+        }
         self.metrics.render(self.stream_cap.open(), &extra)
     }
 

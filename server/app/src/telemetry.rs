@@ -1,9 +1,10 @@
 //! Logging: `text` for people, `json` (one object per line) for log shippers. Logs carry the
 //! request id, subject, thread and run ids and a token fingerprint; never a token.
 //!
-//! Lines are handed to a background thread that writes them to stderr, so a request never waits
-//! on a `write(2)` of its log lines (at thousands of runs per second that was a quarter of the
-//! CPU). Keep the returned guard alive until exit: dropping it flushes what is queued.
+//! Lines are gathered in memory and written to stderr by a background thread, one `write(2)` per
+//! 10 ms window (`log_writer`), so a request never waits on a `write(2)` of its log lines (at
+//! thousands of runs per second that was a quarter of the CPU) nor wakes a thread per line.
+//! Keep the returned guard alive until exit: dropping it writes what is pending.
 //!
 //! **No log injection.** Many logged values come from clients or issuers (`thread_id`, `run_id`,
 //! `sub`, error texts). In the text format every field value and the message go through
@@ -19,28 +20,20 @@ use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::fmt::format::{Format, Writer};
 use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
 
 use crate::config::LogFormat;
+use crate::log_writer::{BatchedWriter, LogGuard};
 
 /// Installs the global subscriber. Later calls (tests) are ignored.
-#[must_use = "dropping the guard stops the log writer; hold it until exit"]
-pub fn init(format: LogFormat, filter: &str) -> WorkerGuard {
+pub fn init(format: LogFormat, filter: &str) -> LogGuard {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Not lossy: when the queue is full, logging waits rather than drops lines. The writer
-    // thread drains every queued line into the buffer, then flushes: one write(2) per batch
-    // instead of one per line (two lines per run were two syscalls per request).
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("agui-log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    // Not lossy, and one write(2) per 10 ms window (or 64 KiB) rather than a wake-up of the
+    // writer thread per line: see `log_writer`.
+    let (writer, guard) = BatchedWriter::start(std::io::stderr());
     let _ = match format {
         LogFormat::Text => {
             let colour = use_colour(

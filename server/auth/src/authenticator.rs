@@ -253,8 +253,6 @@ impl Authenticator {
                 })?;
             let spec = ValidationSpec {
                 issuer: issuer.issuer.clone(),
-                audiences: issuer.audiences.clone(),
-                leeway: config.leeway_secs,
                 allowed: allowed.clone(),
             };
             let cache = Arc::new(IssuerCache::new(
@@ -605,10 +603,11 @@ impl Inner {
     ) -> Result<(Principal, Option<String>, Arc<crate::keys::VerifyKey>), AuthError> {
         // Shape first: no base64 or JSON work on oversized or non-JWS input.
         let (h64, p64) = validate::check_shape(token, self.max_token_bytes)?;
-        let header = validate::check_header(&validate::decode_object(h64)?)?;
-        let peeked = validate::decode_object(p64)?;
+        let header_bytes = validate::decode_segment(h64)?;
+        let header = validate::check_header(&validate::object_from(&header_bytes)?)?;
+        let claims = validate::decode_object(p64)?;
         // `iss` picks the issuer before any key is looked up (exact string, RFC 9068 §4).
-        let iss = match peeked.get("iss") {
+        let iss = match claims.get("iss") {
             Some(Value::String(iss)) => iss.as_str(),
             _ => return Err(R::MissingIssuer.into()),
         };
@@ -617,15 +616,14 @@ impl Inner {
             return Err(R::AlgNotAllowed.into());
         }
         validate::check_typ(header.typ.as_ref(), issuer.config.typ)?;
-        self.check_claims(&peeked, issuer)?;
+        validate::check_header_types(&header_bytes)?;
+        let expires_at = self.check_claims(&claims, issuer)?;
 
         let key = self.key_for(issuer, &header).await?;
-        let verified = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
-            .map_err(|e| AuthError::from(validate::map_jwt_error(&e)))?
-            .claims;
-        // The same checks on what was actually verified; only these claims build the principal.
-        let expires_at = self.check_claims(&verified, issuer)?;
-        let principal = self.principal(verified, issuer, source, fingerprint, expires_at)?;
+        // The claims above were decoded from the payload segment this signature covers, so
+        // once it verifies they are the verified claims; only they build the principal.
+        validate::check_signature(token, h64.len() + 1 + p64.len(), &key)?;
+        let principal = self.principal(claims, issuer, source, fingerprint, expires_at)?;
         Ok((principal, header.kid, key))
     }
 

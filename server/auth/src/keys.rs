@@ -3,14 +3,20 @@
 //! `jsonwebtoken`'s `DecodingKey::from_jwk` ignores `use`, `key_ops`, `alg` and `crv`, turns an
 //! `oct` entry into an HMAC secret, and one malformed entry fails a whole `JwkSet`
 //! (reference §1.5 items 5, 8, 9). So each entry is filtered here on its own, and each kept key
-//! is bound to exactly one algorithm (RFC 8725 §3.1) with its own `Validation`.
+//! is bound to exactly one algorithm (RFC 8725 §3.1).
+//!
+//! Each kept key is parsed into aws-lc-rs's [`ParsedPublicKey`] once, when the set is fetched.
+//! `jsonwebtoken::decode` rebuilt the RSA key from its `n`/`e` bytes on every call (a copy of
+//! the `DecodingKey`, two bignums, a fresh `RSA` whose Montgomery context was computed again
+//! for each signature); the parsed key keeps that context across verifications.
 
 use std::collections::HashSet;
 
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use serde_json::Value;
 
 /// Smallest RSA modulus accepted (bits).
@@ -20,8 +26,17 @@ pub(crate) const MIN_RSA_BITS: usize = 2_048;
 pub(crate) struct VerifyKey {
     pub kid: Option<String>,
     pub alg: Algorithm,
-    pub key: DecodingKey,
-    pub validation: Validation,
+    /// The key material, parsed once for [`VerifyKey::alg`] (its padding, hash and curve).
+    public: ParsedPublicKey,
+}
+
+impl VerifyKey {
+    /// Whether `signature` is this key's signature of `message` under [`VerifyKey::alg`]
+    /// (RFC 7515 §5.2 step 8; for ECDSA the fixed-width `r || s` of RFC 7518 §3.4; RSA keys
+    /// outside 2048–8192 bits refuse every signature).
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.public.verify_sig(message, signature).is_ok()
+    }
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -39,29 +54,12 @@ pub(crate) struct KeySet {
     pub keys: Vec<std::sync::Arc<VerifyKey>>,
 }
 
-/// What the claims part of each key's `Validation` must check (the issuer's settings).
+/// Which keys of an issuer's set are usable: its name (for the logs) and its algorithm
+/// allowlist. The claims are checked by [`crate::validate::check_claims`], not per key.
 #[derive(Debug, Clone)]
 pub(crate) struct ValidationSpec {
     pub issuer: String,
-    pub audiences: Vec<String>,
-    pub leeway: u64,
     pub allowed: Vec<Algorithm>,
-}
-
-impl ValidationSpec {
-    /// jsonwebtoken's defaults are unsafe for a resource server (reference §1.3): require
-    /// `exp`, `iss`, `aud`, `sub` (present and well-typed), check `nbf`, pin one algorithm.
-    fn validation(&self, alg: Algorithm) -> Validation {
-        let mut v = Validation::new(alg);
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        v.validate_exp = true;
-        v.validate_nbf = true;
-        v.validate_aud = true;
-        v.leeway = self.leeway;
-        v.set_issuer(&[self.issuer.as_str()]);
-        v.set_audience(&self.audiences);
-        v
-    }
 }
 
 impl KeySet {
@@ -200,14 +198,52 @@ fn parse_entry(
     if !spec.allowed.contains(&alg) {
         return Err("algorithm not in the issuer's allowlist");
     }
+    // jsonwebtoken's JWK type still vets the entry's shape (as `DecodingKey::from_jwk` did).
     let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|_| "malformed JWK")?;
-    let key = DecodingKey::from_jwk(&jwk).map_err(|_| "unusable key material")?;
-    Ok(VerifyKey {
-        kid,
-        alg,
-        key,
-        validation: spec.validation(alg),
-    })
+    let public = parse_public_key(&jwk.algorithm, alg).ok_or("unusable key material")?;
+    Ok(VerifyKey { kid, alg, public })
+}
+
+/// The JWK's public key parsed for `alg`, or `None` when the material is not a valid key of
+/// that kind (bad base64url, a modulus or exponent with leading zero bytes, a point not on
+/// the curve, a wrong length). Such a key could never verify a signature before either:
+/// jsonwebtoken parsed it at every `decode` and refused every token it signed.
+fn parse_public_key(params: &AlgorithmParameters, alg: Algorithm) -> Option<ParsedPublicKey> {
+    let bytes = |b64: &str| URL_SAFE_NO_PAD.decode(b64).ok();
+    match params {
+        AlgorithmParameters::RSA(rsa) => {
+            let parameters: &'static sig::RsaParameters = match alg {
+                Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+                Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+                Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+                Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+                Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+                Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+                _ => return None,
+            };
+            let components = RsaPublicKeyComponents {
+                n: bytes(&rsa.n)?,
+                e: bytes(&rsa.e)?,
+            };
+            components.to_parsed_public_key(parameters).ok()
+        }
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let algorithm: &'static dyn sig::VerificationAlgorithm = match alg {
+                Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+                Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+                _ => return None,
+            };
+            // The uncompressed point (SEC 1 §2.3.3), as jsonwebtoken built it.
+            let mut point = vec![0x04];
+            point.extend(bytes(&ec.x)?);
+            point.extend(bytes(&ec.y)?);
+            ParsedPublicKey::new(algorithm, point).ok()
+        }
+        AlgorithmParameters::OctetKeyPair(okp) if alg == Algorithm::EdDSA => {
+            ParsedPublicKey::new(&sig::ED25519, bytes(&okp.x)?).ok()
+        }
+        _ => None,
+    }
 }
 
 /// Bit length of a base64url big-endian modulus.
@@ -226,8 +262,6 @@ mod tests {
     fn spec() -> ValidationSpec {
         ValidationSpec {
             issuer: "https://idp".into(),
-            audiences: vec!["agui".into()],
-            leeway: 60,
             allowed: vec![
                 Algorithm::RS256,
                 Algorithm::PS256,
@@ -280,6 +314,12 @@ mod tests {
             rsa(2048),
             with(rsa(2048), json!({"kid": "ops", "key_ops": ["encrypt"]})),
             with(rsa(2048), json!({"kid": "bad-n", "n": "!!"})),
+            // A leading zero byte: not a valid modulus encoding, so the key cannot be parsed
+            // (and could never verify a signature).
+            with(
+                rsa(2048),
+                json!({"kid": "lead-0", "n": b64(&[&[0u8][..], &[0xc1; 256]].concat())}),
+            ),
         ]);
         let kids: Vec<_> = set.kids().collect();
         assert_eq!(kids, vec!["good-rsa", "good-ec"]);

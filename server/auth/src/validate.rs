@@ -1,9 +1,12 @@
-//! The token checks that need no key, run before the key lookup (so junk never triggers a
-//! fetch) and again on the verified claims.
+//! The token checks: those that need no key run before the key lookup (so junk never triggers
+//! a fetch), then the signature over the very segments the claims were read from.
 //!
-//! jsonwebtoken checks `exp`/`nbf` against the system clock and never looks at `iat`, `typ` or
-//! `crit` (reference §1.4); these checks use the authenticator's [`crate::clock::Clock`] and
-//! fill those gaps.
+//! jsonwebtoken's `decode` is not used for verification: it parsed the header twice and the
+//! claims twice per call, rebuilt the public key each time, checked `exp`/`nbf` against the
+//! system clock and never looked at `iat`, `typ` or `crit` (reference §1.4). These checks use
+//! the authenticator's [`crate::clock::Clock`], keep the rules its `decode` applied (required
+//! `exp`/`iss`/`aud`/`sub` of the right types, `nbf`, duplicate claim names, the header's
+//! member types) and verify with the key parsed once per JWKS fetch ([`crate::keys`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,11 +45,81 @@ pub(crate) fn check_shape(token: &str, max_bytes: usize) -> Result<(&str, &str),
 }
 
 /// Decodes one base64url segment into a JSON object.
+///
+/// A member name that appears twice at the top level is refused (RFC 7515 §5.2 and RFC 7519
+/// §4 allow refusing instead of taking the last one): two `exp` or two `roles` could be read
+/// differently by another parser. jsonwebtoken's `decode` refused duplicates of the claims it
+/// checked (`exp`, `nbf`, `sub`, `iss`, `aud`) and of its header fields; this refuses all.
 pub(crate) fn decode_object(segment: &str) -> Result<Map<String, Value>, R> {
-    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| R::Malformed)?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(R::Malformed),
+    object_from(&decode_segment(segment)?)
+}
+
+/// One base64url segment (RFC 7515 §2: no padding, no other alphabet, canonical trailing
+/// bits), as jsonwebtoken decodes them.
+pub(crate) fn decode_segment(segment: &str) -> Result<Vec<u8>, R> {
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| R::Malformed)
+}
+
+/// A JSON object without duplicate top-level members.
+pub(crate) fn object_from(bytes: &[u8]) -> Result<Map<String, Value>, R> {
+    serde_json::from_slice::<UniqueObject>(bytes)
+        .map(|object| object.0)
+        .map_err(|_| R::Malformed)
+}
+
+/// A JSON object whose deserialization fails on a repeated top-level member name.
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<UniqueObject, A::Error> {
+                let mut map = Map::new();
+                while let Some(name) = access.next_key::<String>()? {
+                    let value = access.next_value::<Value>()?;
+                    if map.insert(name, value).is_some() {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                }
+                Ok(UniqueObject(map))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// The header's members have the types jsonwebtoken's `Header` gives them (`typ`, `cty`,
+/// `kid`, `jku`, `x5u`, `x5t` strings, `x5c` a list of strings, `jwk` a JWK): its `decode`
+/// refused a header that is not one, and so do we, though nothing but `alg`, `kid` and `typ`
+/// is used. Runs after [`check_header`], so its more precise reasons come first.
+pub(crate) fn check_header_types(header: &[u8]) -> Result<(), R> {
+    serde_json::from_slice::<jsonwebtoken::Header>(header)
+        .map(drop)
+        .map_err(|_| R::Malformed)
+}
+
+/// The JWS signature (RFC 7515 §5.2 steps 7–8): the third segment of `token`, decoded, is
+/// `key`'s signature of the first two segments and the dot between them, as they were sent.
+/// `signed_len` is the length of that signing input (`header.payload`).
+pub(crate) fn check_signature(
+    token: &str,
+    signed_len: usize,
+    key: &crate::keys::VerifyKey,
+) -> Result<(), R> {
+    let (signed, signature) = token.split_at(signed_len);
+    let signature = decode_segment(signature.strip_prefix('.').ok_or(R::Malformed)?)?;
+    if key.verifies(signed.as_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(R::BadSignature)
     }
 }
 
@@ -124,7 +197,10 @@ pub(crate) fn check_claims(claims: &Map<String, Value>, rules: ClaimRules<'_>) -
     let aud_ok = match claims.get("aud") {
         None => return Err(R::MissingAudience),
         Some(Value::String(a)) => accepted(a),
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).any(accepted),
+        // Every element a string, as jsonwebtoken's audience type required.
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).any(accepted)
+        }
         Some(_) => return Err(R::BadClaim),
     };
     if !aud_ok {
@@ -151,29 +227,6 @@ fn numeric(value: Option<&Value>) -> Result<Option<i64>, R> {
         return Err(R::BadClaim);
     };
     if n < 0 { Err(R::BadClaim) } else { Ok(Some(n)) }
-}
-
-/// Maps jsonwebtoken's verdict to our reasons.
-pub(crate) fn map_jwt_error(error: &jsonwebtoken::errors::Error) -> R {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match error.kind() {
-        K::InvalidSignature => R::BadSignature,
-        K::InvalidAlgorithm | K::InvalidKeyFormat | K::InvalidAlgorithmName => R::AlgMismatch,
-        K::ExpiredSignature => R::Expired,
-        K::ImmatureSignature => R::NotYetValid,
-        K::InvalidIssuer => R::UnknownIssuer,
-        K::InvalidAudience => R::BadAudience,
-        K::InvalidSubject => R::MissingSubject,
-        K::MissingRequiredClaim(claim) => match claim.as_str() {
-            "exp" => R::MissingExp,
-            "aud" => R::MissingAudience,
-            "sub" => R::MissingSubject,
-            "iss" => R::MissingIssuer,
-            _ => R::BadClaim,
-        },
-        K::InvalidClaimFormat(_) => R::BadClaim,
-        _ => R::Malformed,
-    }
 }
 
 #[cfg(test)]
@@ -294,6 +347,11 @@ mod tests {
         assert_eq!(decode_object("eyJhIjoxfQ==").unwrap_err(), R::Malformed);
         assert_eq!(decode_object("WzFd").unwrap_err(), R::Malformed); // [1]
         assert_eq!(decode_object("e+J/").unwrap_err(), R::Malformed);
+        // {"a":1,"a":2}: a repeated member is refused, not read as its last value.
+        assert_eq!(
+            decode_object("eyJhIjoxLCJhIjoyfQ").unwrap_err(),
+            R::Malformed
+        );
     }
 
     mod properties {

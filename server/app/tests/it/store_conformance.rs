@@ -174,6 +174,27 @@ impl Fixture {
         }
     }
 
+    /// Whether the schema has an index of this name.
+    async fn has_index(&self, name: &str) -> bool {
+        let count: i64 = match &self.target {
+            Target::Sqlite { sqlite, .. } => sqlite
+                .query_int(&format!(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = '{name}'"
+                ))
+                .await
+                .unwrap(),
+            Target::Postgres { pool, schema, .. } => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
+            )
+            .bind(schema)
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        };
+        count > 0
+    }
+
     async fn close(self) {
         drop(self.store);
         match self.target {
@@ -309,7 +330,62 @@ async fn a_batch_of_starts_commits_whole_or_not_at_all(fx: &Fixture) {
 conformance!("current_thread";
     group_commit_writes_many_records_per_transaction,
     a_full_queue_refuses_run_starts_and_recovers,
+    a_start_made_ready_after_the_writer_woke_joins_its_transaction,
 );
+
+/// A verified principal for `key` (what the audit log's run starts take).
+fn principal_for(key: &PrincipalKey) -> agui_auth::Principal {
+    agui_auth::Principal {
+        issuer: key.issuer.clone(),
+        subject: key.subject.clone(),
+        name: None,
+        email: None,
+        email_verified: None,
+        roles: Vec::new(),
+        scopes: Vec::new(),
+        claims: serde_json::Map::new(),
+        credential_source: agui_auth::CredentialSource::Header,
+        verifier: agui_auth::Verifier::Jwt,
+        token_fingerprint: "0123456789ab".into(),
+        expires_at: 4_102_444_800,
+    }
+}
+
+/// The group commit lets ready requests run before it drains: a second run start whose task
+/// was woken only after the first start woke the writer (so on this current-thread runtime it
+/// is queued behind the writer) still joins the first one's transaction. Without that turn the
+/// writer drains the first start alone and the second pays a transaction of its own.
+async fn a_start_made_ready_after_the_writer_woke_joins_its_transaction(fx: &Fixture) {
+    let log = AuditLog::start(fx.store.clone(), AuditLogOptions::default());
+    log.flush().await;
+    let principal = principal_for(&alice());
+    let (go, ready) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn({
+        let (log, principal) = (log.clone(), principal.clone());
+        async move {
+            ready.await.unwrap();
+            log.start_run(&principal, "joined-2", "r", "default", None)
+                .await
+        }
+    });
+    // The second task runs up to its wait.
+    tokio::task::yield_now().await;
+    let before = log.stats().commits;
+    // The first start is queued (waking the writer) before the second task is woken.
+    let (first, ()) = tokio::join!(
+        log.start_run(&principal, "joined-1", "r", "default", None),
+        async { go.send(()).unwrap() },
+    );
+    let second = second.await.unwrap();
+    assert_eq!(first.unwrap(), ThreadAccess::Owner { created: true });
+    assert_eq!(second.unwrap(), ThreadAccess::Owner { created: true });
+    assert_eq!(
+        log.stats().commits - before,
+        1,
+        "both starts in one transaction"
+    );
+    assert_eq!(fx.count("runs").await, 2);
+}
 
 /// A full queue: records beyond it are dropped and counted, the log is unhealthy, and a run
 /// start is refused at once (`audit_unavailable`, the run is never served unrecorded); once the
@@ -820,7 +896,10 @@ async fn migrations_from_empty_and_rerun_are_a_no_op(fx: &Fixture) {
         assert_eq!(fx.count(table).await, 0, "{table}");
     }
     let version = fx.schema_version().await;
-    assert_eq!(version, 3, "every migration applied once");
+    assert_eq!(version, 4, "every migration applied once");
+    // 0004 dropped the index no query used; the one open-run lookups use is still there.
+    assert!(!fx.has_index("runs_subject").await);
+    assert!(fx.has_index("runs_open").await);
     fx.store.claim_thread(&alice(), "kept", 1).await.unwrap();
     // Connecting again runs the migrator again: nothing is applied twice, nothing is lost.
     let again = fx.second().await;

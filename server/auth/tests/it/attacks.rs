@@ -419,6 +419,15 @@ async fn audience_array_is_accepted_only_with_ours() {
         .await,
         R::BadAudience,
     );
+    // An array member that is not a string is a malformed claim, not one more audience to skip.
+    assert_invalid(
+        check(
+            &auth,
+            &idp.sign("rsa-1", &set(claims.clone(), "aud", json!([7, "agui"]))),
+        )
+        .await,
+        R::BadClaim,
+    );
     assert_accepted(
         check(
             &auth,
@@ -426,6 +435,54 @@ async fn audience_array_is_accepted_only_with_ours() {
         )
         .await,
     );
+}
+
+/// `header.payload` exactly as given, signed with `kid`'s RS256 key: for payloads serde_json
+/// would never write (a repeated member).
+fn sign_raw(idp: &TestIdp, kid: &str, header: &str, payload: &str) -> String {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let signature = idp.key(kid).sign("RS256", input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(&signature))
+}
+
+#[tokio::test]
+async fn a_repeated_claim_or_header_member_is_refused() {
+    let (idp, auth, _) = setup().await;
+    let header = idp.header("rsa-1").to_string();
+    let claims = idp.claims("alice").to_string();
+    // A second `sub` after the real one: parsers that keep the first and those that keep the
+    // last would see different users (RFC 7519 §4: refuse or take the last; we refuse).
+    let repeated = format!(
+        "{},\"sub\":\"mallory\"}}",
+        claims.strip_suffix('}').unwrap()
+    );
+    assert_invalid(
+        check(&auth, &sign_raw(&idp, "rsa-1", &header, &repeated)).await,
+        R::Malformed,
+    );
+    let repeated_kid = format!("{},\"kid\":\"rsa-1\"}}", header.strip_suffix('}').unwrap());
+    assert_invalid(
+        check(&auth, &sign_raw(&idp, "rsa-1", &repeated_kid, &claims)).await,
+        R::Malformed,
+    );
+    // Positive control: the same bytes without the repeat, signed the same way, verify.
+    assert_accepted(check(&auth, &sign_raw(&idp, "rsa-1", &header, &claims)).await);
+}
+
+#[tokio::test]
+async fn a_header_member_of_the_wrong_type_is_refused() {
+    let (idp, auth, _) = setup().await;
+    let claims = idp.claims("alice");
+    // `x5c` must be a list of strings (RFC 7515 §4.1.6), even though keys never come from it.
+    let header = set(idp.header("rsa-1"), "x5c", json!("not-a-list"));
+    assert_invalid(
+        check(&auth, &idp.sign_with_header("rsa-1", &header, &claims)).await,
+        R::Malformed,
+    );
+    let header = set(idp.header("rsa-1"), "x5c", json!(["MIIB"]));
+    assert_accepted(check(&auth, &idp.sign_with_header("rsa-1", &header, &claims)).await);
 }
 
 #[tokio::test]

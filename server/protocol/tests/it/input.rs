@@ -263,3 +263,21 @@ fn run_input_from_value_validates_a_parsed_body() {
     let input = run_input_from_value(&body).unwrap();
     assert_eq!(input.forwarded_props, Some(json!({})));
 }
+
+#[test]
+fn a_repeated_member_reads_as_its_last_value_and_an_array_body_is_refused() {
+    // The one-pass parse refuses both; the fallback decides, as it always did.
+    let body = br#"{"threadId":"first","threadId":"last","runId":"r","messages":[]}"#;
+    assert_eq!(parse_run_input(body).unwrap().thread_id, "last");
+    // Positionally, these would fill a RunAgentInput; a body must be an object.
+    let err = parse_run_input(br#"["t","r",[]]"#).unwrap_err();
+    assert_eq!(err.kind, InputErrorKind::Shape);
+    assert_eq!(err.message, "the body must be a JSON object");
+    // Positive control: the same members as an object parse.
+    assert_eq!(
+        parse_run_input(br#" {"threadId":"t","runId":"r","messages":[]}"#)
+            .unwrap()
+            .run_id,
+        "r"
+    );
+}

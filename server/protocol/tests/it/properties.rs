@@ -158,6 +158,14 @@ proptest! {
             }
         }
     }
+
+    /// The one-pass parse of a body and the parse through a `Value` (the path that finds the
+    /// error's pointer) give the same input, or the same error, for every near input.
+    #[test]
+    fn the_fast_parse_agrees_with_the_value_parse(value in input_like()) {
+        let fast = parse_run_input(value.to_string().as_bytes());
+        prop_assert_eq!(fast, run_input_from_value(&value));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

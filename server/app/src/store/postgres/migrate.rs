@@ -27,6 +27,11 @@ const POSTGRES: &[Embedded] = &[
         "fewer_indexes",
         include_str!("../../../migrations/postgres/0003_fewer_indexes.sql"),
     ),
+    (
+        4,
+        "drop_runs_subject",
+        include_str!("../../../migrations/postgres/0004_drop_runs_subject.sql"),
+    ),
 ];
 
 /// A migration source over embedded text.

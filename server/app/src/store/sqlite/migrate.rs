@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../../migrations/sqlite/0003_fewer_indexes.sql"),
     ),
+    (
+        4,
+        include_str!("../../../migrations/sqlite/0004_drop_runs_subject.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Two processes opening a new file at once migrate once: the
