@@ -661,11 +661,21 @@ mod tests {
                     context: Arc::new([]),
                     principal: params.principal.clone(),
                 };
-                std::mem::size_of_val(&model_turn(&params, &mut sink, request, CancellationToken::new()))
+                std::mem::size_of_val(&model_turn(
+                    &params,
+                    &mut sink,
+                    request,
+                    CancellationToken::new(),
+                ))
             }),
             ("run_backend_tools", {
                 let state = StateAccess::new(Value::Null);
-                std::mem::size_of_val(&run_backend_tools(&params, vec![], &CancellationToken::new(), &state))
+                std::mem::size_of_val(&run_backend_tools(
+                    &params,
+                    vec![],
+                    &CancellationToken::new(),
+                    &state,
+                ))
             }),
             ("run_to_completion", {
                 std::mem::size_of_val(&run_to_completion(params, sink))

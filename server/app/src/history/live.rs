@@ -134,7 +134,9 @@ impl LiveRun {
         log.record_durable(vec![WriteOp::History(chunk)]).await?;
         let mut state = self.state();
         state.committed += 1;
-        state.in_flight.clear();
+        // Freed, not cleared: the next flush takes `pending`'s buffer, so a kept one would
+        // only sit here for the rest of the run (events are a few hundred bytes each).
+        state.in_flight = Vec::new();
         Ok(())
     }
 
@@ -163,6 +165,11 @@ fn record(state: &mut LiveState, event: &Event) {
     {
         // A follower that fell a whole buffer behind is cut off (it sees `Lagged`).
         let _ = followers.send(Arc::new(event.clone()));
+    }
+    if state.pending.capacity() == 0 {
+        // A paced reply's flush window usually holds one event, its merged content: room for
+        // one, not the four a first push reserves.
+        state.pending.reserve_exact(1);
     }
     compact::push_ref(&mut state.pending, event);
 }
