@@ -119,20 +119,40 @@ impl From<SinkError> for Stop {
 /// `sink` would each take room twice for as long as the run streams (rust-lang/rust#62958); the
 /// block below uses them where it captured them.
 pub fn run_to_completion(
-    params: RunParams,
+    mut params: RunParams,
     mut sink: EventSink,
 ) -> impl Future<Output = (RunOutcome, u64)> + Send {
-    async move { supervise(&params, &mut sink).await }
+    // The input's lists are moved into the shared, per-turn form the model reads (not copied):
+    // a CopilotKit client resends the whole thread every run, so a copy would be held next to
+    // the original for as long as the run streams.
+    let mut parts = InputParts {
+        messages: std::mem::take(&mut params.input.messages),
+        tools: std::mem::take(&mut params.input.tools).into(),
+        context: std::mem::take(&mut params.input.context).into(),
+    };
+    async move { supervise(&params, &mut sink, &mut parts).await }
+}
+
+/// The parts of the input a run hands the model each turn, taken out of it.
+struct InputParts {
+    messages: Vec<Message>,
+    tools: Arc<[FrontendTool]>,
+    context: Arc<[Context]>,
 }
 
 /// [`run_to_completion`]'s body, on borrowed parts.
-async fn supervise(params: &RunParams, sink: &mut EventSink) -> (RunOutcome, u64) {
+async fn supervise(
+    params: &RunParams,
+    sink: &mut EventSink,
+    parts: &mut InputParts,
+) -> (RunOutcome, u64) {
     let work_cancel = CancellationToken::new();
     let _cancel_work_on_exit = work_cancel.clone().drop_guard();
     let deadline = tokio::time::sleep(params.settings.run_timeout);
 
     let result = {
-        let work = AssertUnwindSafe(drive(params, &mut *sink, work_cancel.clone())).catch_unwind();
+        let work =
+            AssertUnwindSafe(drive(params, &mut *sink, parts, work_cancel.clone())).catch_unwind();
         tokio::select! {
             biased;
             () = params.client_gone.cancelled() => Err(Stop::Sink(SinkError::Closed)),
@@ -185,6 +205,7 @@ async fn supervise(params: &RunParams, sink: &mut EventSink) -> (RunOutcome, u64
 async fn drive(
     params: &RunParams,
     sink: &mut EventSink,
+    parts: &mut InputParts,
     cancel: CancellationToken,
 ) -> Result<(), Stop> {
     let input = &params.input;
@@ -194,9 +215,11 @@ async fn drive(
     sink.send(Event::RunStarted(started)).await?;
 
     let offered: Arc<[Arc<ToolSpec>]> = params.tools.offered_to(&params.principal).into();
-    let frontend_tools: Arc<[FrontendTool]> = input.tools.clone().into();
-    let context: Arc<[Context]> = input.context.clone().into();
-    let mut history = Arc::new(input.messages.clone());
+    // By reference, the lists moved or shared out of it: an argument moved into an async fn
+    // takes room twice in its future.
+    let mut history = Arc::new(std::mem::take(&mut parts.messages));
+    let frontend_tools = parts.tools.clone();
+    let context = parts.context.clone();
     let mut usage: Vec<TokenUsage> = Vec::new();
     let state = StateAccess::new(input.state.clone());
     let mut baseline_sent = false;
@@ -217,7 +240,7 @@ async fn drive(
 
         Arc::make_mut(&mut history).push(turn.assistant_message());
         let (frontend, backend): (Vec<_>, Vec<_>) = turn.calls.into_iter().partition(|call| {
-            input.tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name)
+            frontend_tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name)
         });
         for (call, result) in run_backend_tools(params, backend, &cancel, &state).await? {
             let message_id = new_message_id();
@@ -649,7 +672,17 @@ mod tests {
             ("drive", {
                 let (tx, _rx) = tokio::sync::mpsc::channel(1);
                 let mut sink = EventSink::new(tx, Dialect::V1, Encoding::Sse);
-                std::mem::size_of_val(&drive(&params, &mut sink, CancellationToken::new()))
+                let mut parts = InputParts {
+                    messages: vec![],
+                    tools: Arc::new([]),
+                    context: Arc::new([]),
+                };
+                std::mem::size_of_val(&drive(
+                    &params,
+                    &mut sink,
+                    &mut parts,
+                    CancellationToken::new(),
+                ))
             }),
             ("model_turn", {
                 let (tx, _rx) = tokio::sync::mpsc::channel(1);
@@ -683,14 +716,14 @@ mod tests {
         ];
         println!("{sizes:?}");
         let [(_, params), (_, sink), (_, drive), _, _, (_, run)] = sizes;
-        // The parts are held once: the supervisor's own state (the races, the deadline) is a
-        // few hundred bytes on top (440 in the debug build on 2026-12-03); a second copy of the
-        // parameters and the sink would add over 1,000.
+        // The parts are held once: the supervisor's own state (the races, the deadline, the
+        // input's lists taken out) is a few hundred bytes on top (504 in the debug build on
+        // 2026-12-03); a second copy of the parameters and the sink would add over 1,000.
         assert!(
             run <= params + sink + drive + 640,
             "run_to_completion holds more than its parts: {sizes:?}"
         );
-        // Today's debug-build figure (3,528 bytes; 4,592 before the parts were held once).
-        assert!(run <= 3600, "run_to_completion's future grew: {sizes:?}");
+        // Today's debug-build figure (3,608 bytes; 4,592 before the parts were held once).
+        assert!(run <= 3700, "run_to_completion's future grew: {sizes:?}");
     }
 }
