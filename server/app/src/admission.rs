@@ -4,7 +4,8 @@
 //! The server-wide cap is a semaphore whose permit the response body owns (mini-redis's
 //! `limit_connections`): the stream counts as open exactly as long as its body exists, however
 //! the body ends, and a refusal anywhere before the body holds nothing open. The open-stream
-//! gauge reports the semaphore; it is never the limit.
+//! gauge reports the semaphore; it is never the limit. A stream's close is also where the end
+//! of a burst of streams is seen ([`crate::trim`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,20 +20,23 @@ use crate::limits::{LimitError, StreamPermit};
 use crate::metrics::Histogram;
 use crate::metrics::Metrics;
 use crate::store::{AuditRecord, PrincipalKey};
+use crate::trim::{self, AfterBurst, Trimmer};
 
 /// The server-wide cap on open streams (`limits.max_open_streams`).
 #[derive(Debug)]
 pub struct StreamCap {
     permits: Arc<Semaphore>,
     max: usize,
+    after_burst: Arc<AfterBurst>,
 }
 
 impl StreamCap {
-    /// A cap of `max` open streams.
-    pub fn new(max: usize) -> Self {
+    /// A cap of `max` open streams; the end of a burst of streams is trimmed through `trimmer`.
+    pub(crate) fn new(max: usize, trimmer: Trimmer) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             max,
+            after_burst: Arc::new(AfterBurst::new(trim::STREAMS, trimmer)),
         }
     }
 
@@ -41,8 +45,34 @@ impl StreamCap {
         self.max - self.permits.available_permits()
     }
 
-    fn try_open(&self) -> Option<OwnedSemaphorePermit> {
-        self.permits.clone().try_acquire_owned().ok()
+    fn try_open(&self) -> Option<OpenStream> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        Some(OpenStream {
+            permit: Some(permit),
+            max: self.max,
+            after_burst: Arc::clone(&self.after_burst),
+        })
+    }
+}
+
+/// A stream's place under the server cap: the stream counts as open until this is dropped.
+#[derive(Debug)]
+pub(crate) struct OpenStream {
+    permit: Option<OwnedSemaphorePermit>,
+    max: usize,
+    after_burst: Arc<AfterBurst>,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let open = self.max - permit.semaphore().available_permits();
+        // Before the place is given back, so whoever sees the count fall also sees what the
+        // fall decided (the metric's `agui_memory_trim_pending`).
+        self.after_burst.fell(open, open.saturating_sub(1));
+        drop(permit);
     }
 }
 
@@ -51,7 +81,7 @@ impl StreamCap {
 /// outlives its client on purpose, and then it still counts).
 #[derive(Debug)]
 pub(crate) struct Admitted {
-    _server: OwnedSemaphorePermit,
+    _server: OpenStream,
     _slot: StreamPermit,
     /// Times the stream's first event (the response body takes it).
     pub(crate) first_event: Option<FirstEvent>,
@@ -72,7 +102,7 @@ impl FirstEvent {
 }
 
 /// A place under the server cap alone (a stream that is not a run: following one).
-pub(crate) fn open_stream(cap: &StreamCap) -> Result<OwnedSemaphorePermit, ApiError> {
+pub(crate) fn open_stream(cap: &StreamCap) -> Result<OpenStream, ApiError> {
     cap.try_open().ok_or(ApiError::ServerBusy)
 }
 

@@ -20,7 +20,7 @@
 //! - `admission`: the server-wide stream cap and the principal's limits, before a run starts.
 //! - `body`: the streaming response body (coalescing, keepalive, cancel on drop).
 //! - `upload`: reading request bodies under a deadline, a minimum rate and byte budgets.
-//! - `trim`: returning free memory to the system after a burst of buffered bodies.
+//! - `trim`: returning free memory to the system after a burst of buffered bodies or open streams.
 //! - [`error`]: HTTP errors before the stream and their JSON body.
 //! - `metrics`: the Prometheus registry.
 //! - [`serve`]: binding with a real backlog, serving connections (one head limit, lingering

@@ -18,6 +18,7 @@ use crate::backends::Backends;
 use crate::config::{Config, ConfigError};
 use crate::history::History;
 use crate::metrics::Metrics;
+use crate::trim::Trimmer;
 use crate::upload::BodyBudgets;
 
 /// Shared state of one server.
@@ -40,6 +41,8 @@ pub struct Inner {
     pub stream_cap: StreamCap,
     /// The server-wide budgets for buffered request bodies.
     pub body_budgets: Arc<BodyBudgets>,
+    /// Returns free memory to the system after a burst of bodies or streams.
+    pub(crate) trimmer: Trimmer,
     /// Thread history: the runs streaming here and their followers.
     pub(crate) history: Arc<History>,
     /// Proxies whose `X-Forwarded-For` is believed for the client address.
@@ -96,6 +99,7 @@ impl AppState {
                 stats.commits, stats.written
             );
         }
+        self.trimmer.render(&mut extra);
         self.metrics.render(self.stream_cap.open(), &extra)
     }
 
@@ -168,10 +172,12 @@ impl AppStateBuilder {
         let backends = Backends::start(&self.config, shutdown.clone()).await;
         let history = History::new(self.config.history.clone());
         history.spawn(backends.clone(), shutdown.clone());
+        let trimmer = Trimmer::default();
         Ok(AppState(Arc::new(Inner {
             history,
-            stream_cap: StreamCap::new(self.config.limits.max_open_streams),
-            body_budgets: Arc::new(BodyBudgets::new(&self.config.limits)),
+            stream_cap: StreamCap::new(self.config.limits.max_open_streams, trimmer.clone()),
+            body_budgets: Arc::new(BodyBudgets::new(&self.config.limits, trimmer.clone())),
+            trimmer,
             trusted_proxies,
             config: self.config,
             auth,

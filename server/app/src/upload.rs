@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::config::LimitsConfig;
 use crate::error::ApiError;
+use crate::trim::{self, AfterBurst, Trimmer};
 
 /// Which budgets a body draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,8 @@ pub(crate) enum Caller {
 pub struct BodyBudgets {
     all: Budget,
     pre_auth: Budget,
-    trim: crate::trim::AfterBurst,
+    /// Trims after a burst of buffered bodies.
+    after_burst: AfterBurst,
 }
 
 /// A semaphore of bytes and its size.
@@ -82,12 +84,12 @@ impl Budget {
 }
 
 impl BodyBudgets {
-    /// The budgets of `limits`.
-    pub fn new(limits: &LimitsConfig) -> Self {
+    /// The budgets of `limits`; the end of a burst of bodies is trimmed through `trimmer`.
+    pub(crate) fn new(limits: &LimitsConfig, trimmer: Trimmer) -> Self {
         Self {
             all: Budget::new(limits.max_buffered_body_bytes),
             pre_auth: Budget::new(limits.pre_auth_buffer_bytes),
-            trim: crate::trim::AfterBurst::default(),
+            after_burst: AfterBurst::new(trim::BODIES, trimmer),
         }
     }
 
@@ -105,11 +107,7 @@ impl BodyBudgets {
             "# HELP agui_buffered_body_bytes Request body bytes buffered now, by budget.\n\
              # TYPE agui_buffered_body_bytes gauge\n\
              agui_buffered_body_bytes{{budget=\"all\"}} {all}\n\
-             agui_buffered_body_bytes{{budget=\"pre_auth\"}} {pre_auth}\n\
-             # HELP agui_memory_trims_total Times free memory was returned to the system after a burst of request bodies.\n\
-             # TYPE agui_memory_trims_total counter\n\
-             agui_memory_trims_total {}",
-            self.trim.trims()
+             agui_buffered_body_bytes{{budget=\"pre_auth\"}} {pre_auth}"
         );
     }
 }
@@ -142,8 +140,8 @@ impl Drop for Reservation {
         self.pre_auth.take();
         self.all.take();
         if held > 0 {
-            let budgets = &self.budgets;
-            budgets.trim.released(held, budgets.all.in_use());
+            let in_use = self.budgets.all.in_use();
+            self.budgets.after_burst.fell(in_use + held, in_use);
         }
     }
 }

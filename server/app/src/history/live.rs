@@ -286,6 +286,11 @@ fn record(state: &mut LiveState, event: &Event) {
         // A follower that fell a whole buffer behind is cut off (it sees `Lagged`).
         let _ = followers.send(Arc::new(event.clone()));
     }
+    if state.pending.capacity() == 0 {
+        // A paced reply's flush window usually holds one event, its merged content: room for
+        // one, not the four a first push reserves.
+        state.pending.reserve_exact(1);
+    }
     compact::push_ref(&mut state.pending, event);
 }
 

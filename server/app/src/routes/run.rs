@@ -69,13 +69,24 @@ pub(crate) async fn start(
     let (parts, body) = request.into_parts();
     let caller = Caller::of(state, &parts);
 
-    let header = auth::verify_header(state, &caller, &parts.headers).await?;
+    // The verification and the body read are boxed: their futures are the largest of the
+    // pipeline, and inline they would size the whole request's future, which lives on through
+    // the group commit of the start (a burst of streams waits there together). Boxed, each is
+    // freed when its stage is done.
+    let header = Box::pin(auth::verify_header(state, &caller, &parts.headers)).await?;
     require_json(&parts.headers)?;
     let early = match &header {
         Some(found) => Some(authorize(state, agent_id, &found.principal, received).await?),
         None => None,
     };
-    let request = RunRequest::read(state, &caller, &parts.headers, body, header).await?;
+    let request = Box::pin(RunRequest::read(
+        state,
+        &caller,
+        &parts.headers,
+        body,
+        header,
+    ))
+    .await?;
     let admission = match early {
         Some(admission) => admission,
         None => authorize(state, agent_id, &request.principal, received).await?,
@@ -86,8 +97,10 @@ pub(crate) async fn start(
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let run = validate(state, request, admission, encoding)?;
-    let run = commit(state, run).await?;
+    let mut run = validate(state, request, admission, encoding)?;
+    // By reference: the run is held once, here, while the commit waits (a moved one would be
+    // held again in the commit's future).
+    commit(state, &mut run).await?;
     Ok(stream(state, run, client_gone))
 }
 
@@ -263,7 +276,7 @@ fn validate(
 /// crash (found and marked `abandoned` at the next start-up). Anyone else gets 404 (the
 /// thread's existence is not revealed) unless they hold the admin role; both are audited. The
 /// commit is also the audit log's health probe: once it succeeds again, runs are served again.
-async fn commit(state: &AppState, mut run: Authorized) -> Result<Authorized, ApiError> {
+async fn commit(state: &AppState, run: &mut Authorized) -> Result<(), ApiError> {
     let log = &run.admission.connected.log;
     let (principal, agent) = (&run.principal, &run.admission.agent.id);
     let (thread_id, run_id) = (run.input.thread_id.as_str(), run.input.run_id.as_str());
@@ -292,7 +305,7 @@ async fn commit(state: &AppState, mut run: Authorized) -> Result<Authorized, Api
     let owner = match access {
         ThreadAccess::Owner { created } => {
             run.new_thread = created;
-            return Ok(run);
+            return Ok(());
         }
         ThreadAccess::NotOwner { owner } => owner,
     };
@@ -313,7 +326,7 @@ async fn commit(state: &AppState, mut run: Authorized) -> Result<Authorized, Api
         log.run_started(principal, thread_id, run_id, agent)
             .await
             .map_err(|_| ApiError::AuditUnavailable)?;
-        return Ok(run);
+        return Ok(());
     }
     tracing::info!(sub = %principal.subject, %thread_id, "run on another principal's thread refused");
     state.metrics.denied("thread_ownership");
@@ -414,12 +427,15 @@ fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Respons
         stop,
     };
     let task_state = state.clone();
+    let run_id = params.input.run_id.clone();
+    // Boxed: a future that moves its captures into a future it awaits keeps room for both, so
+    // an unboxed run would hold `params` and `sink` twice for as long as it streams.
+    let run = Box::pin(run_to_completion(params, sink));
     state.runs.spawn(async move {
         // The run's place under the limits is held for as long as it runs, and no longer: its
         // history's end is queued (by the audit sink below), not waited for.
         let _admitted = admitted;
-        let run_id = params.input.run_id.clone();
-        let (outcome, events) = run_to_completion(params, sink).await;
+        let (outcome, events) = run.await;
         tracing::info!(%run_id, outcome = outcome.label(), events, "run ended");
         task_state.metrics.run_finished(outcome.label(), events);
         if let Some(live) = live.filter(|live| !live.has_end()) {
@@ -573,4 +589,76 @@ fn parse_input(bytes: &[u8]) -> Result<RunAgentInput, ApiError> {
             message: error.message,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agui_auth::testing::TestIdp;
+
+    /// The handler's future is allocated for each request until its response head, through the
+    /// group commit of its start: with a thousand streams starting at once, a thousand of them
+    /// are alive together (issue #16). Prints the stages' sizes; guards today's figure and that
+    /// the largest stages stay out of it.
+    #[tokio::test]
+    async fn a_run_requests_future_stays_small() {
+        let idp = TestIdp::start().await;
+        let mut config = crate::config::Config::default();
+        config.auth =
+            agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui-tests", "")
+                .unwrap();
+        let state = AppState::builder(config).build().await.unwrap();
+        let request = || Request::post("/chat").body(Body::empty()).unwrap();
+        let (parts, _) = request().into_parts();
+        let caller = Caller::of(&state, &parts);
+        let principal = Arc::new(agui_auth::Principal {
+            issuer: "https://idp.example".into(),
+            subject: "sub-1".into(),
+            name: None,
+            email: None,
+            email_verified: None,
+            roles: vec![],
+            scopes: vec![],
+            claims: serde_json::Map::new(),
+            credential_source: CredentialSource::Header,
+            verifier: agui_auth::Verifier::Jwt,
+            token_fingerprint: "abcdef012345".into(),
+            expires_at: 0,
+        });
+        let sizes = [
+            (
+                "verify_header",
+                std::mem::size_of_val(&auth::verify_header(&state, &caller, &parts.headers)),
+            ),
+            (
+                "authorize",
+                std::mem::size_of_val(&authorize(&state, "default", &principal, Instant::now())),
+            ),
+            (
+                "RunRequest::read",
+                std::mem::size_of_val(&RunRequest::read(
+                    &state,
+                    &caller,
+                    &parts.headers,
+                    Body::empty(),
+                    None,
+                )),
+            ),
+            (
+                "start",
+                std::mem::size_of_val(&start(&state, "default", request(), ClientGone::Cancels)),
+            ),
+        ];
+        println!("{sizes:?}");
+        let [(_, verify), _, (_, read), (_, start)] = sizes;
+        // The verification and the body read are boxed, not part of the request's own future.
+        assert!(
+            start < verify.max(read),
+            "a stage is inline again: {sizes:?}"
+        );
+        // Today's debug-build figure: 2,280 bytes (4,576 with the stages inline and the run
+        // moved into the commit).
+        assert!(start <= 2400, "the request's future grew: {sizes:?}");
+        drop(idp);
+    }
 }

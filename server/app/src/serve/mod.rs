@@ -22,8 +22,10 @@
 mod front;
 mod linger;
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::Router;
@@ -83,9 +85,17 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
             max_head,
             shutdown: state.shutdown.clone(),
         };
+        // The request's future is boxed: hyper keeps one slot of the service future's size
+        // for the whole connection (its in-flight box), and a stream's connection lives as
+        // long as the stream, long after its request's future has finished. Boxed, the slot
+        // is a pointer and the request's state is freed when its response head goes out.
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let front = front.clone();
-            async move { Ok::<_, std::convert::Infallible>(front.call(request).await) }
+            let call: Pin<Box<dyn Future<Output = _> + Send>> =
+                Box::pin(
+                    async move { Ok::<_, std::convert::Infallible>(front.call(request).await) },
+                );
+            call
         });
         let stream = linger::LingeringStream::new(stream, linger_budget);
         let connection = hyper::server::conn::http1::Builder::new()

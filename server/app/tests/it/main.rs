@@ -23,6 +23,7 @@ mod issuer_outage;
 mod keepalive;
 mod limits_local;
 mod limits_redis;
+mod memory;
 mod openai_agent;
 mod openai_fixtures;
 mod replicas;
