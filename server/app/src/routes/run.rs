@@ -79,12 +79,7 @@ pub(crate) async fn start(
         Some(admission) => admission,
         None => authorize(state, agent_id, &request.principal, received).await?,
     };
-    let encoding = agui_protocol::accept::negotiate(
-        parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let encoding = response_encoding(&parts.headers);
     let run = validate(state, request, admission, encoding)?;
     let run = commit(state, run).await?;
     Ok(stream(state, run, client_gone))
@@ -428,6 +423,17 @@ fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Respons
         }
     });
     event_stream_response(body, encoding)
+}
+
+/// The encoding the request's `Accept` fields ask for: all of them, as one comma-joined list
+/// (RFC 9110 §5.3), not only the first. Every streaming route chooses through this.
+pub(crate) fn response_encoding(headers: &HeaderMap) -> Encoding {
+    agui_protocol::accept::negotiate(
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
 }
 
 /// Keepalive comments for SSE (proxies cut idle streams); none for protobuf, whose clients
