@@ -41,8 +41,11 @@ use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, 
 use crate::upload::{self, Buffered};
 
 /// Frames buffered between a run and its response body. Small: a slow client applies
-/// backpressure to its own run instead of growing memory.
-const CHANNEL_FRAMES: usize = 64;
+/// backpressure to its own run instead of growing memory. A frame is one event or a batch of
+/// up to [`FLUSH_BYTES`](agui_agent::sink::FLUSH_BYTES) (plus the event that crossed it), so
+/// at most ~68 KiB wait here: one of the body's coalesced writes (64 KiB), enough to keep a
+/// fast client's socket busy.
+const CHANNEL_FRAMES: usize = 16;
 
 /// What happens to a run when its client goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
