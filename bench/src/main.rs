@@ -34,6 +34,11 @@ enum Cmd {
         /// Only these servers (comma separated slugs: floor, agui-server, python-h11, …).
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<String>>,
+        /// Only this scenario (its id: short, std_c50, agent_c50, …; from the mode's list).
+        /// A partial run leaves latest.md, chart.svg and raw/results.json alone: it writes
+        /// raw/results-<id>.json and prints the report.
+        #[arg(long)]
+        scenario: Option<String>,
     },
     /// Re-render the report from raw/results.json.
     Report {
@@ -114,7 +119,8 @@ fn main() -> ExitCode {
             root,
             agui_server,
             only,
-        } => run_suite(&mode, root, agui_server, only),
+            scenario,
+        } => run_suite(&mode, root, agui_server, only, scenario.as_deref()),
         Cmd::Report { root } => rerender(&root),
         Cmd::Load {
             addr,
@@ -251,10 +257,12 @@ fn run_suite(
     root: PathBuf,
     agui_server: Option<PathBuf>,
     only: Option<Vec<String>>,
+    scenario: Option<&str>,
 ) -> std::io::Result<()> {
     if mode != "quick" && mode != "full" {
         return Err(std::io::Error::other("--mode is quick or full"));
     }
+    let list = suite::select(mode, scenario).map_err(std::io::Error::other)?;
     let root = root.canonicalize()?;
     let only: Option<Vec<suite::ServerId>> = only
         .map(|list| {
@@ -270,7 +278,16 @@ fn run_suite(
         raw: root.join("bench/results/raw"),
         root: root.clone(),
     };
-    let results = suite::run(mode, paths, only.as_deref())?;
+    let results = suite::run(mode, list, paths, only.as_deref())?;
+    if let Some(id) = scenario {
+        // One scenario is not the report: the committed latest.md stays a full run's.
+        suite::save(
+            &results,
+            &root.join(format!("bench/results/raw/results-{id}.json")),
+        )?;
+        println!("{}", report::markdown(&results, "chart.svg"));
+        return Ok(());
+    }
     suite::save(&results, &root.join("bench/results/raw/results.json"))?;
     write_report(&root, &results)
 }

@@ -995,13 +995,37 @@ fn procfs_meminfo(text: &str) -> Option<u64> {
         .ok()
 }
 
-/// Runs the whole suite and returns the results (the caller writes the report).
+/// The scenarios of `mode`, or only the one whose id is `scenario` (`agui-bench suite
+/// --scenario`, to measure one scenario alone).
+///
+/// # Errors
+/// `mode` has no scenario with that id; the message lists the ones it has.
+pub fn select(mode: &str, scenario: Option<&str>) -> Result<Vec<Scenario>, String> {
+    let list = scenarios(mode);
+    let Some(id) = scenario else {
+        return Ok(list);
+    };
+    if list.iter().any(|s| s.id == id) {
+        return Ok(list.into_iter().filter(|s| s.id == id).collect());
+    }
+    let ids: Vec<&str> = list.iter().map(|s| s.id.as_str()).collect();
+    Err(format!(
+        "no scenario {id:?} in {mode} mode (it has: {})",
+        ids.join(", ")
+    ))
+}
+
+/// Runs `list` (from [`select`]) and returns the results (the caller writes the report).
 ///
 /// # Errors
 /// The issuer or token files cannot be set up.
-pub fn run(mode: &str, paths: Paths, only: Option<&[ServerId]>) -> std::io::Result<Results> {
+pub fn run(
+    mode: &str,
+    list: Vec<Scenario>,
+    paths: Paths,
+    only: Option<&[ServerId]>,
+) -> std::io::Result<Results> {
     std::fs::create_dir_all(&paths.raw)?;
-    let list = scenarios(mode);
     // Helper servers (JWKS issuer, mock model) run on this process's runtime threads, which
     // share CPU 1 with the client as the protocol says.
     let helpers = tokio::runtime::Builder::new_multi_thread()
@@ -1142,6 +1166,31 @@ pub fn save(results: &Results, path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--scenario` keeps exactly the named scenario, with its mode's settings; an id the
+    /// mode does not have is refused with the ids it has (no scenario silently measured).
+    #[test]
+    fn one_scenario_can_be_selected_alone() {
+        let agent = select("full", Some("agent_c50")).unwrap();
+        assert_eq!(agent.len(), 1);
+        assert_eq!(agent[0].id, "agent_c50");
+        assert_eq!(agent[0].runs, 3);
+        assert_eq!(agent[0].servers, [ServerId::AguiServerAgent, ServerId::Ag2]);
+        // The agent scenarios are full-mode only.
+        let error = select("quick", Some("agent_c50")).unwrap_err();
+        assert!(
+            error.contains("no scenario \"agent_c50\" in quick mode"),
+            "{error}"
+        );
+        assert!(
+            error.contains("std_c50"),
+            "the error lists the mode's ids: {error}"
+        );
+        // Control: no filter is the whole mode.
+        let all = select("full", None).unwrap();
+        assert_eq!(all.len(), scenarios("full").len());
+        assert!(all.len() > 1);
+    }
 
     #[test]
     fn full_mode_has_every_scenario_of_the_issue() {

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::error::RunErrorCode;
-use crate::model::{ModelDelta, ModelProvider, ModelRequest};
+use crate::model::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream};
 use crate::sink::{EventSink, SinkError};
 use crate::tools::{StateAccess, ToolContext, ToolError, ToolRegistry, ToolSpec, schema};
 
@@ -242,6 +242,8 @@ async fn drive(
         let (frontend, backend): (Vec<_>, Vec<_>) = turn.calls.into_iter().partition(|call| {
             frontend_tools.iter().any(|t| t.name == call.name) && !params.tools.contains(&call.name)
         });
+        // The turn's last events reach the client before the tools take their time.
+        sink.flush().await?;
         for (call, result) in run_backend_tools(params, backend, &cancel, &state).await? {
             let message_id = new_message_id();
             let mut event = ToolCallResult::new(
@@ -387,7 +389,7 @@ impl Turn {
 
     async fn close_text(&mut self, sink: &mut EventSink) -> Result<(), SinkError> {
         if let Some(id) = self.text_open.take() {
-            sink.send(Event::TextMessageEnd(TextMessageEnd::new(id)))
+            sink.feed(Event::TextMessageEnd(TextMessageEnd::new(id)))
                 .await?;
         }
         Ok(())
@@ -395,11 +397,11 @@ impl Turn {
 
     async fn close_reasoning(&mut self, sink: &mut EventSink) -> Result<(), SinkError> {
         if let Some(id) = self.reasoning_open.take() {
-            sink.send(Event::ReasoningMessageEnd(ReasoningMessageEnd::new(
+            sink.feed(Event::ReasoningMessageEnd(ReasoningMessageEnd::new(
                 id.clone(),
             )))
             .await?;
-            sink.send(Event::ReasoningEnd(ReasoningEnd::new(id)))
+            sink.feed(Event::ReasoningEnd(ReasoningEnd::new(id)))
                 .await?;
         }
         Ok(())
@@ -407,6 +409,11 @@ impl Turn {
 }
 
 /// Streams one model turn to the client and collects its tool calls.
+///
+/// The turn's events are fed to the sink and flushed whenever the model has nothing ready
+/// ([`next_delta`]), so the deltas that arrived together leave together (one frame, one
+/// wake-up of the connection, one write) and none waits on the model. The last ones are left
+/// in the sink for the caller, which sends or flushes before it waits on anything.
 async fn model_turn(
     params: &RunParams,
     sink: &mut EventSink,
@@ -422,7 +429,7 @@ async fn model_turn(
             Stop::Code(RunErrorCode::for_model_code(error.code()))
         })?;
     let mut turn = Turn::default();
-    while let Some(delta) = stream.next().await {
+    while let Some(delta) = next_delta(&mut stream, sink).await? {
         let delta = delta.map_err(|error| {
             tracing::warn!(model = params.model.name(), %error, "model stream failed");
             Stop::Code(RunErrorCode::for_model_code(error.code()))
@@ -436,13 +443,13 @@ async fn model_turn(
                         let id = turn.assistant_id();
                         let mut start = TextMessageStart::new(id.clone());
                         start.role = Some(Default::default());
-                        sink.send(Event::TextMessageStart(start)).await?;
+                        sink.feed(Event::TextMessageStart(start)).await?;
                         turn.text_open = Some(id.clone());
                         id
                     }
                 };
                 turn.text.push_str(&text);
-                sink.send(Event::TextMessageContent(TextMessageContent::new(id, text)))
+                sink.feed(Event::TextMessageContent(TextMessageContent::new(id, text)))
                     .await?;
             }
             ModelDelta::Reasoning(text) => {
@@ -450,9 +457,9 @@ async fn model_turn(
                     Some(id) => id.clone(),
                     None => {
                         let id = new_message_id();
-                        sink.send(Event::ReasoningStart(ReasoningStart::new(id.clone())))
+                        sink.feed(Event::ReasoningStart(ReasoningStart::new(id.clone())))
                             .await?;
-                        sink.send(Event::ReasoningMessageStart(ReasoningMessageStart::new(
+                        sink.feed(Event::ReasoningMessageStart(ReasoningMessageStart::new(
                             id.clone(),
                         )))
                         .await?;
@@ -460,7 +467,7 @@ async fn model_turn(
                         id
                     }
                 };
-                sink.send(Event::ReasoningMessageContent(
+                sink.feed(Event::ReasoningMessageContent(
                     ReasoningMessageContent::new(id, text),
                 ))
                 .await?;
@@ -474,7 +481,7 @@ async fn model_turn(
                 );
                 let mut start = ToolCallStart::new(id.clone(), name.clone());
                 start.parent_message_id = Some(parent);
-                sink.send(Event::ToolCallStart(start)).await?;
+                sink.feed(Event::ToolCallStart(start)).await?;
                 turn.calls.push(Call {
                     index,
                     id,
@@ -498,21 +505,56 @@ async fn model_turn(
                 };
                 call.arguments.push_str(&delta);
                 let id = call.id.clone();
-                sink.send(Event::ToolCallArgs(ToolCallArgs::new(id, delta)))
+                sink.feed(Event::ToolCallArgs(ToolCallArgs::new(id, delta)))
                     .await?;
             }
             ModelDelta::Usage(usage) => turn.usage.push(usage),
-            ModelDelta::Event(event) => sink.send(*event).await?,
+            ModelDelta::Event(event) => sink.feed(*event).await?,
         }
     }
     turn.close_text(sink).await?;
     turn.close_reasoning(sink).await?;
     for call in turn.calls.iter_mut().filter(|c| c.open) {
         call.open = false;
-        sink.send(Event::ToolCallEnd(ToolCallEnd::new(call.id.clone())))
+        sink.feed(Event::ToolCallEnd(ToolCallEnd::new(call.id.clone())))
             .await?;
     }
+    // Not flushed here: the caller's next event (`RUN_FINISHED`) joins the last batch, or it
+    // flushes before the tools run.
     Ok(turn)
+}
+
+/// The model's next delta. One that is ready is taken at once and the turn goes on feeding.
+/// When none is ready the task yields once and looks again: the tasks that produce the stream
+/// get to run (reqwest's connection task hands the response body over one network chunk at a
+/// time, so a backlog of chunks in its read buffer reaches the run only across yields). Only
+/// when the model still has nothing is the batch flushed, before the wait: no event waits on
+/// the model.
+///
+/// `cooperative`: every delta taken without waiting spends a unit of tokio's budget, as a
+/// socket read would, so a model that always has more ready (the scripted model, a long
+/// backlog) still yields when the budget is spent; the buffer is bounded by [`FLUSH_BYTES`]
+/// meanwhile.
+///
+/// [`FLUSH_BYTES`]: crate::sink::FLUSH_BYTES
+async fn next_delta(
+    stream: &mut ModelStream,
+    sink: &mut EventSink,
+) -> Result<Option<Result<ModelDelta, ModelError>>, SinkError> {
+    if let Some(next) = ready(stream) {
+        return Ok(next);
+    }
+    tokio::task::yield_now().await;
+    if let Some(next) = ready(stream) {
+        return Ok(next);
+    }
+    sink.flush().await?;
+    Ok(stream.next().await)
+}
+
+/// The stream's next item if it is ready now (`None`: not yet, or the task's budget is spent).
+fn ready(stream: &mut ModelStream) -> Option<Option<Result<ModelDelta, ModelError>>> {
+    tokio::task::coop::cooperative(stream.next()).now_or_never()
 }
 
 /// Runs the backend calls of one turn in parallel, each with a timeout, and returns each call

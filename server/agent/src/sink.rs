@@ -5,6 +5,14 @@
 //! (SSE or protobuf) and handed to the response body through a bounded channel. A violation never
 //! reaches the wire: the sink ends the run with `RUN_ERROR protocol_violation` instead and the run
 //! stops. In tests a violation is a bug that shows up as that code.
+//!
+//! Events can be batched: [`EventSink::feed`] encodes an event into the sink's buffer and
+//! [`EventSink::flush`] hands the buffer to the body as one frame (one channel send, one wake-up
+//! of the connection task, usually one write). The run loop feeds what the model has ready and
+//! flushes before it waits on the model, so batching never holds an event back while nothing
+//! else is coming; [`EventSink::send`] is `feed` then `flush`. A buffer that reaches
+//! [`FLUSH_BYTES`] is flushed at once, so backpressure from a slow client still reaches the run
+//! and a batch stays small.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +23,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::error::RunErrorCode;
+
+/// A buffer of fed events is flushed as soon as it holds this many bytes: about 35 text deltas
+/// of 16 bytes, one write, while the frames waiting in the body's channel stay bounded (a
+/// channel of `n` frames holds at most `n × (FLUSH_BYTES + one frame)`).
+pub const FLUSH_BYTES: usize = 4 * 1024;
 
 /// Why an event was not sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,8 +45,8 @@ pub enum SinkError {
 /// exactly what the client saw (the server keeps it as the thread's history and hands it to
 /// clients following the run).
 pub trait EventTap: Send + 'static {
-    /// One event, in the order sent. Called before the frame is queued for the client, so it
-    /// must not block.
+    /// One event, in the order sent. Called when the event is fed, before its frame is queued
+    /// for the client, so it must not block.
     fn event(&mut self, event: &Event);
 }
 
@@ -46,10 +59,15 @@ pub struct EventSink {
     tap: Option<Box<dyn EventTap>>,
     /// Whether the run goes on when the client leaves (see [`EventSink::outlive_client`]).
     outlives_client: bool,
-    /// The client left and the run goes on: frames are no longer queued.
+    /// The client left and the run goes on: frames are no longer encoded or queued.
     detached: bool,
-    /// Size of the last frame, to size the next buffer in one allocation.
-    last_frame_len: usize,
+    /// Frames fed and not yet flushed, in order: the next frame the body gets.
+    pending: Vec<u8>,
+    /// Events in `pending`.
+    pending_events: u64,
+    /// Size of the last flushed buffer, to size the next one in one allocation (a single
+    /// frame when the model is slow, a whole batch when it is fast).
+    last_flush_len: usize,
     events_sent: u64,
 }
 
@@ -59,6 +77,7 @@ impl std::fmt::Debug for EventSink {
             .field("dialect", &self.dialect)
             .field("encoding", &self.encoding)
             .field("tapped", &self.tap.is_some())
+            .field("pending_events", &self.pending_events)
             .field("events_sent", &self.events_sent)
             .finish_non_exhaustive()
     }
@@ -75,7 +94,9 @@ impl EventSink {
             tap: None,
             outlives_client: false,
             detached: false,
-            last_frame_len: 128,
+            pending: Vec::new(),
+            pending_events: 0,
+            last_flush_len: 128,
             events_sent: 0,
         }
     }
@@ -116,42 +137,84 @@ impl EventSink {
         self.guard.open_items()
     }
 
-    /// Sends one event.
+    /// Sends one event, with whatever was fed before it, as one frame.
     ///
     /// # Errors
     /// [`SinkError::Closed`] when the client is gone; [`SinkError::Violation`] when the event
     /// would have broken the stream (the run has then been ended with `RUN_ERROR`).
     pub fn send(&mut self, event: Event) -> impl Future<Output = Result<(), SinkError>> + '_ {
-        // Checked and encoded before the future is built: only the frame's `Bytes` is held
-        // across the await, so every future that sends events stays small (a run's task lives
-        // as long as its stream, and an `Event` is a few hundred bytes).
-        let prepared = self.prepare(event);
+        // Checked and encoded before the future is built: no `Event` is held across the await,
+        // so every future that sends events stays small (a run's task lives as long as its
+        // stream, and an `Event` is a few hundred bytes).
+        let staged = self.stage(event);
         async move {
-            match prepared {
-                Prepared::Frame(frame) => self.push(frame).await,
-                Prepared::Dropped => Ok(()),
-                Prepared::Violation(message) => {
-                    self.fail(RunErrorCode::ProtocolViolation).await?;
-                    Err(SinkError::Violation(message))
-                }
-            }
+            self.settle(staged).await?;
+            self.flush().await
         }
     }
 
-    /// Ends the run with `RUN_ERROR {code}` unless it already has a terminal event.
-    /// `RUN_ERROR` implicitly closes whatever is open (AG-UI §4 rule 10).
+    /// Checks, encodes and buffers one event without sending it: the next [`flush`] (or
+    /// [`send`], or [`fail`]) sends it with the others, in order. Flushes at once when the
+    /// buffer reaches [`FLUSH_BYTES`]. The caller must flush before it waits on anything that
+    /// may take time, or the client waits for events that are ready.
+    ///
+    /// [`flush`]: EventSink::flush
+    /// [`send`]: EventSink::send
+    /// [`fail`]: EventSink::fail
+    ///
+    /// # Errors
+    /// As [`EventSink::send`].
+    pub fn feed(&mut self, event: Event) -> impl Future<Output = Result<(), SinkError>> + '_ {
+        let staged = self.stage(event);
+        async move {
+            self.settle(staged).await?;
+            if self.pending.len() >= FLUSH_BYTES {
+                self.flush().await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Hands the buffered frames to the body as one frame (nothing when nothing is buffered).
+    /// Cancel-safe: the buffer leaves the sink only once the channel has room for it, so a
+    /// run stopped while a slow client holds it back still sends it before its terminal event.
+    ///
+    /// # Errors
+    /// [`SinkError::Closed`] when the client is gone.
+    pub async fn flush(&mut self) -> Result<(), SinkError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        match self.tx.reserve().await {
+            Ok(permit) => {
+                self.last_flush_len = self.pending.len();
+                permit.send(Bytes::from(std::mem::take(&mut self.pending)));
+                self.events_sent += std::mem::take(&mut self.pending_events);
+                Ok(())
+            }
+            Err(_) if self.outlives_client => {
+                self.detached = true;
+                self.pending = Vec::new();
+                self.pending_events = 0;
+                Ok(())
+            }
+            Err(_) => Err(SinkError::Closed),
+        }
+    }
+
+    /// Ends the run with `RUN_ERROR {code}` unless it already has a terminal event; whatever
+    /// was fed goes out first, in the same frame. `RUN_ERROR` implicitly closes whatever is
+    /// open (AG-UI §4 rule 10).
     ///
     /// # Errors
     /// [`SinkError::Closed`] when the client is gone.
     pub async fn fail(&mut self, code: RunErrorCode) -> Result<(), SinkError> {
-        match self.prepare_failure(code) {
-            Some(frame) => self.push(frame).await,
-            None => Ok(()),
-        }
+        self.stage_failure(code);
+        self.flush().await
     }
 
-    /// Stamps, checks, adapts and encodes one event.
-    fn prepare(&mut self, mut event: Event) -> Prepared {
+    /// Stamps, checks, adapts and buffers one event.
+    fn stage(&mut self, mut event: Event) -> Staged {
         if event.base().timestamp.is_none() {
             event.base_mut().timestamp = Some(now_millis());
         }
@@ -162,18 +225,27 @@ impl EventSink {
                 violation = %message,
                 "an agent or tool emitted an invalid event; ending the run"
             );
-            return Prepared::Violation(message);
+            return Staged::Violation(message);
         }
-        match self.encode(event) {
-            Some(frame) => Prepared::Frame(frame),
-            None => Prepared::Dropped,
+        self.encode(event);
+        Staged::Buffered
+    }
+
+    /// What a staged event leaves to do: nothing, or end the run for its violation.
+    async fn settle(&mut self, staged: Staged) -> Result<(), SinkError> {
+        match staged {
+            Staged::Buffered => Ok(()),
+            Staged::Violation(message) => {
+                self.fail(RunErrorCode::ProtocolViolation).await?;
+                Err(SinkError::Violation(message))
+            }
         }
     }
 
-    /// The `RUN_ERROR {code}` frame, or `None` when the run already has its terminal event.
-    fn prepare_failure(&mut self, code: RunErrorCode) -> Option<Bytes> {
+    /// Buffers the `RUN_ERROR {code}` frame, unless the run already has its terminal event.
+    fn stage_failure(&mut self, code: RunErrorCode) {
         if self.guard.finished() {
-            return None;
+            return;
         }
         let mut error = RunError::new(code.message().to_owned());
         error.code = Some(code.as_str().to_owned());
@@ -183,49 +255,38 @@ impl EventSink {
             // Unreachable by the guard's rules (RUN_ERROR is always admitted before a terminal
             // event); log rather than loop.
             tracing::error!(%violation, "RUN_ERROR rejected by the sequence guard");
-            return None;
+            return;
         }
-        self.encode(event)
+        self.encode(event);
     }
 
-    /// The event in the client's dialect and encoding; `None` when the dialect drops it.
-    fn encode(&mut self, event: Event) -> Option<Bytes> {
-        let event = self.dialect.adapt(event)?;
+    /// Adapts the event to the client's dialect (which may drop it), shows it to the tap and
+    /// appends its frame to the buffer.
+    fn encode(&mut self, event: Event) {
+        let Some(event) = self.dialect.adapt(event) else {
+            return;
+        };
         if let Some(tap) = &mut self.tap {
             tap.event(&event);
         }
-        let mut frame = Vec::with_capacity(self.last_frame_len + 32);
-        match self.encoding {
-            Encoding::Sse => sse::encode_into(&event, &mut frame),
-            Encoding::Proto => proto::encode_frame_into(&event, &mut frame),
-        }
-        self.last_frame_len = frame.len();
-        Some(Bytes::from(frame))
-    }
-
-    async fn push(&mut self, frame: Bytes) -> Result<(), SinkError> {
         if self.detached {
-            return Ok(());
+            return;
         }
-        match self.tx.send(frame).await {
-            Ok(()) => {
-                self.events_sent += 1;
-                Ok(())
-            }
-            Err(_) if self.outlives_client => {
-                self.detached = true;
-                Ok(())
-            }
-            Err(_) => Err(SinkError::Closed),
+        if self.pending.is_empty() {
+            self.pending.reserve(self.last_flush_len + 64);
         }
+        match self.encoding {
+            Encoding::Sse => sse::encode_into(&event, &mut self.pending),
+            Encoding::Proto => proto::encode_frame_into(&event, &mut self.pending),
+        }
+        self.pending_events += 1;
     }
 }
 
-/// An event made ready for the wire.
-enum Prepared {
-    Frame(Bytes),
-    /// The client's dialect has no such event.
-    Dropped,
+/// An event checked and buffered, or refused.
+enum Staged {
+    /// In the buffer (or dropped by the client's dialect).
+    Buffered,
     /// The event would break the sequence; the message says which rule.
     Violation(String),
 }

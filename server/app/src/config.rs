@@ -14,6 +14,9 @@ use agui_auth::AuthConfig;
 
 use serde::{Deserialize, Serialize};
 
+mod toml_error;
+pub use toml_error::Position;
+
 /// Which model answers runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -344,12 +347,19 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// The config file is not valid TOML for these settings.
-    #[error("invalid config file {path}: {message}")]
+    /// The config file is not valid TOML for these settings. Says where and what kind of
+    /// problem, never the file's text: neither the offending line nor a value (it may be a
+    /// secret; `toml_error`).
+    #[error(
+        "invalid config file {path}{}: {message}",
+        at.map(|at| format!(" at {at}")).unwrap_or_default()
+    )]
     Parse {
         /// The file.
         path: PathBuf,
-        /// What is wrong, with line and column.
+        /// Where in it, when toml knows.
+        at: Option<Position>,
+        /// What is wrong.
         message: String,
     },
     /// A setting has a value that cannot work.
@@ -375,9 +385,13 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|error| ConfigError::Parse {
-            path: path.to_owned(),
-            message: error.to_string(),
+        toml::from_str(&text).map_err(|error| {
+            let (at, message) = toml_error::describe(&text, &error);
+            ConfigError::Parse {
+                path: path.to_owned(),
+                at,
+                message,
+            }
         })
     }
 

@@ -46,16 +46,21 @@ impl Encoding {
     }
 }
 
-/// Chooses the encoding from the request's `Accept` header (the rule is in the module docs).
-pub fn negotiate(accept: Option<&str>) -> Encoding {
-    let Some(accept) = accept else {
-        return Encoding::Sse;
-    };
+/// Chooses the encoding from the request's `Accept` field values, every one of them, in the
+/// order they came (the rule is in the module docs).
+///
+/// A request may carry several `Accept` fields; together they mean the one field their values
+/// make when joined with commas (RFC 9110 §5.3), so a preference in the second counts as if it
+/// were in the first. Pass them all, e.g. `headers.get_all(ACCEPT)` as strings, or an
+/// `Option<&str>` for at most one; none at all is an absent header. A caller leaves out a
+/// value that is not text (not visible ASCII): it names no media type this rule knows.
+pub fn negotiate<'a>(fields: impl IntoIterator<Item = &'a str>) -> Encoding {
     // (specificity, q) of the most specific entries matching SSE so far; 0 = `*/*`,
     // 1 = `text/*`, 2 = `text/event-stream`.
     let mut sse: Option<(u8, u16)> = None;
     let mut proto: Option<u16> = None;
-    for range in accept.split(',') {
+    // The fields' elements in order: the list their comma-joined value would be.
+    for range in fields.into_iter().flat_map(|field| field.split(',')) {
         let mut parts = range.split(';');
         let Some((kind, subtype)) = parts.next().unwrap_or_default().trim().split_once('/') else {
             continue;
@@ -334,6 +339,29 @@ mod tests {
             assert_eq!(q(bad), None, "{bad}");
         }
         assert_eq!(q("level=1"), Some(1000), "no q: the default");
+    }
+
+    /// RFC 9110 §5.3: two `Accept` fields are one comma-joined list, so a preference for
+    /// protobuf in the second field counts; the same values in one field (the control) agree,
+    /// and so does the reverse preference split the same way.
+    #[test]
+    fn every_accept_field_counts_as_one_joined_list() {
+        let fields = ["text/event-stream;q=0.5", PROTO];
+        assert_eq!(negotiate(fields), Encoding::Proto);
+        assert_eq!(negotiate(Some(fields.join(", ").as_str())), Encoding::Proto);
+        // Reading only the first field (the defect) would have said SSE.
+        assert_eq!(negotiate(fields.into_iter().take(1)), Encoding::Sse);
+        let reverse = format!("{PROTO};q=0.5");
+        assert_eq!(
+            negotiate(["text/event-stream", reverse.as_str()]),
+            Encoding::Sse
+        );
+        // The most specific entry and the highest q still count across fields.
+        let second = format!("text/event-stream;q=0.1, {PROTO};q=0.5");
+        assert_eq!(negotiate(["*/*;q=0.9", second.as_str()]), Encoding::Proto);
+        // An empty field and no field at all are nothing to prefer.
+        assert_eq!(negotiate(["", PROTO]), Encoding::Proto);
+        assert_eq!(negotiate(std::iter::empty::<&str>()), Encoding::Sse);
     }
 
     #[test]

@@ -42,8 +42,11 @@ use crate::store::{AuditKind, AuditRecord, PrincipalKey, ThreadAccess, WriteOp, 
 use crate::upload::{self, Buffered};
 
 /// Frames buffered between a run and its response body. Small: a slow client applies
-/// backpressure to its own run instead of growing memory.
-const CHANNEL_FRAMES: usize = 64;
+/// backpressure to its own run instead of growing memory. A frame is one event or a batch of
+/// up to [`FLUSH_BYTES`](agui_agent::sink::FLUSH_BYTES) (plus the event that crossed it), so
+/// at most ~68 KiB wait here: one of the body's coalesced writes (64 KiB), enough to keep a
+/// fast client's socket busy.
+const CHANNEL_FRAMES: usize = 16;
 
 /// What happens to a run when its client goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +94,7 @@ pub(crate) async fn start(
         Some(admission) => admission,
         None => authorize(state, agent_id, &request.principal, received).await?,
     };
-    let encoding = agui_protocol::accept::negotiate(
-        parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let encoding = response_encoding(&parts.headers);
     let mut run = validate(state, request, admission, encoding)?;
     // By reference: the run is held once, here, while the commit waits (a moved one would be
     // held again in the commit's future).
@@ -452,6 +450,17 @@ fn stream(state: &AppState, run: Authorized, client_gone: ClientGone) -> Respons
         }
     });
     event_stream_response(body, encoding)
+}
+
+/// The encoding the request's `Accept` fields ask for: all of them, as one comma-joined list
+/// (RFC 9110 §5.3), not only the first. Every streaming route chooses through this.
+pub(crate) fn response_encoding(headers: &HeaderMap) -> Encoding {
+    agui_protocol::accept::negotiate(
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
 }
 
 /// Keepalive comments for SSE (proxies cut idle streams); none for protobuf, whose clients

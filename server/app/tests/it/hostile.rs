@@ -890,6 +890,76 @@ async fn accept_quality_values_choose_the_encoding_over_raw_http() {
     }
 }
 
+/// RFC 9110 §5.3: a request's `Accept` fields count together, as the one field their values
+/// make joined with commas. Two fields with protobuf preferred in the second get protobuf, on
+/// `/chat` and on the CopilotKit `connect` replay of the same thread; the controls: the same
+/// two fields preferring SSE get SSE, and the joined single field agrees with the split one.
+#[tokio::test]
+async fn every_accept_field_counts_on_chat_and_connect() {
+    let idp = TestIdp::start().await;
+    let server = serve(&idp, &[]).await;
+    let token = mint(&idp, "accept-fields", AUDIENCE);
+    const SSE: &str = "text/event-stream";
+    const PROTO: &str = "application/vnd.ag-ui.event+proto";
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "Accept: text/event-stream;q=0.5",
+                "Accept: application/vnd.ag-ui.event+proto",
+            ],
+            PROTO,
+        ),
+        (
+            &[
+                "Accept: application/vnd.ag-ui.event+proto;q=0.5",
+                "Accept: text/event-stream",
+            ],
+            SSE,
+        ),
+        (
+            &["Accept: text/event-stream;q=0.5, application/vnd.ag-ui.event+proto"],
+            PROTO,
+        ),
+    ];
+    let decode = |response: &RawResponse, want: &str| {
+        if want == SSE {
+            sse_of(response)
+        } else {
+            proto_of(response)
+        }
+    };
+    for (fields, want) in cases {
+        let run = input("hi", Some("1.0"));
+        let response = exchange(server.addr, &post_request("/chat", &token, fields, &run)).await;
+        assert_eq!(response.status, 200, "{fields:?}");
+        assert_eq!(
+            response.header("content-type"),
+            Some(want),
+            "/chat {fields:?}"
+        );
+        let events = decode(&response, want);
+        assert_eq!(events[0]["type"], "RUN_STARTED", "{fields:?}");
+        assert_eq!(events.last().unwrap()["type"], "RUN_FINISHED", "{fields:?}");
+
+        let mut connect = run.clone();
+        connect["runId"] = json!(format!("{}-connect", run["runId"].as_str().unwrap()));
+        connect["messages"] = json!([]);
+        let path = "/copilotkit/agent/default/connect";
+        let response = exchange(server.addr, &post_request(path, &token, fields, &connect)).await;
+        assert_eq!(response.status, 200, "connect {fields:?}");
+        assert_eq!(
+            response.header("content-type"),
+            Some(want),
+            "connect {fields:?}"
+        );
+        let replayed = decode(&response, want);
+        assert!(
+            replayed.iter().any(|e| e["type"] == "RUN_STARTED"),
+            "connect {fields:?} replays the run in that encoding: {replayed:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Defect 9: `protocolVersion` by its semver major.
 

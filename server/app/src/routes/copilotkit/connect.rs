@@ -219,12 +219,7 @@ pub(crate) async fn connect(
     )
     .await?;
     let permit = admission::open_stream(&state.stream_cap)?;
-    let encoding = agui_protocol::accept::negotiate(
-        parts
-            .headers
-            .get(axum::http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let encoding = run::response_encoding(&parts.headers);
     let replay = match right {
         ThreadRight::New => replay::Replay::default(),
         ThreadRight::Owner => loaded.into_replay(&thread_id, instance_timeout(&state)),
