@@ -90,11 +90,16 @@ pub(crate) async fn start(
         header,
     ))
     .await?;
+    let encoding = response_encoding(&parts.headers);
+    // Nothing past here reads the head. Its header values are slices of the buffer hyper read
+    // the request into, so holding them through the group commit would hold that buffer
+    // (8 KiB) as well, next to the one hyper reads the next bytes into: in a burst of
+    // streams, one more for every start waiting for the commit.
+    drop(parts);
     let admission = match early {
         Some(admission) => admission,
         None => authorize(state, agent_id, &request.principal, received).await?,
     };
-    let encoding = response_encoding(&parts.headers);
     let mut run = validate(state, request, admission, encoding)?;
     // By reference: the run is held once, here, while the commit waits (a moved one would be
     // held again in the commit's future).
@@ -612,10 +617,15 @@ mod tests {
     #[tokio::test]
     async fn a_run_requests_future_stays_small() {
         let idp = TestIdp::start().await;
-        let mut config = crate::config::Config::default();
-        config.auth =
-            agui_auth::AuthConfig::from_env_single_issuer(&idp.issuer_url(), "agui-tests", "")
-                .unwrap();
+        let config = crate::config::Config {
+            auth: agui_auth::AuthConfig::from_env_single_issuer(
+                &idp.issuer_url(),
+                "agui-tests",
+                "",
+            )
+            .unwrap(),
+            ..crate::config::Config::default()
+        };
         let state = AppState::builder(config).build().await.unwrap();
         let request = || Request::post("/chat").body(Body::empty()).unwrap();
         let (parts, _) = request().into_parts();
