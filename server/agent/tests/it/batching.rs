@@ -31,7 +31,7 @@ const GUARD: Duration = Duration::from_secs(30);
 struct TestModel(Mutex<Option<ModelStream>>);
 
 impl TestModel {
-    fn new(stream: ModelStream) -> Arc<dyn ModelProvider> {
+    fn provider(stream: ModelStream) -> Arc<dyn ModelProvider> {
         Arc::new(Self(Mutex::new(Some(stream))))
     }
 }
@@ -181,7 +181,7 @@ async fn ready_deltas_leave_as_few_frames_with_the_same_events_in_order() {
         let (tx, mut rx) = mpsc::channel(64);
         let tap = Recorder::default();
         let sink = EventSink::new(tx, Dialect::V1, encoding).with_tap(Box::new(tap.clone()));
-        let model = TestModel::new(futures::stream::iter(deltas(200)).boxed());
+        let model = TestModel::provider(futures::stream::iter(deltas(200)).boxed());
         let run = tokio::spawn(run_to_completion(params(model), sink));
         let frames = tokio::time::timeout(GUARD, frames(&mut rx)).await.unwrap();
         let (outcome, sent) = run.await.unwrap();
@@ -238,7 +238,7 @@ async fn a_stalled_model_does_not_hold_back_the_events_before_it() {
     let stream = futures::stream::iter(deltas(3)).chain(later).boxed();
     let (tx, mut rx) = mpsc::channel(64);
     let sink = EventSink::new(tx, Dialect::V1, Encoding::Sse);
-    let run = tokio::spawn(run_to_completion(params(TestModel::new(stream)), sink));
+    let run = tokio::spawn(run_to_completion(params(TestModel::provider(stream)), sink));
 
     let mut body = Vec::new();
     let mut events = Vec::new();
@@ -281,7 +281,7 @@ async fn a_stalled_model_does_not_hold_back_the_events_before_it() {
 async fn a_slow_client_still_holds_back_a_fast_model() {
     let (tx, mut rx) = mpsc::channel(1);
     let sink = EventSink::new(tx, Dialect::V1, Encoding::Sse);
-    let model = TestModel::new(futures::stream::iter(deltas(2000)).boxed());
+    let model = TestModel::provider(futures::stream::iter(deltas(2000)).boxed());
     let mut run = tokio::spawn(run_to_completion(params(model), sink));
     // Nothing reads: the run cannot finish (the clock jumps to the guard once it waits).
     assert!(
@@ -310,7 +310,7 @@ async fn a_model_error_after_ready_deltas_ends_the_stream_after_them() {
     items.push(Err(ModelError::Unavailable("upstream went away".into())));
     let (tx, mut rx) = mpsc::channel(64);
     let sink = EventSink::new(tx, Dialect::V1, Encoding::Sse);
-    let model = TestModel::new(futures::stream::iter(items).boxed());
+    let model = TestModel::provider(futures::stream::iter(items).boxed());
     let run = tokio::spawn(run_to_completion(params(model), sink));
     let body = tokio::time::timeout(GUARD, frames(&mut rx))
         .await
