@@ -675,20 +675,10 @@ mod tests {
         let message = Message::User(UserMessage::new("u1", "/stream 200 16 50"));
         RunParams {
             input: RunAgentInput::new("thread_1", "run_1", vec![message]),
-            principal: Arc::new(Principal {
-                issuer: "https://idp.example".into(),
-                subject: "sub-1".into(),
-                name: None,
-                email: None,
-                email_verified: None,
-                roles: vec![],
-                scopes: vec![],
-                claims: serde_json::Map::new(),
-                credential_source: agui_auth::CredentialSource::Header,
-                verifier: agui_auth::Verifier::Jwt,
-                token_fingerprint: "abcdef012345".into(),
-                expires_at: 0,
-            }),
+            principal: Arc::new(agui_auth::testing::principal(
+                "https://idp.example",
+                "sub-1",
+            )),
             agent: "default".to_owned(),
             model: Arc::new(crate::ScriptedModel::new(Duration::ZERO)),
             tools: ToolRegistry::new(),

@@ -27,6 +27,26 @@ pub use crate::dev::TokenSpec;
 use crate::introspection::IntrospectionConfig;
 use crate::jws::{self, SigningKey};
 
+/// A verified principal for tests that need one but no token: `subject` at `issuer`, read from
+/// the `Authorization` header as a JWT, no name, roles or scopes, expiring in 2100. Set other
+/// fields with struct update syntax: `Principal { roles: vec!["admin".into()], ..principal(i, s) }`.
+pub fn principal(issuer: &str, subject: &str) -> crate::Principal {
+    crate::Principal {
+        issuer: issuer.to_owned(),
+        subject: subject.to_owned(),
+        name: None,
+        email: None,
+        email_verified: None,
+        roles: Vec::new(),
+        scopes: Vec::new(),
+        claims: serde_json::Map::new(),
+        credential_source: crate::CredentialSource::Header,
+        verifier: crate::Verifier::Jwt,
+        token_fingerprint: "abcdef012345".into(),
+        expires_at: 4_102_444_800,
+    }
+}
+
 /// The audience of [`TestIdp::claims`] and [`TestIdp::auth_config`].
 pub const AUDIENCE: &str = "agui";
 

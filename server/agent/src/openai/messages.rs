@@ -289,27 +289,18 @@ fn function_tool(name: &str, description: &str, parameters: Option<Value>) -> Ch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agui_auth::CredentialSource;
     use agui_protocol::{
         AssistantMessage, MediaPart, SystemMessage, TextPart, ToolCall, ToolMessage, UserMessage,
     };
-    use serde_json::Map;
     use std::sync::Arc;
 
     fn principal() -> Principal {
         Principal {
-            issuer: "https://idp.example".into(),
-            subject: "sub-1".into(),
             name: Some("Ada {user.email}".into()),
             email: Some("ada@example.com".into()),
             email_verified: Some(true),
             roles: vec!["viewer".into(), "admin".into()],
-            scopes: vec![],
-            claims: Map::new(),
-            credential_source: CredentialSource::Header,
-            verifier: agui_auth::Verifier::Jwt,
-            token_fingerprint: "abcdef012345".into(),
-            expires_at: 0,
+            ..agui_auth::testing::principal("https://idp.example", "sub-1")
         }
     }
 

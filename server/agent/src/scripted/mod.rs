@@ -422,18 +422,9 @@ mod tests {
 
     fn request(messages: Value, tools: &[&str], frontend_tools: Vec<FrontendTool>) -> ModelRequest {
         let principal = agui_auth::Principal {
-            issuer: "https://idp.example".into(),
-            subject: "vera".into(),
             name: Some("Vera Viewer".into()),
-            email: None,
-            email_verified: None,
             roles: vec!["viewer".into()],
-            scopes: vec![],
-            claims: Map::new(),
-            credential_source: agui_auth::CredentialSource::Header,
-            verifier: agui_auth::Verifier::Jwt,
-            token_fingerprint: "abcdef012345".into(),
-            expires_at: 0,
+            ..agui_auth::testing::principal("https://idp.example", "vera")
         };
         let tools = tools.iter().map(|name| {
             std::sync::Arc::new(crate::tools::ToolSpec {

@@ -167,6 +167,14 @@ async fn frames(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Bytes> {
     frames
 }
 
+/// The rest of the body: every frame until the run drops its sender (within [`GUARD`]).
+async fn rest(rx: &mut mpsc::Receiver<Bytes>) -> Vec<u8> {
+    tokio::time::timeout(GUARD, frames(rx))
+        .await
+        .unwrap()
+        .concat()
+}
+
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
@@ -262,12 +270,7 @@ async fn a_stalled_model_does_not_hold_back_the_events_before_it() {
     );
     assert!(!run.is_finished(), "the model is still stalled");
     release.send(()).unwrap();
-    body.extend(
-        tokio::time::timeout(GUARD, frames(&mut rx))
-            .await
-            .unwrap()
-            .concat(),
-    );
+    body.extend(rest(&mut rx).await);
     let events = decode(&body, Encoding::Sse);
     assert_eq!(events[5]["delta"], "after the stall");
     assert_eq!(types(&events)[6..], ["TEXT_MESSAGE_END", "RUN_FINISHED"]);
@@ -291,12 +294,7 @@ async fn a_slow_client_still_holds_back_a_fast_model() {
     let first = rx.recv().await.unwrap();
     assert!(first.len() < FLUSH_BYTES + 256, "{}", first.len());
     let mut body = first.to_vec();
-    body.extend(
-        tokio::time::timeout(GUARD, frames(&mut rx))
-            .await
-            .unwrap()
-            .concat(),
-    );
+    body.extend(rest(&mut rx).await);
     let events = decode(&body, Encoding::Sse);
     assert_eq!(events.len(), 2004);
     assert_eq!(run.await.unwrap(), (RunOutcome::Success, 2004));
@@ -312,10 +310,7 @@ async fn a_model_error_after_ready_deltas_ends_the_stream_after_them() {
     let sink = EventSink::new(tx, Dialect::V1, Encoding::Sse);
     let model = TestModel::provider(futures::stream::iter(items).boxed());
     let run = tokio::spawn(run_to_completion(params(model), sink));
-    let body = tokio::time::timeout(GUARD, frames(&mut rx))
-        .await
-        .unwrap()
-        .concat();
+    let body = rest(&mut rx).await;
     let events = decode(&body, Encoding::Sse);
     let mut want = vec!["RUN_STARTED", "TEXT_MESSAGE_START"];
     want.extend(["TEXT_MESSAGE_CONTENT"; 5]);

@@ -80,6 +80,32 @@ impl Fixture {
         (live, tap)
     }
 
+    /// Starts run `r` on thread `t` with one reply, `text`, makes every insert into `history`
+    /// fail, then ends the run and flushes its window once.
+    async fn end_while_history_inserts_fail(&self, text: &str) {
+        let (live, mut tap) = self.start("t", "r").await;
+        delta(&mut tap, "r", text);
+        finish_reply(&mut tap, "t", "r");
+        self.sqlite
+            .execute_raw(
+                "CREATE TRIGGER history_fail BEFORE INSERT ON history \
+                 BEGIN SELECT RAISE(ABORT, 'injected'); END",
+            )
+            .await
+            .unwrap();
+        self.history
+            .finish(&live, &self.log, Ending::Cancelled, end_ops("t", "r"), true);
+        self.log.flush().await;
+    }
+
+    /// Undoes [`Self::end_while_history_inserts_fail`]'s failing inserts.
+    async fn history_inserts_work(&self) {
+        self.sqlite
+            .execute_raw("DROP TRIGGER history_fail")
+            .await
+            .unwrap();
+    }
+
     /// What a `connect` of `thread` replays now (its stored part and what this process holds).
     async fn replay(&self, thread: &str) -> Vec<Event> {
         replay::read(self.store.as_ref(), &self.history, thread, &alice(), false)
@@ -291,19 +317,7 @@ async fn a_runs_end_its_row_and_last_chunk_are_one_transaction() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_end_is_kept_and_written_by_the_next_window() {
     let fx = Fixture::new(64).await;
-    let (live, mut tap) = fx.start("t", "r").await;
-    delta(&mut tap, "r", "kept");
-    finish_reply(&mut tap, "t", "r");
-    fx.sqlite
-        .execute_raw(
-            "CREATE TRIGGER history_fail BEFORE INSERT ON history \
-             BEGIN SELECT RAISE(ABORT, 'injected'); END",
-        )
-        .await
-        .unwrap();
-    fx.history
-        .finish(&live, &fx.log, Ending::Cancelled, end_ops("t", "r"), true);
-    fx.log.flush().await;
+    fx.end_while_history_inserts_fail("kept").await;
     assert!(fx.log.stats().failures >= 1);
     let row = fx.store.get_run("t", "r").await.unwrap().unwrap();
     assert_eq!(
@@ -318,10 +332,7 @@ async fn a_failed_end_is_kept_and_written_by_the_next_window() {
     // Meanwhile a join still gets all of it.
     assert_eq!(texts(&fx.replay("t").await), vec!["kept".to_owned()]);
 
-    fx.sqlite
-        .execute_raw("DROP TRIGGER history_fail")
-        .await
-        .unwrap();
+    fx.history_inserts_work().await;
     fx.history.flush_all(&fx.log);
     fx.log.flush().await;
     let row = fx.store.get_run("t", "r").await.unwrap().unwrap();
@@ -335,19 +346,7 @@ async fn a_failed_end_is_kept_and_written_by_the_next_window() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_end_the_store_keeps_refusing_is_given_up_but_its_row_is_still_written() {
     let fx = Fixture::new(64).await;
-    let (live, mut tap) = fx.start("t", "r").await;
-    delta(&mut tap, "r", "lost");
-    finish_reply(&mut tap, "t", "r");
-    fx.sqlite
-        .execute_raw(
-            "CREATE TRIGGER history_fail BEFORE INSERT ON history \
-             BEGIN SELECT RAISE(ABORT, 'injected'); END",
-        )
-        .await
-        .unwrap();
-    fx.history
-        .finish(&live, &fx.log, Ending::Cancelled, end_ops("t", "r"), true);
-    fx.log.flush().await;
+    fx.end_while_history_inserts_fail("lost").await;
     for _ in 1..super::live::END_ATTEMPTS {
         assert_eq!(fx.history.live_runs("t").len(), 1, "still retried");
         fx.history.flush_all(&fx.log);

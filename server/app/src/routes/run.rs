@@ -630,20 +630,10 @@ mod tests {
         let request = || Request::post("/chat").body(Body::empty()).unwrap();
         let (parts, _) = request().into_parts();
         let caller = Caller::of(&state, &parts);
-        let principal = Arc::new(agui_auth::Principal {
-            issuer: "https://idp.example".into(),
-            subject: "sub-1".into(),
-            name: None,
-            email: None,
-            email_verified: None,
-            roles: vec![],
-            scopes: vec![],
-            claims: serde_json::Map::new(),
-            credential_source: CredentialSource::Header,
-            verifier: agui_auth::Verifier::Jwt,
-            token_fingerprint: "abcdef012345".into(),
-            expires_at: 0,
-        });
+        let principal = Arc::new(agui_auth::testing::principal(
+            "https://idp.example",
+            "sub-1",
+        ));
         let sizes = [
             (
                 "verify_header",

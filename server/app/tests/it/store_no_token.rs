@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agui_agent::{AuditEvent, AuditSink};
-use agui_auth::{CredentialSource, Principal, token_fingerprint};
+use agui_auth::{Principal, token_fingerprint};
 use agui_server::store::{
     AuditKind, AuditLog, AuditLogOptions, AuditRecord, AuthFailureAggregator, AuthFailureKey,
     Mirror, PgStore, PrincipalKey, SqliteStore, Store,
@@ -32,18 +32,11 @@ fn sample_token() -> String {
 
 fn principal(subject: &str, token: &str) -> Principal {
     Principal {
-        issuer: "https://idp.test".into(),
-        subject: subject.into(),
         name: Some("Test User".into()),
-        email: None,
-        email_verified: None,
         roles: vec!["user".into()],
         scopes: vec!["agui:run".into()],
-        claims: serde_json::Map::new(),
-        credential_source: CredentialSource::Header,
-        verifier: agui_auth::Verifier::Jwt,
         token_fingerprint: token_fingerprint(token),
-        expires_at: 4_102_444_800,
+        ..agui_auth::testing::principal("https://idp.test", subject)
     }
 }
 
