@@ -59,6 +59,9 @@ pub struct ThreadSummary {
     /// The start of its first user message, when its first run had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The agent of its most recent run (none before its first run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// How a run ended.

@@ -74,6 +74,7 @@ pub(crate) fn thread(row: &impl Row) -> Result<ThreadSummary, StoreError> {
         created_at: int(row, "created_at")?,
         last_run_at: row.int("last_run_at")?,
         title: row.text("title")?,
+        agent: row.text("agent")?,
     })
 }
 

@@ -288,6 +288,68 @@ async fn connect_is_the_owners_a_new_thread_replays_nothing_and_anyone_else_gets
     server.stop().await;
 }
 
+/// CopilotKit's `useThreads` asks for one agent's threads (`?agentId=`): each thread is listed
+/// under the agent of its latest run, and only under it.
+#[tokio::test]
+async fn the_thread_list_names_each_threads_agent_and_keeps_to_the_one_asked_for() {
+    let server = start_with(
+        |c| {
+            c.agents.insert("research".into(), AgentConfig::default());
+        },
+        |b| b,
+    )
+    .await;
+    let alice = server.token("alice");
+    for (agent, thread) in [("default", "t-chat"), ("research", "t-study")] {
+        let run = post(
+            &server,
+            &format!("/agent/{agent}/run"),
+            Some(&alice),
+            &body(thread, "r1", "hello", None),
+        )
+        .await;
+        assert_eq!(run.status(), 200, "{agent}");
+        let _ = run.text().await;
+    }
+    let listed = |query: &'static str| {
+        let (server, alice) = (&server, &alice);
+        async move {
+            let list: Value = get(server, &format!("/threads{query}"), Some(alice))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let mut pairs: Vec<(String, String)> = list["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    let field = |name: &str| t[name].as_str().unwrap().to_owned();
+                    (field("id"), field("agentId"))
+                })
+                .collect();
+            pairs.sort();
+            pairs
+        }
+    };
+    let pair = |id: &str, agent: &str| (id.to_owned(), agent.to_owned());
+    // The control: without the parameter, both threads, each with its own agent.
+    assert_eq!(
+        listed("").await,
+        [pair("t-chat", "default"), pair("t-study", "research")]
+    );
+    assert_eq!(
+        listed("?agentId=default").await,
+        [pair("t-chat", "default")]
+    );
+    assert_eq!(
+        listed("?agentId=research&limit=10").await,
+        [pair("t-study", "research")]
+    );
+    assert!(listed("?agentId=nobody").await.is_empty());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn another_user_can_neither_run_on_stop_nor_read_the_owners_thread() {
     let server = start().await;

@@ -335,20 +335,7 @@ conformance!("current_thread";
 
 /// A verified principal for `key` (what the audit log's run starts take).
 fn principal_for(key: &PrincipalKey) -> agui_auth::Principal {
-    agui_auth::Principal {
-        issuer: key.issuer.clone(),
-        subject: key.subject.clone(),
-        name: None,
-        email: None,
-        email_verified: None,
-        roles: Vec::new(),
-        scopes: Vec::new(),
-        claims: serde_json::Map::new(),
-        credential_source: agui_auth::CredentialSource::Header,
-        verifier: agui_auth::Verifier::Jwt,
-        token_fingerprint: "0123456789ab".into(),
-        expires_at: 4_102_444_800,
-    }
+    agui_auth::testing::principal(&key.issuer, &key.subject)
 }
 
 /// The group commit lets ready requests run before it drains: a second run start whose task
@@ -406,20 +393,7 @@ async fn a_full_queue_refuses_run_starts_and_recovers(fx: &Fixture) {
     assert_eq!(log.stats().dropped, 1);
     assert!(!log.healthy());
 
-    let principal = agui_auth::Principal {
-        issuer: alice().issuer,
-        subject: alice().subject,
-        name: None,
-        email: None,
-        email_verified: None,
-        roles: Vec::new(),
-        scopes: Vec::new(),
-        claims: serde_json::Map::new(),
-        credential_source: agui_auth::CredentialSource::Header,
-        verifier: agui_auth::Verifier::Jwt,
-        token_fingerprint: "0123456789ab".into(),
-        expires_at: 4_102_444_800,
-    };
+    let principal = principal_for(&alice());
     let error = log
         .start_run(&principal, "full-queue", "r1", "default", None)
         .await
@@ -561,8 +535,23 @@ async fn threads_and_runs(fx: &Fixture) {
     assert_eq!(ids, ["t1", "t2"]);
     assert_eq!(threads[0].last_run_at, Some(5_000));
     assert_eq!(threads[0].created_at, 1_000);
+    // A thread is its latest run's agent's; one nobody ran on has none.
+    assert_eq!(threads[0].agent.as_deref(), Some("default"));
+    assert_eq!(threads[1].agent, None);
     assert!(store.list_threads(&bob()).await.unwrap().is_empty());
     assert!(store.list_threads(&other_issuer).await.unwrap().is_empty());
+
+    // A later run of another agent on the thread makes it that agent's.
+    store
+        .write_batch(&[WriteOp::RunStarted(RunStart {
+            agent: "research".to_owned(),
+            ..start(&alice(), "t1", "r2", 9_000)
+        })])
+        .await
+        .unwrap();
+    let threads = store.list_threads(&alice()).await.unwrap();
+    assert_eq!(threads[0].thread_id, "t1");
+    assert_eq!(threads[0].agent.as_deref(), Some("research"));
 }
 
 async fn ownership_race_has_exactly_one_owner(fx: &Fixture) {

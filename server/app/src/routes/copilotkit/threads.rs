@@ -1,7 +1,9 @@
 //! The runtime's thread endpoints, always scoped to the caller (CopilotKit's own Node runtime
 //! serves every thread of the process to anyone; here a thread is its owner's, as for runs):
 //!
-//! - `GET {base}/threads[?limit=N]`: `{threads: [ThreadRecord], nextCursor: null}`, newest first;
+//! - `GET {base}/threads[?agentId=A&limit=N]`: `{threads: [ThreadRecord], nextCursor: null}`,
+//!   newest first; with `agentId` (CopilotKit's `useThreads` always sends it), only the threads
+//!   whose latest run was that agent's;
 //! - `GET {base}/threads/{id}/messages`: `{messages}` rebuilt from the thread's history;
 //! - `GET {base}/threads/{id}/events`: `{events}`, the replay `connect` sends;
 //! - `GET {base}/threads/{id}/state`: `{state}`, the state the last runs left (`null`: none).
@@ -28,6 +30,9 @@ const MAX_LIST: usize = 500;
 /// `GET {base}/threads` query.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
+    /// Only the threads whose most recent run was this agent's.
+    #[serde(rename = "agentId")]
+    agent_id: Option<String>,
     /// Most threads to return (at most 500).
     limit: Option<usize>,
 }
@@ -40,15 +45,21 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let threads = crate::routes::threads::callers_threads(&state, &principal).await?;
     let limit = query.limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST);
+    let wanted = query.agent_id.filter(|agent| !agent.is_empty());
     let records: Vec<Value> = threads
         .into_iter()
+        .filter(|thread| {
+            wanted
+                .as_deref()
+                .is_none_or(|agent| thread.agent.as_deref() == Some(agent))
+        })
         .take(limit)
         .map(|thread| {
             let updated = thread.last_run_at.unwrap_or(thread.created_at);
             json!({
                 "id": thread.thread_id,
                 "name": thread.title,
-                "agentId": "default",
+                "agentId": thread.agent,
                 "organizationId": "",
                 "createdById": "",
                 "archived": false,

@@ -436,8 +436,10 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             query_all(
                 conn,
-                "SELECT thread_id, created_at, last_run_at, title FROM threads \
-                 WHERE issuer = ?1 AND subject = ?2 \
+                "SELECT thread_id, created_at, last_run_at, title, \
+                 (SELECT agent FROM runs WHERE runs.thread_id = threads.thread_id \
+                  ORDER BY started_at DESC, run_id DESC LIMIT 1) AS agent \
+                 FROM threads WHERE issuer = ?1 AND subject = ?2 \
                  ORDER BY COALESCE(last_run_at, created_at) DESC, thread_id",
                 params![owner.issuer, owner.subject],
                 |row| rows::thread(row),
