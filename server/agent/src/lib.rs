@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod error;
 pub mod model;
+mod on_wake;
 pub mod openai;
 pub mod run;
 pub mod scripted;

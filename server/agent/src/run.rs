@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{AuditEvent, AuditSink};
 use crate::error::RunErrorCode;
 use crate::model::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream};
+use crate::on_wake::OnWake;
 use crate::sink::{EventSink, SinkError};
 use crate::tools::{StateAccess, ToolContext, ToolError, ToolRegistry, ToolSpec, schema};
 
@@ -153,12 +154,19 @@ async fn supervise(
     let result = {
         let work =
             AssertUnwindSafe(drive(params, &mut *sink, parts, work_cancel.clone())).catch_unwind();
+        // Polled only when one of them woke the task, not at every wake-up of the work.
+        let stops = OnWake::new(async {
+            tokio::select! {
+                biased;
+                () = params.client_gone.cancelled() => Stop::Sink(SinkError::Closed),
+                () = params.shutdown.cancelled() => Stop::Code(RunErrorCode::ServerShutdown),
+                () = params.stop.cancelled() => Stop::Cancelled,
+                () = deadline => Stop::Code(RunErrorCode::RunTimeout),
+            }
+        });
         tokio::select! {
             biased;
-            () = params.client_gone.cancelled() => Err(Stop::Sink(SinkError::Closed)),
-            () = params.shutdown.cancelled() => Err(Stop::Code(RunErrorCode::ServerShutdown)),
-            () = params.stop.cancelled() => Err(Stop::Cancelled),
-            () = deadline => Err(Stop::Code(RunErrorCode::RunTimeout)),
+            stop = stops => Err(stop),
             result = work => match result {
                 Ok(result) => result,
                 Err(_panic) => {
