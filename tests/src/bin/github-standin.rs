@@ -80,12 +80,23 @@ async fn main() -> ExitCode {
         if !exit_on_stdin_close {
             return std::future::pending().await;
         }
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut buf = [0u8; 256];
-            let mut stdin = std::io::stdin().lock();
-            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-        })
-        .await;
+        // A thread of its own, not the blocking pool: the runtime's shutdown waits for the
+        // pool's tasks, and this read only ends with the pipe, so a SIGTERM left the process
+        // hanging there.
+        let (closed, wait) = tokio::sync::oneshot::channel::<()>();
+        let watcher = std::thread::Builder::new()
+            .name("standin-stdin-watch".into())
+            .spawn(move || {
+                let mut buf = [0u8; 256];
+                let mut stdin = std::io::stdin().lock();
+                while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = closed.send(());
+            });
+        if watcher.is_ok() {
+            let _ = wait.await;
+        } else {
+            std::future::pending::<()>().await;
+        }
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
