@@ -535,12 +535,26 @@ impl Writer {
                     }
                 }
                 Err(error) => {
-                    // Run starts are refused, never retried behind their caller's back.
-                    for (_, done) in batch.starts {
-                        let _ = done.send(Err(StoreError::AuditUnavailable("audit write failed")));
+                    tracing::error!(
+                        target: "agui::audit", %error, ops = batch.ops.len(),
+                        starts = batch.starts.len(), "audit write failed"
+                    );
+                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    self.counters.healthy.store(false, Ordering::Relaxed);
+                    // A database that answers rolled back a batch one of its parts is at fault
+                    // for: each start and each durable group is tried again alone, before its
+                    // caller is answered, so one bad record refuses only itself.
+                    let database_up = self.store.ping().await.is_ok();
+                    for (request, done) in batch.starts {
+                        let alone = if database_up {
+                            self.start_alone(request).await
+                        } else {
+                            Err(StoreError::AuditUnavailable("audit write failed"))
+                        };
+                        let _ = done.send(alone);
                     }
                     retained = self
-                        .failed(batch.ops, &mut batch.durable, error, &mut follow)
+                        .failed(batch.ops, &mut batch.durable, database_up, &mut follow)
                         .await;
                     if !retained.is_empty() {
                         tokio::time::sleep(backoff).await;
@@ -570,33 +584,62 @@ impl Writer {
         self.mirror(ops).await;
     }
 
-    /// A transaction failed: tell durable callers (their ops are not retried: they were
-    /// refused), and keep the rest for a retry, unless the database is up and the batch itself
-    /// is at fault, in which case write the ops one by one and drop the ones it rejects.
+    /// One run start whose batch failed, in a transaction of its own.
+    async fn start_alone(&mut self, request: StartRequest) -> Result<ThreadAccess, StoreError> {
+        let audit = WriteOp::Audit(request.audit.clone());
+        let access = self
+            .store
+            .commit(std::slice::from_ref(&request), &[])
+            .await
+            .ok()
+            .and_then(|mut accesses| accesses.pop())
+            .ok_or(StoreError::AuditUnavailable("audit write failed"))?;
+        self.committed(&[]).await;
+        if matches!(access, ThreadAccess::Owner { .. }) {
+            self.mirror(std::slice::from_ref(&audit)).await;
+            self.counters.written.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(access)
+    }
+
+    /// A transaction failed. With the database up the batch itself was at fault: each durable
+    /// group is written alone and its caller told how that went, then every other op alone,
+    /// dropping (and counting) the ones the database rejects. With the database down, durable
+    /// callers are refused (their ops are not retried behind their back) and the rest is kept
+    /// for a retry, up to the queue's capacity.
     async fn failed(
         &mut self,
         ops: Vec<WriteOp>,
         durable: &mut Vec<DurableWaiter>,
-        error: StoreError,
+        database_up: bool,
         follow: &mut FollowUps,
     ) -> Vec<WriteOp> {
-        tracing::error!(target: "agui::audit", %error, ops = ops.len(), "audit write failed");
-        self.counters.failures.fetch_add(1, Ordering::Relaxed);
-        self.counters.healthy.store(false, Ordering::Relaxed);
-        let mut refused = vec![false; ops.len()];
+        let mut grouped = vec![false; ops.len()];
         for (range, done) in durable.drain(..) {
-            range.clone().for_each(|i| refused[i] = true);
-            done.send(
-                Err(StoreError::AuditUnavailable("audit write failed")),
-                follow,
-            );
+            range.clone().for_each(|i| grouped[i] = true);
+            let result = if database_up {
+                let group = &ops[range];
+                match self.store.write_batch(group).await {
+                    Ok(()) => {
+                        self.committed(group).await;
+                        Ok(())
+                    }
+                    Err(error) => {
+                        tracing::error!(target: "agui::audit", %error, "durable audit write rejected");
+                        Err(StoreError::AuditUnavailable("audit write failed"))
+                    }
+                }
+            } else {
+                Err(StoreError::AuditUnavailable("audit write failed"))
+            };
+            done.send(result, follow);
         }
         let mut kept: Vec<WriteOp> = ops
             .into_iter()
-            .zip(refused)
-            .filter_map(|(op, refused)| (!refused).then_some(op))
+            .zip(grouped)
+            .filter_map(|(op, grouped)| (!grouped).then_some(op))
             .collect();
-        if self.store.ping().await.is_ok() {
+        if database_up {
             for op in kept.drain(..) {
                 match self.store.write_batch(std::slice::from_ref(&op)).await {
                     Ok(()) => self.committed(std::slice::from_ref(&op)).await,

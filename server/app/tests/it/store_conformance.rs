@@ -149,6 +149,31 @@ impl Fixture {
         }
     }
 
+    /// Makes every audit insert for thread `poison` fail (one bad record), or stops it.
+    async fn poison_audit_thread(&self, on: bool) {
+        let sql: &[&str] = match (&self.target, on) {
+            (Target::Sqlite { .. }, true) => &[
+                "CREATE TRIGGER audit_poison BEFORE INSERT ON audit WHEN NEW.thread_id = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'poison'); END",
+            ],
+            (Target::Sqlite { .. }, false) => &["DROP TRIGGER audit_poison"],
+            (Target::Postgres { .. }, true) => &[
+                "CREATE FUNCTION audit_poison() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN IF NEW.thread_id = 'poison' THEN RAISE EXCEPTION 'poison'; END IF; \
+                 RETURN NEW; END $$",
+                "CREATE TRIGGER audit_poison BEFORE INSERT ON audit \
+                 FOR EACH ROW EXECUTE FUNCTION audit_poison()",
+            ],
+            (Target::Postgres { .. }, false) => &[
+                "DROP TRIGGER audit_poison ON audit",
+                "DROP FUNCTION audit_poison()",
+            ],
+        };
+        for statement in sql {
+            self.exec(statement).await;
+        }
+    }
+
     /// Counts rows of `table`.
     async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
@@ -328,10 +353,72 @@ async fn a_batch_of_starts_commits_whole_or_not_at_all(fx: &Fixture) {
     assert_eq!(fx.count("audit").await, 2);
 }
 conformance!("current_thread";
+    one_bad_record_in_a_group_commit_refuses_only_itself,
     group_commit_writes_many_records_per_transaction,
     a_full_queue_refuses_run_starts_and_recovers,
     a_start_made_ready_after_the_writer_woke_joins_its_transaction,
 );
+
+/// One record the database rejects, batched with two run starts and a durable write: the
+/// transaction fails, and the starts and the durable group are committed each on its own, the
+/// bad record alone dropped. The control: the same batch without it is one transaction.
+async fn one_bad_record_in_a_group_commit_refuses_only_itself(fx: &Fixture) {
+    let log = AuditLog::start(fx.store.clone(), AuditLogOptions::default());
+    log.flush().await;
+    let principal = principal_for(&alice());
+    let durable = |thread: &str| {
+        vec![WriteOp::Audit(record(
+            AuditKind::ToolCall,
+            7,
+            &alice(),
+            thread,
+        ))]
+    };
+    fx.poison_audit_thread(true).await;
+
+    let before = log.stats();
+    // On this current-thread runtime all four wait in the queue when the writer wakes.
+    log.record(record(AuditKind::ToolCall, 1, &alice(), "poison"));
+    let (first, second, written) = tokio::join!(
+        log.start_run(&principal, "fine-1", "r", "default", None),
+        log.start_run(&principal, "fine-2", "r", "default", None),
+        log.record_durable(durable("fine-3")),
+    );
+    log.flush().await;
+    let after = log.stats();
+    assert!(
+        after.failures > before.failures,
+        "they were batched with it"
+    );
+    assert_eq!(first.unwrap(), ThreadAccess::Owner { created: true });
+    assert_eq!(second.unwrap(), ThreadAccess::Owner { created: true });
+    written.unwrap();
+    assert_eq!(after.dropped - before.dropped, 1, "the bad record alone");
+    assert_eq!(fx.count("runs").await, 2);
+    assert_eq!(
+        fx.count("audit").await,
+        3,
+        "both run starts and the durable record"
+    );
+
+    // The control: the same batch without the bad record.
+    let before = log.stats();
+    log.record(record(AuditKind::ToolCall, 2, &alice(), "fine-4"));
+    let (first, second, written) = tokio::join!(
+        log.start_run(&principal, "fine-5", "r", "default", None),
+        log.start_run(&principal, "fine-6", "r", "default", None),
+        log.record_durable(durable("fine-7")),
+    );
+    log.flush().await;
+    let after = log.stats();
+    assert_eq!(first.unwrap(), ThreadAccess::Owner { created: true });
+    assert_eq!(second.unwrap(), ThreadAccess::Owner { created: true });
+    written.unwrap();
+    assert_eq!(after.commits - before.commits, 1, "one transaction");
+    assert_eq!(after.failures, before.failures);
+    assert_eq!(fx.count("audit").await, 7);
+    fx.poison_audit_thread(false).await;
+}
 
 /// A verified principal for `key` (what the audit log's run starts take).
 fn principal_for(key: &PrincipalKey) -> agui_auth::Principal {
