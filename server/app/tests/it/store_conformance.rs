@@ -128,48 +128,40 @@ impl Fixture {
     /// Makes every insert into `audit` fail (a trigger raising an error) while the database
     /// stays reachable, or lifts that again.
     async fn break_audit_writes(&self, broken: bool) {
-        let sql: &[&str] = match (&self.target, broken) {
-            (Target::Sqlite { .. }, true) => &[
-                "CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected'); END",
-            ],
-            (Target::Sqlite { .. }, false) => &["DROP TRIGGER audit_fail"],
-            (Target::Postgres { .. }, true) => &[
-                "CREATE FUNCTION audit_fail() RETURNS trigger LANGUAGE plpgsql AS \
-                 $$ BEGIN RAISE EXCEPTION 'injected'; END $$",
-                "CREATE TRIGGER audit_fail BEFORE INSERT ON audit \
-                 FOR EACH ROW EXECUTE FUNCTION audit_fail()",
-            ],
-            (Target::Postgres { .. }, false) => &[
-                "DROP TRIGGER audit_fail ON audit",
-                "DROP FUNCTION audit_fail()",
-            ],
-        };
-        for statement in sql {
-            self.exec(statement).await;
-        }
+        self.audit_trigger("audit_fail", "TRUE", broken).await;
     }
 
     /// Makes every audit insert for thread `poison` fail (one bad record), or stops it.
     async fn poison_audit_thread(&self, on: bool) {
-        let sql: &[&str] = match (&self.target, on) {
-            (Target::Sqlite { .. }, true) => &[
-                "CREATE TRIGGER audit_poison BEFORE INSERT ON audit WHEN NEW.thread_id = 'poison' \
-                 BEGIN SELECT RAISE(ABORT, 'poison'); END",
+        self.audit_trigger("audit_poison", "NEW.thread_id = 'poison'", on)
+            .await;
+    }
+
+    /// Creates (or drops) trigger `name`, failing every audit insert for which `when` holds.
+    async fn audit_trigger(&self, name: &str, when: &str, on: bool) {
+        let sql = match (&self.target, on) {
+            (Target::Sqlite { .. }, true) => vec![format!(
+                "CREATE TRIGGER {name} BEFORE INSERT ON audit WHEN {when} \
+                 BEGIN SELECT RAISE(ABORT, 'injected'); END"
+            )],
+            (Target::Sqlite { .. }, false) => vec![format!("DROP TRIGGER {name}")],
+            (Target::Postgres { .. }, true) => vec![
+                format!(
+                    "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN IF {when} THEN RAISE EXCEPTION 'injected'; END IF; \
+                     RETURN NEW; END $$"
+                ),
+                format!(
+                    "CREATE TRIGGER {name} BEFORE INSERT ON audit \
+                     FOR EACH ROW EXECUTE FUNCTION {name}()"
+                ),
             ],
-            (Target::Sqlite { .. }, false) => &["DROP TRIGGER audit_poison"],
-            (Target::Postgres { .. }, true) => &[
-                "CREATE FUNCTION audit_poison() RETURNS trigger LANGUAGE plpgsql AS \
-                 $$ BEGIN IF NEW.thread_id = 'poison' THEN RAISE EXCEPTION 'poison'; END IF; \
-                 RETURN NEW; END $$",
-                "CREATE TRIGGER audit_poison BEFORE INSERT ON audit \
-                 FOR EACH ROW EXECUTE FUNCTION audit_poison()",
-            ],
-            (Target::Postgres { .. }, false) => &[
-                "DROP TRIGGER audit_poison ON audit",
-                "DROP FUNCTION audit_poison()",
+            (Target::Postgres { .. }, false) => vec![
+                format!("DROP TRIGGER {name} ON audit"),
+                format!("DROP FUNCTION {name}()"),
             ],
         };
-        for statement in sql {
+        for statement in &sql {
             self.exec(statement).await;
         }
     }
