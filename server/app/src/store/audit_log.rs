@@ -587,13 +587,17 @@ impl Writer {
     /// One run start whose batch failed, in a transaction of its own.
     async fn start_alone(&mut self, request: StartRequest) -> Result<ThreadAccess, StoreError> {
         let audit = WriteOp::Audit(request.audit.clone());
-        let access = self
-            .store
-            .commit(std::slice::from_ref(&request), &[])
-            .await
-            .ok()
-            .and_then(|mut accesses| accesses.pop())
-            .ok_or(StoreError::AuditUnavailable("audit write failed"))?;
+        let access = match self.store.commit(std::slice::from_ref(&request), &[]).await {
+            Ok(mut accesses) => accesses.pop(),
+            Err(error) => {
+                tracing::error!(
+                    target: "agui::audit", %error, thread_id = %request.start.thread_id,
+                    run_id = %request.start.run_id, "run start rejected on its own; refused"
+                );
+                None
+            }
+        }
+        .ok_or(StoreError::AuditUnavailable("audit write failed"))?;
         self.committed(&[]).await;
         if matches!(access, ThreadAccess::Owner { .. }) {
             self.mirror(std::slice::from_ref(&audit)).await;
