@@ -14,7 +14,6 @@
 //! default has `octocat`, `hubot` and `mona`, our app and another. The control API is under
 //! `/__standin/` (`GET state`, `POST fault`, `POST tokens`, `POST auto_approve`, `POST revoke`).
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -77,23 +76,8 @@ async fn main() -> ExitCode {
     });
     println!("{line}");
     let stdin_closed = async {
-        if !exit_on_stdin_close {
-            return std::future::pending().await;
-        }
-        // A thread of its own, not the blocking pool: the runtime's shutdown waits for the
-        // pool's tasks, and this read only ends with the pipe, so a SIGTERM left the process
-        // hanging there.
-        let (closed, wait) = tokio::sync::oneshot::channel::<()>();
-        let watcher = std::thread::Builder::new()
-            .name("standin-stdin-watch".into())
-            .spawn(move || {
-                let mut buf = [0u8; 256];
-                let mut stdin = std::io::stdin().lock();
-                while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-                let _ = closed.send(());
-            });
-        if watcher.is_ok() {
-            let _ = wait.await;
+        if exit_on_stdin_close {
+            agui_server::cli::commands::stdin_closed().await;
         } else {
             std::future::pending::<()>().await;
         }

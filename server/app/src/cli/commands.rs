@@ -150,8 +150,10 @@ async fn serve_command(command: cli::ServeCommand) -> ExitCode {
 }
 
 /// Resolves when standard input reaches end-of-file (or cannot be read): the launcher holding
-/// the other end of the pipe is gone, however it ended.
-async fn stdin_closed() {
+/// the other end of the pipe is gone, however it ended. The read runs on a thread of its own,
+/// not tokio's blocking pool, whose shutdown would wait for it (the GitHub stand-in, which
+/// watches its stdin the same way, calls this too).
+pub async fn stdin_closed() {
     let (closed, wait) = tokio::sync::oneshot::channel::<()>();
     let watcher = std::thread::Builder::new()
         .name("agui-stdin-watch".into())
