@@ -357,34 +357,13 @@ conformance!("current_thread";
 async fn one_bad_record_in_a_group_commit_refuses_only_itself(fx: &Fixture) {
     let log = AuditLog::start(fx.store.clone(), AuditLogOptions::default());
     log.flush().await;
-    let principal = principal_for(&alice());
-    let durable = |thread: &str| {
-        vec![WriteOp::Audit(record(
-            AuditKind::ToolCall,
-            7,
-            &alice(),
-            thread,
-        ))]
-    };
     fx.poison_audit_thread(true).await;
 
-    let before = log.stats();
-    // On this current-thread runtime all four wait in the queue when the writer wakes.
-    log.record(record(AuditKind::ToolCall, 1, &alice(), "poison"));
-    let (first, second, written) = tokio::join!(
-        log.start_run(&principal, "fine-1", "r", "default", None),
-        log.start_run(&principal, "fine-2", "r", "default", None),
-        log.record_durable(durable("fine-3")),
-    );
-    log.flush().await;
-    let after = log.stats();
+    let (before, after) = one_batch(&log, "poison", ["fine-1", "fine-2", "fine-3"]).await;
     assert!(
         after.failures > before.failures,
         "they were batched with it"
     );
-    assert_eq!(first.unwrap(), ThreadAccess::Owner { created: true });
-    assert_eq!(second.unwrap(), ThreadAccess::Owner { created: true });
-    written.unwrap();
     assert_eq!(after.dropped - before.dropped, 1, "the bad record alone");
     assert_eq!(fx.count("runs").await, 2);
     assert_eq!(
@@ -394,22 +373,41 @@ async fn one_bad_record_in_a_group_commit_refuses_only_itself(fx: &Fixture) {
     );
 
     // The control: the same batch without the bad record.
-    let before = log.stats();
-    log.record(record(AuditKind::ToolCall, 2, &alice(), "fine-4"));
-    let (first, second, written) = tokio::join!(
-        log.start_run(&principal, "fine-5", "r", "default", None),
-        log.start_run(&principal, "fine-6", "r", "default", None),
-        log.record_durable(durable("fine-7")),
-    );
-    log.flush().await;
-    let after = log.stats();
-    assert_eq!(first.unwrap(), ThreadAccess::Owner { created: true });
-    assert_eq!(second.unwrap(), ThreadAccess::Owner { created: true });
-    written.unwrap();
+    let (before, after) = one_batch(&log, "fine-4", ["fine-5", "fine-6", "fine-7"]).await;
     assert_eq!(after.commits - before.commits, 1, "one transaction");
     assert_eq!(after.failures, before.failures);
     assert_eq!(fx.count("audit").await, 7);
     fx.poison_audit_thread(false).await;
+}
+
+/// Queues, so that the writer finds them all waiting when it wakes (on a current-thread
+/// runtime): a record on thread `lone`, run starts on `threads[0]` and `threads[1]`, a durable
+/// record on `threads[2]`. Asserts that both starts own their new threads and the durable write
+/// committed; returns the log's stats before and after.
+async fn one_batch(
+    log: &AuditLog,
+    lone: &str,
+    threads: [&str; 3],
+) -> (store::audit_log::AuditStats, store::audit_log::AuditStats) {
+    let principal = principal_for(&alice());
+    let before = log.stats();
+    log.record(record(AuditKind::ToolCall, 1, &alice(), lone));
+    let durable = vec![WriteOp::Audit(record(
+        AuditKind::ToolCall,
+        7,
+        &alice(),
+        threads[2],
+    ))];
+    let (first, second, written) = tokio::join!(
+        log.start_run(&principal, threads[0], "r", "default", None),
+        log.start_run(&principal, threads[1], "r", "default", None),
+        log.record_durable(durable),
+    );
+    log.flush().await;
+    assert_eq!(first.unwrap(), ThreadAccess::Owner { created: true });
+    assert_eq!(second.unwrap(), ThreadAccess::Owner { created: true });
+    written.unwrap();
+    (before, log.stats())
 }
 
 /// A verified principal for `key` (what the audit log's run starts take).
