@@ -962,10 +962,13 @@ async fn migrations_from_empty_and_rerun_are_a_no_op(fx: &Fixture) {
         assert_eq!(fx.count(table).await, 0, "{table}");
     }
     let version = fx.schema_version().await;
-    assert_eq!(version, 4, "every migration applied once");
-    // 0004 dropped the index no query used; the one open-run lookups use is still there.
+    assert_eq!(version, 5, "every migration applied once");
+    // 0004 and 0005 dropped indexes no frequent query uses; the ones open-run lookups and a
+    // subject's records seek are still there.
     assert!(!fx.has_index("runs_subject").await);
+    assert!(!fx.has_index("audit_thread").await);
     assert!(fx.has_index("runs_open").await);
+    assert!(fx.has_index("audit_subject").await);
     fx.store.claim_thread(&alice(), "kept", 1).await.unwrap();
     // Connecting again runs the migrator again: nothing is applied twice, nothing is lost.
     let again = fx.second().await;

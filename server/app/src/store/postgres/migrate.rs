@@ -32,6 +32,11 @@ const POSTGRES: &[Embedded] = &[
         "drop_runs_subject",
         include_str!("../../../migrations/postgres/0004_drop_runs_subject.sql"),
     ),
+    (
+        5,
+        "drop_audit_thread",
+        include_str!("../../../migrations/postgres/0005_drop_audit_thread.sql"),
+    ),
 ];
 
 /// A migration source over embedded text.

@@ -24,6 +24,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../../migrations/sqlite/0004_drop_runs_subject.sql"),
     ),
+    (
+        5,
+        include_str!("../../../migrations/sqlite/0005_drop_audit_thread.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Two processes opening a new file at once migrate once: the
