@@ -265,8 +265,13 @@ fn base(base: Option<pb::BaseEvent>, expected: EventType) -> Result<BaseEvent> {
             .raw_event
             .map(json_from_value)
             .transpose()?
-            .filter(|v| !v.is_null()),
-        metadata: base.metadata.map(map_from_struct).transpose()?,
+            .filter(|v| !v.is_null())
+            .map(Box::new),
+        metadata: base
+            .metadata
+            .map(map_from_struct)
+            .transpose()?
+            .map(Box::new),
     })
 }
 

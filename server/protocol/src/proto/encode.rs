@@ -230,8 +230,8 @@ fn base_to_pb(event_type: EventType, base: &BaseEvent) -> pb::BaseEvent {
     pb::BaseEvent {
         r#type: pb_event_type(event_type) as i32,
         timestamp: base.timestamp,
-        raw_event: base.raw_event.as_ref().map(value_from_json),
-        metadata: base.metadata.as_ref().map(struct_from_map),
+        raw_event: base.raw_event.as_deref().map(value_from_json),
+        metadata: base.metadata.as_deref().map(struct_from_map),
     }
 }
 

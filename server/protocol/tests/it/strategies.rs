@@ -59,8 +59,8 @@ pub fn base() -> impl Strategy<Value = BaseEvent> {
     )
         .prop_map(|(timestamp, raw_event, metadata)| BaseEvent {
             timestamp,
-            raw_event,
-            metadata,
+            raw_event: raw_event.map(Box::new),
+            metadata: metadata.map(Box::new),
         })
 }
 
