@@ -553,6 +553,7 @@ async fn next_delta(
         return Ok(next);
     }
     tokio::task::yield_now().await;
+    sink.resumed();
     if let Some(next) = ready(stream) {
         return Ok(next);
     }

@@ -1,8 +1,9 @@
 //! The guarded event sink: the only way a run puts events on the wire.
 //!
-//! Each event is stamped with a millisecond timestamp, checked by the [`SequenceGuard`] (the
-//! server-side twin of the client's `verifyEvents`), adapted to the client's [`Dialect`], encoded
-//! (SSE or protobuf) and handed to the response body through a bounded channel. A violation never
+//! Each event is stamped with a millisecond timestamp (its frame's: see [`EventSink::feed`]),
+//! checked by the [`SequenceGuard`] (the server-side twin of the client's `verifyEvents`),
+//! adapted to the client's [`Dialect`], encoded (SSE or protobuf) and handed to the response body
+//! through a bounded channel. A violation never
 //! reaches the wire: the sink ends the run with `RUN_ERROR protocol_violation` instead and the run
 //! stops. In tests a violation is a bug that shows up as that code.
 //!
@@ -69,6 +70,12 @@ pub struct EventSink {
     /// frame when the model is slow, a whole batch when it is fast).
     last_flush_len: usize,
     events_sent: u64,
+    /// The timestamp of the frame being buffered, read when its first event is staged. A
+    /// frame's events are staged in one go (the caller flushes before it waits on anything),
+    /// so they share one clock read: one per frame instead of one per event, which was ~3 % of
+    /// a fast stream's CPU (a `clock_gettime` and a conversion each). Cleared by every flush
+    /// and whenever the run's task yields ([`EventSink::resumed`]).
+    frame_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for EventSink {
@@ -98,6 +105,7 @@ impl EventSink {
             pending_events: 0,
             last_flush_len: 128,
             events_sent: 0,
+            frame_ms: None,
         }
     }
 
@@ -154,7 +162,8 @@ impl EventSink {
     }
 
     /// Checks, encodes and buffers one event without sending it: the next [`flush`] (or
-    /// [`send`], or [`fail`]) sends it with the others, in order. Flushes at once when the
+    /// [`send`], or [`fail`]) sends it with the others, in order. An event without a timestamp
+    /// gets the frame's: the time its first event was staged. Flushes at once when the
     /// buffer reaches [`FLUSH_BYTES`]. The caller must flush before it waits on anything that
     /// may take time, or the client waits for events that are ready.
     ///
@@ -182,6 +191,7 @@ impl EventSink {
     /// # Errors
     /// [`SinkError::Closed`] when the client is gone.
     pub async fn flush(&mut self) -> Result<(), SinkError> {
+        self.frame_ms = None;
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -202,6 +212,12 @@ impl EventSink {
         }
     }
 
+    /// The run's task gave up its thread (other tasks may have run for a while): events staged
+    /// from now on read the clock again, even into the frame being buffered.
+    pub(crate) fn resumed(&mut self) {
+        self.frame_ms = None;
+    }
+
     /// Ends the run with `RUN_ERROR {code}` unless it already has a terminal event; whatever
     /// was fed goes out first, in the same frame. `RUN_ERROR` implicitly closes whatever is
     /// open (AG-UI §4 rule 10).
@@ -216,7 +232,8 @@ impl EventSink {
     /// Stamps, checks, adapts and buffers one event.
     fn stage(&mut self, mut event: Event) -> Staged {
         if event.base().timestamp.is_none() {
-            event.base_mut().timestamp = Some(now_millis());
+            let now = *self.frame_ms.get_or_insert_with(now_millis);
+            event.base_mut().timestamp = Some(now);
         }
         if let Err(violation) = self.guard.check(&event) {
             let message = violation.to_string();

@@ -319,3 +319,32 @@ async fn a_model_error_after_ready_deltas_ends_the_stream_after_them() {
     assert_eq!(events[7]["code"], "model_unavailable");
     assert!(matches!(run.await.unwrap().0, RunOutcome::Error(_)));
 }
+
+/// One clock read per frame: the events fed into one frame carry its first event's timestamp;
+/// after a flush the next frame is stamped anew; a timestamp the event already has is kept.
+#[tokio::test]
+async fn a_frames_events_share_one_timestamp_and_the_next_frame_reads_the_clock_again() {
+    use agui_protocol::{RunStarted, TextMessageContent, TextMessageStart};
+    let (tx, mut rx) = mpsc::channel(8);
+    let mut sink = EventSink::new(tx, Dialect::V1, Encoding::Sse);
+    sink.feed(RunStarted::new("t", "r").into()).await.unwrap();
+    sink.feed(TextMessageStart::new("m").into()).await.unwrap();
+    sink.flush().await.unwrap();
+    // Real time (SystemTime is what stamps): past the millisecond the first frame read.
+    std::thread::sleep(Duration::from_millis(3));
+    let mut stamped = TextMessageContent::new("m", "kept");
+    stamped.base.timestamp = Some(42);
+    sink.feed(TextMessageContent::new("m", "a").into())
+        .await
+        .unwrap();
+    sink.send(stamped.into()).await.unwrap();
+    drop(sink);
+    let events = decode(&rest(&mut rx).await, Encoding::Sse);
+    let at: Vec<i64> = events
+        .iter()
+        .map(|e| e["timestamp"].as_i64().unwrap())
+        .collect();
+    assert_eq!(at[0], at[1], "one frame, one timestamp");
+    assert!(at[2] > at[1], "the next frame read the clock again: {at:?}");
+    assert_eq!(at[3], 42, "an event's own timestamp is kept");
+}
