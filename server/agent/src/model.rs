@@ -67,8 +67,9 @@ pub enum ModelDelta {
         /// The fragment.
         delta: String,
     },
-    /// Token usage for the turn.
-    Usage(TokenUsage),
+    /// Token usage for the turn (boxed: it comes once a turn, and inline it tripled the size of
+    /// every delta the model's stream yields and the run loop moves).
+    Usage(Box<TokenUsage>),
     /// A raw AG-UI event (steps, custom events, activity). It goes through the sequence guard
     /// like everything else, so a provider cannot use it to break the stream.
     Event(Box<Event>),

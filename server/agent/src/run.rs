@@ -516,7 +516,7 @@ async fn model_turn(
                 sink.feed(Event::ToolCallArgs(ToolCallArgs::new(id, delta)))
                     .await?;
             }
-            ModelDelta::Usage(usage) => turn.usage.push(usage),
+            ModelDelta::Usage(usage) => turn.usage.push(*usage),
             ModelDelta::Event(event) => sink.feed(*event).await?,
         }
     }

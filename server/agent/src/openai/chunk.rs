@@ -187,7 +187,7 @@ impl ChunkMapper {
             )));
         }
         if let Some(usage) = self.usage.take() {
-            out.push(ModelDelta::Usage(usage));
+            out.push(ModelDelta::Usage(Box::new(usage)));
         }
         Ok(())
     }
@@ -448,14 +448,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             out,
-            vec![ModelDelta::Usage(TokenUsage {
+            vec![ModelDelta::Usage(Box::new(TokenUsage {
                 provider: Some("openai".into()),
                 model: Some("served-model".into()),
                 input_tokens: Some(5),
                 output_tokens: Some(7),
                 total_tokens: Some(12),
                 ..Default::default()
-            })]
+            }))]
         );
     }
 

@@ -162,7 +162,7 @@ async fn plain_text_streams_text_deltas_then_usage() {
             text("Hello"),
             text(", Ada"),
             text("! Ünïcödé ✓"),
-            ModelDelta::Usage(expected_usage),
+            ModelDelta::Usage(Box::new(expected_usage)),
         ]
     );
 }
@@ -174,7 +174,7 @@ async fn usage_only_final_chunk_maps_every_known_count() {
     expected.reasoning_tokens = Some(256);
     assert_eq!(
         replay("usage_only_final_chunk.sse").await,
-        vec![text("Done."), ModelDelta::Usage(expected)]
+        vec![text("Done."), ModelDelta::Usage(Box::new(expected))]
     );
 }
 
@@ -253,7 +253,7 @@ async fn reasoning_content_becomes_reasoning_deltas() {
             ModelDelta::Reasoning("The user asks".into()),
             ModelDelta::Reasoning(" for 2+2.".into()),
             text("4"),
-            ModelDelta::Usage(expected),
+            ModelDelta::Usage(Box::new(expected)),
         ]
     );
 }
