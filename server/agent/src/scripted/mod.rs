@@ -104,7 +104,10 @@ impl ModelProvider for ScriptedModel {
             Plan::Stream { count, size, delay } => {
                 let deltas = (0..count).map(move |i| {
                     let letter = char::from(b'a' + (i % 26) as u8);
-                    Ok(ModelDelta::Text(letter.to_string().repeat(size)))
+                    // One allocation, of the delta's size.
+                    Ok(ModelDelta::Text(
+                        std::iter::repeat_n(letter, size).collect(),
+                    ))
                 });
                 // Lazily: a paced stream of thousands of deltas holds one at a time, not all.
                 paced(deltas, delay)
