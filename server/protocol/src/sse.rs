@@ -28,9 +28,69 @@ const FRAME_END: &[u8] = b"\n\n";
 /// and `serde_json::Value` cannot hold a non-finite number; the `expect` documents that.
 pub fn encode_into(event: &Event, buf: &mut Vec<u8>) {
     buf.extend_from_slice(DATA_PREFIX);
-    serde_json::to_writer(&mut *buf, event)
-        .expect("an Event always serializes: string keys only, finite numbers only");
+    if !write_content(event, buf) {
+        serde_json::to_writer(&mut *buf, event)
+            .expect("an Event always serializes: string keys only, finite numbers only");
+    }
     buf.extend_from_slice(FRAME_END);
+}
+
+/// Writes the JSON of a content event (`TEXT_MESSAGE_CONTENT`, `TOOL_CALL_ARGS`,
+/// `REASONING_MESSAGE_CONTENT`) without a `rawEvent` or `metadata` straight into `buf`, byte for
+/// byte what serde writes (the property test `the_sse_fast_path_writes_what_serde_writes`
+/// holds it to that); false, with nothing written, for any other event.
+///
+/// These are almost every event of a streamed reply, and serde's general path spends most of
+/// their encoding on what never varies: the internally tagged `type`, the flattened base
+/// fields' buffering, and escaping the keys. Here only the two strings that can need it are
+/// escaped (serde_json's own escaping, so the bytes cannot differ).
+fn write_content(event: &Event, buf: &mut Vec<u8>) -> bool {
+    let (head, id, delta, subagent, base) = match event {
+        Event::TextMessageContent(e) => (
+            &br#"{"type":"TEXT_MESSAGE_CONTENT","messageId":"#[..],
+            &*e.message_id,
+            &e.delta,
+            &e.subagent_run_id,
+            &e.base,
+        ),
+        Event::ToolCallArgs(e) => (
+            &br#"{"type":"TOOL_CALL_ARGS","toolCallId":"#[..],
+            &*e.tool_call_id,
+            &e.delta,
+            &e.subagent_run_id,
+            &e.base,
+        ),
+        Event::ReasoningMessageContent(e) => (
+            &br#"{"type":"REASONING_MESSAGE_CONTENT","messageId":"#[..],
+            &*e.message_id,
+            &e.delta,
+            &e.subagent_run_id,
+            &e.base,
+        ),
+        _ => return false,
+    };
+    if base.raw_event.is_some() || base.metadata.is_some() {
+        return false;
+    }
+    buf.extend_from_slice(head);
+    write_str(id, buf);
+    buf.extend_from_slice(br#","delta":"#);
+    write_str(delta, buf);
+    if let Some(subagent) = subagent {
+        buf.extend_from_slice(br#","subagentRunId":"#);
+        write_str(subagent, buf);
+    }
+    if let Some(timestamp) = base.timestamp {
+        buf.extend_from_slice(br#","timestamp":"#);
+        buf.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+    }
+    buf.push(b'}');
+    true
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json escapes it.
+fn write_str(s: &str, buf: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *buf, s).expect("writing to a Vec cannot fail");
 }
 
 /// Appends one SSE frame around `json`: an event already serialized as compact JSON (by

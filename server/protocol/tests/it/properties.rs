@@ -196,6 +196,42 @@ proptest! {
         prop_assert_eq!(back, event);
     }
 
+    /// The encoder's fast path for content events writes exactly what serde writes, for every
+    /// event (the others go through serde itself): ids and deltas with every character that
+    /// needs escaping, with and without a subagent, a timestamp, a `rawEvent` or `metadata`.
+    #[test]
+    fn the_sse_fast_path_writes_what_serde_writes(event in event()) {
+        let frame = sse::encode(&event);
+        let serde = format!("data: {}\n\n", serde_json::to_string(&event).unwrap());
+        prop_assert_eq!(std::str::from_utf8(&frame).unwrap(), serde);
+    }
+
+    /// The same, for the content events alone (a twelfth of `event()`'s), every shape of them.
+    #[test]
+    fn the_sse_fast_path_writes_what_serde_writes_for_every_content_event(
+        kind in 0..3u8,
+        id in text(),
+        delta in text(),
+        subagent in proptest::option::of(text()),
+        timestamp in proptest::option::of(any::<i64>()),
+        raw in proptest::option::weighted(0.2, json_value()),
+        metadata in any::<bool>(),
+    ) {
+        let base = BaseEvent {
+            timestamp,
+            raw_event: raw.filter(|v| !v.is_null()).map(Box::new),
+            metadata: metadata.then(|| Box::new(Map::from_iter([("k".into(), json!("v\n"))]))),
+        };
+        let event: Event = match kind {
+            0 => TextMessageContent { subagent_run_id: subagent, base, ..TextMessageContent::new(id, delta) }.into(),
+            1 => ToolCallArgs { subagent_run_id: subagent, base, ..ToolCallArgs::new(id, delta) }.into(),
+            _ => ReasoningMessageContent { subagent_run_id: subagent, base, ..ReasoningMessageContent::new(id, delta) }.into(),
+        };
+        let frame = sse::encode(&event);
+        let serde = format!("data: {}\n\n", serde_json::to_string(&event).unwrap());
+        prop_assert_eq!(std::str::from_utf8(&frame).unwrap(), serde);
+    }
+
     #[test]
     fn protobuf_frames_round_trip(event in event()) {
         let frame = encode_frame(&event);
