@@ -3,9 +3,9 @@
 //! Each event is stamped with a millisecond timestamp (its frame's: see [`EventSink::feed`]),
 //! checked by the [`SequenceGuard`] (the server-side twin of the client's `verifyEvents`),
 //! adapted to the client's [`Dialect`], encoded (SSE or protobuf) and handed to the response body
-//! through a bounded channel. A violation never
-//! reaches the wire: the sink ends the run with `RUN_ERROR protocol_violation` instead and the run
-//! stops. In tests a violation is a bug that shows up as that code.
+//! through a bounded channel. A violation never reaches the wire: the sink ends the run with
+//! `RUN_ERROR protocol_violation` instead and the run stops. In tests a violation is a bug that
+//! shows up as that code.
 //!
 //! Events can be batched: [`EventSink::feed`] encodes an event into the sink's buffer and
 //! [`EventSink::flush`] hands the buffer to the body as one frame (one channel send, one wake-up
