@@ -69,7 +69,8 @@ struct LiveState {
 }
 
 /// What the store must write when a run ends, besides its chunks: its `runs` row and audit
-/// record, and the thread's trim.
+/// record, and the thread's trim. A write of the end moves the ops into the store's queue (no
+/// copy); a failed one hands them back ([`LiveRun::settle`]).
 #[derive(Debug)]
 struct End {
     ops: Vec<WriteOp>,
@@ -81,9 +82,11 @@ struct End {
 #[derive(Debug)]
 pub(crate) struct Taken {
     /// How many chunks, from `committed` on.
-    chunks: usize,
+    pub(super) chunks: usize,
     /// Whether the run's end went with them.
     end: bool,
+    /// How many ops of the end went (after the chunks).
+    pub(super) end_ops: usize,
 }
 
 /// What a settled write leaves the run with.
@@ -181,8 +184,9 @@ impl LiveRun {
         let at = now_ms();
         let mut chunks = Vec::with_capacity(state.in_flight.len());
         for (number, events) in (state.committed..).zip(&state.in_flight) {
-            match serde_json::to_string(events) {
-                Ok(events) => chunks.push(WriteOp::History(HistoryChunk {
+            let mut json = Vec::with_capacity(compact::json_size_hint(events));
+            match serde_json::to_writer(&mut json, events).map(|()| String::from_utf8(json)) {
+                Ok(Ok(events)) => chunks.push(WriteOp::History(HistoryChunk {
                     thread_id: self.thread_id.clone(),
                     run_id: self.run_id.clone(),
                     chunk: number,
@@ -190,6 +194,10 @@ impl LiveRun {
                     at,
                     events,
                 })),
+                Ok(Err(error)) => {
+                    tracing::error!(target: "agui::history", %error, run_id = %self.run_id, "history chunk not UTF-8");
+                    return None;
+                }
                 Err(error) => {
                     // Events serialize infallibly; should one not, the run's history stops here
                     // rather than commit out of order.
@@ -198,21 +206,29 @@ impl LiveRun {
                 }
             }
         }
-        let taken = Taken {
+        let mut taken = Taken {
             chunks: chunks.len(),
             end: state.end.is_some(),
+            end_ops: 0,
         };
         ops.extend(chunks);
-        if let Some(end) = &state.end {
-            ops.extend(end.ops.iter().cloned());
+        if let Some(end) = &mut state.end {
+            taken.end_ops = end.ops.len();
+            ops.append(&mut end.ops);
         }
         state.writing = true;
         Some(taken)
     }
 
     /// Records the outcome of the write that took `taken`: its chunks are committed, or kept
-    /// in flight for the next window.
-    pub(crate) fn settle(&self, taken: Taken, result: &Result<(), StoreError>) -> Settled {
+    /// in flight for the next window; `end_ops` are the ops of its end that a failed write
+    /// gave back.
+    pub(crate) fn settle(
+        &self,
+        taken: Taken,
+        result: &Result<(), StoreError>,
+        end_ops: Vec<WriteOp>,
+    ) -> Settled {
         let mut state = self.state();
         state.writing = false;
         if result.is_ok() {
@@ -230,6 +246,7 @@ impl LiveRun {
         let Some(end) = state.end.as_mut().filter(|_| taken.end) else {
             return Settled::Open;
         };
+        end.ops = end_ops;
         end.failures += 1;
         if end.failures < END_ATTEMPTS {
             return Settled::Open;
@@ -270,13 +287,25 @@ impl LiveRun {
     pub(crate) fn end_with(&self, event: Event) {
         let mut state = self.state();
         if !state.finished {
-            record(&mut state, &event);
+            record_owned(&mut state, event);
         }
     }
 }
 
 /// Records one event: to the followers as it is, to `pending` compacted.
 fn record(state: &mut LiveState, event: &Event) {
+    show_followers(state, event);
+    compact::push_ref(&mut state.pending, event);
+}
+
+/// [`record`] of an event the tap made itself: moved into `pending`, not copied.
+fn record_owned(state: &mut LiveState, event: Event) {
+    show_followers(state, &event);
+    compact::push(&mut state.pending, event);
+}
+
+/// Notes a terminal event and hands `event` to the run's followers, if any.
+fn show_followers(state: &mut LiveState, event: &Event) {
     if matches!(event, Event::RunFinished(_) | Event::RunError(_)) {
         state.finished = true;
     }
@@ -291,7 +320,6 @@ fn record(state: &mut LiveState, event: &Event) {
         // one, not the four a first push reserves.
         state.pending.reserve_exact(1);
     }
-    compact::push_ref(&mut state.pending, event);
 }
 
 /// The event sink's tap of one run.
@@ -311,7 +339,7 @@ impl EventTap for Tap {
                 RunAgentInput::new(started.thread_id.clone(), started.run_id.clone(), messages);
             input.parent_run_id = started.parent_run_id.clone();
             started.input = Some(Box::new(input));
-            record(&mut self.run.state(), &Event::RunStarted(started));
+            record_owned(&mut self.run.state(), Event::RunStarted(started));
             return;
         }
         record(&mut self.run.state(), event);

@@ -141,8 +141,10 @@ impl History {
         }
         let history = self.clone();
         let settle_log = log.clone();
-        let settle = move |result: Result<(), StoreError>, follow: &mut FollowUps| {
-            history.settle(taken, &result, &settle_log, follow);
+        let settle = move |result: Result<(), StoreError>,
+                           unwritten: Vec<WriteOp>,
+                           follow: &mut FollowUps| {
+            history.settle(taken, &result, unwritten, &settle_log, follow);
         };
         match follow {
             Some(follow) => follow.submit_then(ops, settle),
@@ -150,21 +152,29 @@ impl History {
         }
     }
 
-    /// The outcome of one [`History::write`], for each of its runs. Runs on the audit log's
-    /// writer task: it only updates the runs and queues what follows.
+    /// The outcome of one [`History::write`], for each of its runs; `unwritten` are its ops
+    /// when it failed, in the order [`LiveRun::take_write`] put them (each run's chunks, then
+    /// its end). Runs on the audit log's writer task: it only updates the runs and queues what
+    /// follows.
     fn settle(
         self: &Arc<Self>,
         taken: Vec<(Arc<LiveRun>, Taken)>,
         result: &Result<(), StoreError>,
+        unwritten: Vec<WriteOp>,
         log: &AuditLog,
         follow: &mut FollowUps,
     ) {
         if let Err(error) = result {
             tracing::warn!(target: "agui::history", %error, runs = taken.len(), "history not written yet; kept for the next window");
         }
+        let mut unwritten = unwritten.into_iter();
         let mut end_now = Vec::new();
         for (run, taken) in taken {
-            match run.settle(taken, result) {
+            // The chunks stay in the run as events (a retry writes them again); its end's ops
+            // go back to it.
+            unwritten.by_ref().take(taken.chunks).for_each(drop);
+            let end_ops: Vec<WriteOp> = unwritten.by_ref().take(taken.end_ops).collect();
+            match run.settle(taken, result, end_ops) {
                 Settled::Open => {}
                 Settled::Written => self.live.remove(&run),
                 Settled::EndWaiting => end_now.push(run),

@@ -37,16 +37,18 @@ enum Done {
     Then(Box<Then>),
 }
 
-/// A callback of [`AuditLog::submit_then`].
-type Then = dyn FnOnce(Result<(), StoreError>, &mut FollowUps) + Send;
+/// A callback of [`AuditLog::submit_then`]: the outcome, the submission's ops when they were
+/// not written (in the order submitted; none when they were), and what it queues next.
+type Then = dyn FnOnce(Result<(), StoreError>, Vec<WriteOp>, &mut FollowUps) + Send;
 
 impl Done {
-    fn send(self, result: Result<(), StoreError>, follow: &mut FollowUps) {
+    /// Tells the caller; `unwritten` are its ops when `result` is an error.
+    fn send(self, result: Result<(), StoreError>, unwritten: Vec<WriteOp>, follow: &mut FollowUps) {
         match self {
             Self::Wait(waiter) => {
                 let _ = waiter.send(result);
             }
-            Self::Then(then) => then(result, follow),
+            Self::Then(then) => then(result, unwritten, follow),
         }
     }
 }
@@ -62,7 +64,7 @@ impl FollowUps {
     pub fn submit_then(
         &mut self,
         ops: Vec<WriteOp>,
-        then: impl FnOnce(Result<(), StoreError>, &mut FollowUps) + Send + 'static,
+        then: impl FnOnce(Result<(), StoreError>, Vec<WriteOp>, &mut FollowUps) + Send + 'static,
     ) {
         self.0.push(Msg::Durable(ops, Done::Then(Box::new(then))));
     }
@@ -212,15 +214,16 @@ impl AuditLog {
     /// Queues `ops` as one unit, in one transaction like [`AuditLog::record_durable`], without
     /// waiting: `then` gets the outcome once the transaction carrying them has committed or
     /// failed. As for a durable caller, ops whose transaction failed are neither written nor
-    /// retried by the log: `then` decides what to do with them. A full queue (or a stopped
-    /// writer) calls `then` at once, with the error.
+    /// retried by the log: `then` gets them back, in order, and decides what to do with them (so
+    /// a caller that retries need not keep a copy). A full queue (or a stopped writer) calls
+    /// `then` at once, with the error and the ops.
     ///
     /// `then` runs on the writer's task between two transactions: it must be quick and must not
     /// block. What it must write next goes through its [`FollowUps`].
     pub fn submit_then(
         &self,
         ops: Vec<WriteOp>,
-        then: impl FnOnce(Result<(), StoreError>, &mut FollowUps) + Send + 'static,
+        then: impl FnOnce(Result<(), StoreError>, Vec<WriteOp>, &mut FollowUps) + Send + 'static,
     ) {
         self.send_durable(Msg::Durable(ops, Done::Then(Box::new(then))));
     }
@@ -231,10 +234,11 @@ impl AuditLog {
         let Err(refused) = self.tx.try_send(msg) else {
             return;
         };
-        if let Msg::Durable(_, done) = refused.into_inner() {
+        if let Msg::Durable(ops, done) = refused.into_inner() {
             let mut follow = FollowUps(Vec::new());
             done.send(
                 Err(StoreError::AuditUnavailable("audit queue full")),
+                ops,
                 &mut follow,
             );
             for msg in follow.0 {
@@ -419,10 +423,13 @@ pub fn ops_for_event(event: AuditEvent, at: i64) -> Vec<WriteOp> {
 }
 
 /// One drained batch: the operations, which of them belong to durable callers, and flushes.
+/// The run starts and their callers are two lists, one index apart: the store reads the starts
+/// as one slice, so a commit does not copy them.
 #[derive(Default)]
 struct Batch {
     ops: Vec<WriteOp>,
-    starts: Vec<StartWaiter>,
+    starts: Vec<StartRequest>,
+    started: Vec<oneshot::Sender<Result<ThreadAccess, StoreError>>>,
     durable: Vec<DurableWaiter>,
     flushes: Vec<oneshot::Sender<()>>,
 }
@@ -441,7 +448,11 @@ impl Batch {
     fn push(&mut self, msg: Msg) {
         match msg {
             Msg::Op(op) => self.ops.push(op),
-            Msg::Start(waiter) => self.starts.push(*waiter),
+            Msg::Start(waiter) => {
+                let (request, done) = *waiter;
+                self.starts.push(request);
+                self.started.push(done);
+            }
             Msg::Durable(ops, done) => {
                 let start = self.ops.len();
                 self.ops.extend(ops);
@@ -502,18 +513,17 @@ impl Writer {
                 }
                 continue;
             }
-            let starts: Vec<StartRequest> = batch.starts.iter().map(|(r, _)| r.clone()).collect();
-            let result = if starts.is_empty() {
+            let result = if batch.starts.is_empty() {
                 self.store
                     .write_batch(&batch.ops)
                     .await
                     .map(|()| Vec::new())
             } else {
-                self.store.commit(&starts, &batch.ops).await
+                self.store.commit(&batch.starts, &batch.ops).await
             };
             match result {
                 Ok(accesses) => {
-                    let started: Vec<WriteOp> = starts
+                    let started: Vec<WriteOp> = std::mem::take(&mut batch.starts)
                         .into_iter()
                         .zip(&accesses)
                         .filter(|(_, a)| matches!(a, ThreadAccess::Owner { .. }))
@@ -527,11 +537,11 @@ impl Writer {
                             .fetch_add(started.len() as u64, Ordering::Relaxed);
                     }
                     backoff = Duration::from_millis(50);
-                    for ((_, done), access) in batch.starts.into_iter().zip(accesses) {
+                    for (done, access) in batch.started.into_iter().zip(accesses) {
                         let _ = done.send(Ok(access));
                     }
                     for (_, done) in batch.durable {
-                        done.send(Ok(()), &mut follow);
+                        done.send(Ok(()), Vec::new(), &mut follow);
                     }
                 }
                 Err(error) => {
@@ -545,7 +555,7 @@ impl Writer {
                     // for: each start and each durable group is tried again alone, before its
                     // caller is answered, so one bad record refuses only itself.
                     let database_up = self.store.ping().await.is_ok();
-                    for (request, done) in batch.starts {
+                    for (request, done) in batch.starts.into_iter().zip(batch.started) {
                         let alone = if database_up {
                             self.start_alone(request).await
                         } else {
@@ -618,14 +628,15 @@ impl Writer {
         database_up: bool,
         follow: &mut FollowUps,
     ) -> Vec<WriteOp> {
-        let mut grouped = vec![false; ops.len()];
+        // Each durable group is taken out (its caller gets it back if it is not written); what
+        // is left are the ops of no durable caller.
+        let mut ops: Vec<Option<WriteOp>> = ops.into_iter().map(Some).collect();
         for (range, done) in durable.drain(..) {
-            range.clone().for_each(|i| grouped[i] = true);
+            let group: Vec<WriteOp> = ops[range].iter_mut().filter_map(Option::take).collect();
             let result = if database_up {
-                let group = &ops[range];
-                match self.store.write_batch(group).await {
+                match self.store.write_batch(&group).await {
                     Ok(()) => {
-                        self.committed(group).await;
+                        self.committed(&group).await;
                         Ok(())
                     }
                     Err(error) => {
@@ -636,13 +647,12 @@ impl Writer {
             } else {
                 Err(StoreError::AuditUnavailable("audit write failed"))
             };
-            done.send(result, follow);
+            match result {
+                Ok(()) => done.send(Ok(()), Vec::new(), follow),
+                Err(error) => done.send(Err(error), group, follow),
+            }
         }
-        let mut kept: Vec<WriteOp> = ops
-            .into_iter()
-            .zip(grouped)
-            .filter_map(|(op, grouped)| (!grouped).then_some(op))
-            .collect();
+        let mut kept: Vec<WriteOp> = ops.into_iter().flatten().collect();
         if database_up {
             for op in kept.drain(..) {
                 match self.store.write_batch(std::slice::from_ref(&op)).await {
