@@ -72,6 +72,12 @@ pub(crate) trait WriteTx {
 
     /// Tells the other replicas, once the transaction commits (a no-op for one process).
     async fn notify(&mut self, notice: &Notice) -> Result<(), StoreError>;
+
+    /// Whether [`WriteTx::notify`] reaches anyone: a store of one process skips building the
+    /// notices.
+    fn has_replicas(&self) -> bool {
+        true
+    }
 }
 
 /// Claims `thread_id` for `owner`: creates it (with `last_run_at` when a run starts it), or
@@ -163,7 +169,7 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, ops: &[WriteOp]) -> Result<(), 
             WriteOp::History(chunk) => {
                 tx.insert_history(chunk).await?;
                 let key = (chunk.thread_id.as_str(), chunk.run_id.as_str());
-                if !grown.contains(&key) {
+                if tx.has_replicas() && !grown.contains(&key) {
                     grown.push(key);
                 }
             }

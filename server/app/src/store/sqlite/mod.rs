@@ -334,6 +334,10 @@ impl WriteTx for SqliteTx<'_> {
         // One process per SQLite file: nobody else to tell.
         Ok(())
     }
+
+    fn has_replicas(&self) -> bool {
+        false
+    }
 }
 
 /// The thread's owner, if the thread exists (inside a write, or on a reader).
