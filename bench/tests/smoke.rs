@@ -45,6 +45,11 @@ async fn start_agui_server() -> Server {
 
 /// The smoke profile's server, its store at `database_url` (`None`: SQLite in memory).
 async fn start_agui_server_with(database_url: Option<String>) -> Server {
+    start_agui_server_history(database_url, true).await
+}
+
+/// [`start_agui_server_with`], thread history on or off.
+async fn start_agui_server_history(database_url: Option<String>, history: bool) -> Server {
     let idp = TestIdp::start().await;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -57,6 +62,7 @@ async fn start_agui_server_with(database_url: Option<String>) -> Server {
     // lifted (the store, audit log and auth stay on).
     config.limits.runs_per_minute = 0;
     config.limits.max_concurrent_streams = 0;
+    config.history.enabled = history;
     let listener = agui_server::serve::bind(config.listen, config.backlog).unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState::builder(config)
@@ -207,8 +213,11 @@ async fn streams_without_run_finished_make_the_run_invalid() {
 /// `Value` of it), the token fingerprint stopped allocating per hex digit and log lines stopped
 /// going through a channel one `Vec` each; on 2026-12-07 296.1 (61 KB) once the scripted
 /// model built each delta with one allocation (five deltas a run). SQLite's own C allocations
-/// do not go through Rust's allocator and are not counted.
-const ALLOCATIONS_PER_SHORT_RUN: f64 = 296.0;
+/// do not go through Rust's allocator and are not counted. On 2026-12-07 (later) 254.1 (58 KB)
+/// once a group commit stopped copying every run start it carries (−21), a run's end was moved
+/// into the store's queue instead of copied for a retry (−10), and its stored `RUN_STARTED`
+/// was no longer copied twice (−11).
+const ALLOCATIONS_PER_SHORT_RUN: f64 = 254.0;
 /// How far above today's figure the count may go before the guard fails.
 const MARGIN: f64 = 0.10;
 const CHILD: &str = "AGUI_BENCH_ALLOCATION_CHILD";
@@ -229,6 +238,45 @@ fn allocations_per_short_run_stay_within_todays_figure() {
     assert!(
         allocations <= ALLOCATIONS_PER_SHORT_RUN * (1.0 + MARGIN),
         "allocations per short run grew to {line}, past {ALLOCATIONS_PER_SHORT_RUN} + {:.0} %: find the new allocation (or, for a deliberate change, update ALLOCATIONS_PER_SHORT_RUN with the reason)",
+        MARGIN * 100.0
+    );
+}
+
+/// What thread history itself allocates per std run (`/stream 200`, 200 deltas compacted into
+/// one stored chunk): allocations per run with history on minus the same with it off, both
+/// counted in one process, one after the other. Measured on 2026-12-07: 59.0 (22 KB) when the
+/// tap copied the run's `RUN_STARTED` twice, its end was copied for a retry and the chunk's
+/// JSON grew by doubling; 38.0 (18 KB) after.
+const HISTORY_ALLOCATIONS_PER_STD_RUN: f64 = 38.0;
+const HISTORY_FIGURE: &str = "history allocations per std run: ";
+const HISTORY_GUARD: &str = "history_allocations_per_std_run_stay_within_todays_figure";
+
+#[test]
+fn history_allocations_per_std_run_stay_within_todays_figure() {
+    if std::env::var_os(CHILD).is_some() {
+        let ((on, on_bytes), (off, off_bytes)) = in_runtime(async {
+            (
+                count_runs("/stream 200", true).await,
+                count_runs("/stream 200", false).await,
+            )
+        });
+        println!(
+            "{HISTORY_FIGURE}{:.1} ({:.0} bytes; on {on:.1}, off {off:.1})",
+            on - off,
+            on_bytes - off_bytes
+        );
+        return;
+    }
+    let (history, line) = figure_of_child(HISTORY_GUARD, HISTORY_FIGURE);
+    println!(
+        "{HISTORY_FIGURE}{line}; today's figure {HISTORY_ALLOCATIONS_PER_STD_RUN}, margin {MARGIN}"
+    );
+    // Positive control: history on does allocate (its chunk at least): a history silently off
+    // would read as free.
+    assert!(history >= 3.0, "{line}");
+    assert!(
+        history <= HISTORY_ALLOCATIONS_PER_STD_RUN * (1.0 + MARGIN),
+        "history's allocations per std run grew to {line}, past {HISTORY_ALLOCATIONS_PER_STD_RUN} + {:.0} %: find the new allocation (or, for a deliberate change, update HISTORY_ALLOCATIONS_PER_STD_RUN with the reason)",
         MARGIN * 100.0
     );
 }
@@ -304,11 +352,17 @@ fn figure_of_child(name: &str, prefix: &str) -> (f64, String) {
 /// counted to its end: the run tasks have finished (their history written) and the audit
 /// log has flushed before the count is read.
 async fn count_short_runs() -> (f64, f64) {
+    count_runs("/stream 5", true).await
+}
+
+/// Allocations and bytes allocated per run of `message` through `/chat`, one after another
+/// on one connection, with thread history on or off, after a warm-up.
+async fn count_runs(message: &str, history: bool) -> (f64, f64) {
     const WARM: usize = 100;
     const COUNTED: usize = 300;
-    let server = start_agui_server().await;
+    let server = start_agui_server_history(None, history).await;
     let token = token(&server.idp, AUDIENCE);
-    let requests = run_inputs("/stream 5", WARM + COUNTED);
+    let requests = run_inputs(message, WARM + COUNTED);
     let requests: Vec<Vec<u8>> = requests
         .iter()
         .map(|body| raw_request(&server, "/chat", &token, body))
