@@ -216,8 +216,9 @@ async fn streams_without_run_finished_make_the_run_invalid() {
 /// do not go through Rust's allocator and are not counted. On 2026-12-07 (later) 254.1 (58 KB)
 /// once a group commit stopped copying every run start it carries (−21), a run's end was moved
 /// into the store's queue instead of copied for a retry (−10), and its stored `RUN_STARTED`
-/// was no longer copied twice (−11).
-const ALLOCATIONS_PER_SHORT_RUN: f64 = 254.0;
+/// was no longer copied twice (−11); 245.1 once message and tool-call ids were shared instead
+/// of copied into every delta (a std run of 200 deltas: 620 → 420).
+const ALLOCATIONS_PER_SHORT_RUN: f64 = 245.0;
 /// How far above today's figure the count may go before the guard fails.
 const MARGIN: f64 = 0.10;
 const CHILD: &str = "AGUI_BENCH_ALLOCATION_CHILD";
@@ -246,8 +247,8 @@ fn allocations_per_short_run_stay_within_todays_figure() {
 /// one stored chunk): allocations per run with history on minus the same with it off, both
 /// counted in one process, one after the other. Measured on 2026-12-07: 59.0 (22 KB) when the
 /// tap copied the run's `RUN_STARTED` twice, its end was copied for a retry and the chunk's
-/// JSON grew by doubling; 38.0 (18 KB) after.
-const HISTORY_ALLOCATIONS_PER_STD_RUN: f64 = 38.0;
+/// JSON grew by doubling; 38.0 (18 KB) after; 34.0 once ids were shared.
+const HISTORY_ALLOCATIONS_PER_STD_RUN: f64 = 34.0;
 const HISTORY_FIGURE: &str = "history allocations per std run: ";
 const HISTORY_GUARD: &str = "history_allocations_per_std_run_stay_within_todays_figure";
 

@@ -402,10 +402,10 @@ impl SequenceGuard {
         for entry in &self.open {
             let id = entry.id.clone();
             match entry.kind {
-                Kind::Text => items.text_messages.push(MessageId(id)),
-                Kind::ToolCall => items.tool_calls.push(ToolCallId(id)),
-                Kind::ReasoningMessage => items.reasoning_messages.push(MessageId(id)),
-                Kind::ReasoningSpan => items.reasoning_spans.push(MessageId(id)),
+                Kind::Text => items.text_messages.push(MessageId::from(id)),
+                Kind::ToolCall => items.tool_calls.push(ToolCallId::from(id)),
+                Kind::ReasoningMessage => items.reasoning_messages.push(MessageId::from(id)),
+                Kind::ReasoningSpan => items.reasoning_spans.push(MessageId::from(id)),
                 Kind::Step => items.steps.push(id),
                 Kind::Subagent => items.subagents.push(id),
             }
@@ -635,7 +635,7 @@ impl SequenceGuard {
                 // Not checked against calls (rule 6); it mints a message owned by its tag.
                 self.owners
                     .message
-                    .insert(e.message_id.0.clone(), tag.map(str::to_owned));
+                    .insert(e.message_id.as_str().to_owned(), tag.map(str::to_owned));
                 Ok(())
             }
             Event::ActivitySnapshot(e) => {
@@ -643,7 +643,7 @@ impl SequenceGuard {
                 if !known || e.replace != Some(false) {
                     self.owners
                         .activity
-                        .insert(e.message_id.0.clone(), tag.map(str::to_owned));
+                        .insert(e.message_id.as_str().to_owned(), tag.map(str::to_owned));
                 }
                 Ok(())
             }
@@ -925,7 +925,7 @@ impl SequenceGuard {
                 if authoritative || !self.owners.tool_call.contains_key(call.id.as_str()) {
                     self.owners
                         .tool_call
-                        .insert(call.id.0.clone(), owner.clone());
+                        .insert(call.id.as_str().to_owned(), owner.clone());
                 }
             }
         }
@@ -943,7 +943,7 @@ impl SequenceGuard {
                     Kind::Text,
                     id.as_str(),
                     ChunkLane {
-                        id: id.0.clone(),
+                        id: id.as_str().to_owned(),
                         role: e.role,
                         name: e.name.clone(),
                         parent: None,
@@ -969,7 +969,7 @@ impl SequenceGuard {
                     Kind::ToolCall,
                     id.as_str(),
                     ChunkLane {
-                        id: id.0.clone(),
+                        id: id.as_str().to_owned(),
                         role: None,
                         name: Some(name.clone()),
                         parent: e.parent_message_id.clone(),
@@ -985,7 +985,7 @@ impl SequenceGuard {
                     Kind::ReasoningMessage,
                     id.as_str(),
                     ChunkLane {
-                        id: id.0.clone(),
+                        id: id.as_str().to_owned(),
                         ..ChunkLane::default()
                     },
                 )

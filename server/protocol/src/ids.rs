@@ -12,6 +12,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,87 @@ macro_rules! string_id {
         #[serde(transparent)]
         pub struct $name(pub String);
 
+        string_id_api!($name);
+    };
+}
+
+/// An id that every event of a streamed item repeats (a message's or tool call's, on each of
+/// its deltas): shared, so the run loop's copy for the next delta is a reference count, not an
+/// allocation and a copy of the id (200 a reply of 200 deltas).
+macro_rules! shared_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Wraps an owned or borrowed string.
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(Arc::from(id.into()))
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id as an owned `String` (a copy).
+            pub fn into_string(self) -> String {
+                self.0.as_ref().to_owned()
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self(Arc::from(""))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                // Borrowed when the input allows it: one allocation, the shared one.
+                let id = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Ok(Self(Arc::from(id.as_ref())))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(Arc::from(id))
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(Arc::from(id))
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(id: &String) -> Self {
+                Self(Arc::from(id.as_str()))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.into_string()
+            }
+        }
+
+        string_id_common!($name);
+    };
+}
+
+/// The API of a `String` id (see [`string_id`]).
+macro_rules! string_id_api {
+    ($name:ident) => {
         impl $name {
             /// Wraps an owned or borrowed string.
             pub fn new(id: impl Into<String>) -> Self {
@@ -63,6 +145,13 @@ macro_rules! string_id {
             }
         }
 
+        string_id_common!($name);
+    };
+}
+
+/// What every id type has: display, deref and comparison with `str`.
+macro_rules! string_id_common {
+    ($name:ident) => {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -91,13 +180,13 @@ macro_rules! string_id {
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                self.0 == other
+                self.as_str() == other
             }
         }
 
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
+                self.as_str() == *other
             }
         }
     };
@@ -111,11 +200,11 @@ string_id!(
     /// One run of an agent on a thread (`runId`, `parentRunId`).
     RunId
 );
-string_id!(
+shared_id!(
     /// A message (`messageId`, `Message.id`), also the id of a reasoning span or activity.
     MessageId
 );
-string_id!(
+shared_id!(
     /// A tool call (`toolCallId`, `ToolCall.id`).
     ToolCallId
 );
@@ -164,6 +253,26 @@ pub fn check_id(id: &str) -> Result<(), IdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_ids_are_plain_json_strings_and_a_copy_shares_the_text() {
+        let id = MessageId::new("msg-1");
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""msg-1""#);
+        let back: MessageId = serde_json::from_str(r#""msg-1""#).unwrap();
+        assert_eq!(back, id);
+        // Escaped input (not borrowable) reads the same way.
+        let escaped: ToolCallId = serde_json::from_str(r#""call\u002d1""#).unwrap();
+        assert_eq!(escaped, "call-1");
+        assert!(serde_json::from_str::<MessageId>("1").is_err());
+        // What the run loop relies on: the copy for the next delta is the same text, not a new
+        // allocation. (A `String` id's copy is a new buffer: the positive control.)
+        let copy = id.clone();
+        assert_eq!(copy.as_str().as_ptr(), id.as_str().as_ptr());
+        let thread = ThreadId::new("t");
+        assert_ne!(thread.clone().as_str().as_ptr(), thread.as_str().as_ptr());
+        assert_eq!(MessageId::default(), "");
+        assert_eq!(String::from(id), "msg-1");
+    }
 
     #[test]
     fn the_id_rule_bounds_length_and_refuses_control_characters() {
