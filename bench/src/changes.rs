@@ -118,10 +118,19 @@ pub fn section(previous: &str, current: &str) -> Option<String> {
     }
     out.push_str("| target | before | now |\n|---|---|---|\n");
     for (text, verdict) in &now.targets {
+        // A target whose wording changed is found by what comes before its colon (the
+        // scenario it judges), which stays.
+        let subject = |t: &str| t.split_once(':').map_or(t, |(s, _)| s).to_owned();
         let previous = before
             .targets
             .iter()
             .find(|(t, _)| t == text)
+            .or_else(|| {
+                before
+                    .targets
+                    .iter()
+                    .find(|(t, _)| subject(t) == subject(text))
+            })
             .map_or("(new target)", |(_, v)| v.as_str());
         let _ = writeln!(out, "| {text} | {previous} | {verdict} |");
     }
@@ -230,6 +239,32 @@ mod tests {
         assert!(section.contains("| 1.18× (worse) |"), "{section}");
         // Peers' rows are not agui-server's headline.
         assert!(!section.contains("Node | 5,052"), "{section}");
+    }
+
+    #[test]
+    fn a_reworded_target_is_compared_by_its_scenario() {
+        let before = report("2026-12-03 10:09 UTC", "5,387", "❌ (1.07×)", "142");
+        let now = report("2026-12-03 14:31 UTC", "5,400", "❌ (1.54×)", "140").replace(
+            "short: requests/s ≥ 4× Node",
+            "short: requests/s and CPU per request ≥ 4× Node",
+        );
+        let section = section(&before, &now).expect("a section");
+        assert!(
+            section.contains(
+                "| short: requests/s and CPU per request ≥ 4× Node | ❌ (1.07×) | ❌ (1.54×) |"
+            ),
+            "{section}"
+        );
+        // Positive control: a target of another scenario is new.
+        let other = now.replace(
+            "short: requests/s and CPU per request ≥ 4× Node",
+            "shorter: requests/s ≥ 4× Node",
+        );
+        let section = super::section(&before, &other).expect("a section");
+        assert!(
+            section.contains("| shorter: requests/s ≥ 4× Node | (new target) |"),
+            "{section}"
+        );
     }
 
     #[test]

@@ -403,13 +403,24 @@ fn targets(results: &Results) -> Vec<Target> {
         ratio2("std_c50", AguiServerNoHistory),
         ratio2("std_c50", Node),
     );
+    // What history costs the server: CPU per event off / on. The events/s ratio alone cannot
+    // show it once either side saturates the load client (both then stream at the client's
+    // pace), so the verdict takes both.
+    let cpu = |sv| median_of(results, "std_c50", sv, |_, r| cpu_us_per_event(r));
+    let cpu_off_on = cpu(AguiServerNoHistory)
+        .zip(cpu(AguiServer))
+        .map(|(off, on)| off / on);
     list.push(Target {
-        text: "std at 50 with history on: events/s within 10 % of history off (same build), still ≥ 2× Node",
+        text: "std at 50 with history on: events/s and CPU per event within 10 % of history off (same build), still ≥ 2× Node",
         verdict: verdict(
-            on_off.zip(on_node).map(|(o, n)| o >= 0.9 && n >= 2.0),
+            on_off
+                .zip(on_node)
+                .zip(cpu_off_on)
+                .map(|((o, n), c)| o >= 0.9 && c >= 0.9 && n >= 2.0),
             format!(
-                "(on/off {}×, Node {}×)",
+                "(on/off {}× events/s, {}× CPU per event (off/on), Node {}×)",
                 on_off.map_or("–".into(), num),
+                cpu_off_on.map_or("–".into(), num),
                 on_node.map_or("–".into(), num)
             ),
         ),

@@ -874,17 +874,20 @@ impl Suite {
                 deadline: spec.deadline,
             });
             let overflows = procfs::listen_overflows();
-            let cpu = procfs::cpu_seconds(pid, self.ticks).unwrap_or(0.0);
-            let client_cpu = procfs::cpu_seconds(std::process::id(), self.ticks).unwrap_or(0.0);
+            let cpu = procfs::CpuReading::of(pid, self.ticks).unwrap_or_default();
+            let client_cpu =
+                procfs::CpuReading::of(std::process::id(), self.ticks).unwrap_or_default();
             let sampler = procfs::RssSampler::start(pid);
             let result = match join {
                 Some(join) => runtime.block_on(client::join(join)),
                 None => runtime.block_on(client::run(spec)),
             };
             let peak_rss_kib = sampler.finish(pid);
-            let cpu_s = procfs::cpu_seconds(pid, self.ticks).unwrap_or(0.0) - cpu;
-            let client_cpu_s =
-                procfs::cpu_seconds(std::process::id(), self.ticks).unwrap_or(0.0) - client_cpu;
+            let cpu_s =
+                cpu.seconds_until(&procfs::CpuReading::of(pid, self.ticks).unwrap_or_default());
+            let client_cpu_s = client_cpu.seconds_until(
+                &procfs::CpuReading::of(std::process::id(), self.ticks).unwrap_or_default(),
+            );
             let listen_overflows = procfs::listen_overflows().saturating_sub(overflows);
             // Every stream has ended (the client read each to its end or gave up): what the
             // server still holds after a quiet minute is what it kept of the burst.
