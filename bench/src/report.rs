@@ -580,7 +580,7 @@ pub fn markdown(results: &Results, chart: &str) -> String {
     let _ = writeln!(out, "- **Date:** {}", results.started);
     let _ = writeln!(out, "- **Machine:** {}", results.machine);
     out.push_str("- **Pinning:** every server on CPU 0 (`taskset -c 0`); the load client, the JWKS server and the mock model on CPU 1.\n");
-    out.push_str("- **Rules:** a fresh server process per scenario, a warm-up (one request, then a burst of 200 short streams, 5 runs for the agents, so JIT-compiled peers are measured warm), then the runs; medians with min–max; server CPU from `/proc/<pid>/stat`, peak RSS sampled every 50 ms, `TcpExt ListenOverflows` before/after each run. A run is valid only with zero errors and every stream ending in `RUN_FINISHED`.\n");
+    out.push_str("- **Rules:** a fresh server process per scenario, a warm-up (one request, then a burst of 200 short streams, 5 runs for the agents, so JIT-compiled peers are measured warm), then the runs; medians with min–max; server CPU from its threads' `schedstat` nanoseconds (`/proc/<pid>/stat` ticks when a thread ended), peak RSS sampled every 50 ms, `TcpExt ListenOverflows` before/after each run. A run is valid only with zero errors and every stream ending in `RUN_FINISHED`.\n");
     let _ = writeln!(
         out,
         "- **Peers flagged** when more than {:.0} % below their reference figures (shared/reference/perf-peers.md); ratios against a flagged peer are marked invalid. A result above {:.0} % of the floor's is labelled client-bound (≥).\n",
