@@ -153,29 +153,47 @@ pub fn resolve_credential(
     }
 }
 
+/// Byte classes of the token alphabets: a bearer token (~800 bytes for a typical IdP's JWT) is
+/// checked on every request, up to three times (its header's syntax, then the route and the
+/// verifier's JWS shape), so each check is one table lookup per byte.
+const BASE64URL: u8 = 1;
+const TOKEN68: u8 = 2;
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            table[i] = BASE64URL | TOKEN68;
+        } else if matches!(b, b'.' | b'~' | b'+' | b'/') {
+            table[i] = TOKEN68;
+        }
+        i += 1;
+    }
+    table
+};
+
+fn all_in(s: &str, class: u8) -> bool {
+    s.bytes().all(|b| CLASSES[usize::from(b)] & class != 0)
+}
+
 /// RFC 7235 §2.1 `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub(crate) fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    !body.is_empty() && all_in(body, TOKEN68)
 }
 
 /// Three non-empty base64url segments separated by dots (RFC 7515 §7.1 compact serialization).
 pub(crate) fn is_compact_jws(s: &str) -> bool {
-    let mut parts = 0;
-    for segment in s.split('.') {
-        parts += 1;
-        if segment.is_empty() || !segment.bytes().all(is_base64url_byte) {
-            return false;
-        }
-    }
-    parts == 3
-}
-
-pub(crate) fn is_base64url_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+    let Some((header, rest)) = s.split_once('.') else {
+        return false;
+    };
+    let Some((payload, signature)) = rest.split_once('.') else {
+        return false;
+    };
+    [header, payload, signature]
+        .iter()
+        .all(|segment| !segment.is_empty() && all_in(segment, BASE64URL))
 }
 
 #[cfg(test)]
@@ -406,8 +424,48 @@ mod tests {
             "[A-Za-z0-9._~+/-]{1,60}={0,2}"
         }
 
+        /// The grammars as written in their RFCs, byte by byte: what the tables must match.
+        fn token68_by_the_rfc(s: &str) -> bool {
+            let body = s.trim_end_matches('=');
+            !body.is_empty()
+                && body.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+                })
+        }
+
+        fn compact_jws_by_the_rfc(s: &str) -> bool {
+            let segments: Vec<&str> = s.split('.').collect();
+            segments.len() == 3
+                && segments.iter().all(|seg| {
+                    !seg.is_empty()
+                        && seg
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        }
+
+        /// Strings near the grammars' edges: their alphabets, `=`, dots, and a few others.
+        fn near_token() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(b"aZ09-_.~+/= \t\x00\x7f".to_vec())
+                        .prop_map(char::from),
+                    any::<char>(),
+                ],
+                0..24,
+            )
+            .prop_map(|chars| chars.into_iter().collect())
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn the_token_tables_accept_exactly_what_the_rfc_grammars_do(s in near_token()) {
+                prop_assert_eq!(is_token68(&s), token68_by_the_rfc(&s), "{:?}", s);
+                prop_assert_eq!(is_compact_jws(&s), compact_jws_by_the_rfc(&s), "{:?}", s);
+            }
 
             #[test]
             fn the_header_grammar_never_panics_and_yields_only_token68(value in header_value()) {
