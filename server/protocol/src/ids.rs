@@ -33,8 +33,24 @@ macro_rules! string_id {
 macro_rules! shared_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Debug, Clone, Eq, PartialOrd, Ord)]
         pub struct $name(Arc<str>);
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                // As `str` hashes: a map keyed by the id is read with a `&str` (`Borrow`).
+                self.0.hash(state);
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                // The deltas of one item carry copies of one id: equal without a look at the
+                // bytes (the compaction of history and the sequence guard compare them per
+                // event).
+                Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+            }
+        }
 
         impl $name {
             /// Wraps an owned or borrowed string.
@@ -268,6 +284,15 @@ mod tests {
         // allocation. (A `String` id's copy is a new buffer: the positive control.)
         let copy = id.clone();
         assert_eq!(copy.as_str().as_ptr(), id.as_str().as_ptr());
+        assert_eq!(copy, id);
+        // Equal text in another allocation is equal too, and hashes as its `str` does.
+        let other = MessageId::new("msg-1".to_owned());
+        assert_ne!(other.as_str().as_ptr(), id.as_str().as_ptr());
+        assert_eq!(other, id);
+        assert_ne!(MessageId::new("msg-2"), id);
+        let mut set = std::collections::HashSet::new();
+        set.insert(other);
+        assert!(set.contains("msg-1"));
         let thread = ThreadId::new("t");
         assert_ne!(thread.clone().as_str().as_ptr(), thread.as_str().as_ptr());
         assert_eq!(MessageId::default(), "");
