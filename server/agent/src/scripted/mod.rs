@@ -103,11 +103,11 @@ impl ModelProvider for ScriptedModel {
             ),
             Plan::Stream { count, size, delay } => {
                 let deltas = (0..count).map(move |i| {
-                    let letter = char::from(b'a' + (i % 26) as u8);
-                    // One allocation, of the delta's size.
-                    Ok(ModelDelta::Text(
-                        std::iter::repeat_n(letter, size).collect(),
-                    ))
+                    let letter = b'a' + (i % 26) as u8;
+                    // One allocation, of the delta's size, filled in one go (collecting `char`s
+                    // encoded them one by one: a cost no real provider's delta has).
+                    let text = String::from_utf8(vec![letter; size]).expect("ASCII letters");
+                    Ok(ModelDelta::Text(text))
                 });
                 // Lazily: a paced stream of thousands of deltas holds one at a time, not all.
                 paced(deltas, delay)
