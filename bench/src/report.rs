@@ -419,8 +419,9 @@ fn targets(results: &Results) -> Vec<Target> {
                 .map(|((o, n), c)| o >= 0.9 && c >= 0.9 && n >= 2.0),
             format!(
                 "(on/off {}× events/s, {}× CPU per event (off/on), Node {}×)",
-                on_off.map_or("–".into(), num),
-                cpu_off_on.map_or("–".into(), num),
+                // Three decimals: a ratio that misses 0.90 by a little must not print as 0.90.
+                on_off.map_or("–".into(), |r| format!("{r:.3}")),
+                cpu_off_on.map_or("–".into(), |r| format!("{r:.3}")),
                 on_node.map_or("–".into(), num)
             ),
         ),
