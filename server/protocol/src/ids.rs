@@ -53,9 +53,9 @@ macro_rules! shared_id {
         }
 
         impl $name {
-            /// Wraps an owned or borrowed string.
-            pub fn new(id: impl Into<String>) -> Self {
-                Self(Arc::from(id.into()))
+            /// Copies `id` into a new shared id (one allocation).
+            pub fn new(id: impl AsRef<str>) -> Self {
+                Self(Arc::from(id.as_ref()))
             }
 
             /// The id as a string slice.
@@ -83,9 +83,7 @@ macro_rules! shared_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                // Borrowed when the input allows it: one allocation, the shared one.
-                let id = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                Ok(Self(Arc::from(id.as_ref())))
+                deserializer.deserialize_str(SharedIdVisitor).map(Self)
             }
         }
 
@@ -115,6 +113,22 @@ macro_rules! shared_id {
 
         string_id_common!($name);
     };
+}
+
+/// Reads a JSON string straight into an `Arc<str>`: one allocation, whether the input lends
+/// the text or it had escapes to decode (`Cow<str>` or `String` would allocate a second time).
+struct SharedIdVisitor;
+
+impl serde::de::Visitor<'_> for SharedIdVisitor {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string id")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, id: &str) -> Result<Arc<str>, E> {
+        Ok(Arc::from(id))
+    }
 }
 
 /// The API of a `String` id (see [`string_id`]).
@@ -286,7 +300,7 @@ mod tests {
         assert_eq!(copy.as_str().as_ptr(), id.as_str().as_ptr());
         assert_eq!(copy, id);
         // Equal text in another allocation is equal too, and hashes as its `str` does.
-        let other = MessageId::new("msg-1".to_owned());
+        let other = MessageId::new("msg-1");
         assert_ne!(other.as_str().as_ptr(), id.as_str().as_ptr());
         assert_eq!(other, id);
         assert_ne!(MessageId::new("msg-2"), id);
