@@ -34,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::{ModelDelta, ModelError, ModelProvider, ModelRequest, ModelStream};
 
+/// The letters `/stream` cycles through, one per delta.
+const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz";
+
 mod reply;
 
 /// The scripted model.
@@ -103,11 +106,10 @@ impl ModelProvider for ScriptedModel {
             ),
             Plan::Stream { count, size, delay } => {
                 let deltas = (0..count).map(move |i| {
-                    let letter = b'a' + (i % 26) as u8;
-                    // One allocation, of the delta's size, filled in one go (collecting `char`s
+                    let at = i % 26;
+                    // One allocation, of the delta's size, filled by copies (collecting `char`s
                     // encoded them one by one: a cost no real provider's delta has).
-                    let text = String::from_utf8(vec![letter; size]).expect("ASCII letters");
-                    Ok(ModelDelta::Text(text))
+                    Ok(ModelDelta::Text(ALPHABET[at..=at].repeat(size)))
                 });
                 // Lazily: a paced stream of thousands of deltas holds one at a time, not all.
                 paced(deltas, delay)

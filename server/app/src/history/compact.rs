@@ -5,7 +5,7 @@
 //! meaning: every rule the sequence guard checked still holds. (CopilotKit's in-memory runner
 //! compacts the same way, one content event per message, `@ag-ui/client` `compactEvents`.)
 
-use agui_protocol::Event;
+use agui_protocol::{Event, ReasoningMessageContent, TextMessageContent, ToolCallArgs};
 
 /// Appends `event` to `events`, merged into the last event when both carry content of the same
 /// message, tool call or reasoning message.
@@ -62,9 +62,12 @@ pub(crate) fn json_size_hint(events: &[Event]) -> usize {
     events
         .iter()
         .map(|event| match event {
-            Event::TextMessageContent(e) => e.delta.len() + e.delta.len() / 16 + 160,
-            Event::ToolCallArgs(e) => e.delta.len() + e.delta.len() / 4 + 160,
-            Event::ReasoningMessageContent(e) => e.delta.len() + e.delta.len() / 16 + 160,
+            Event::TextMessageContent(TextMessageContent { delta, .. })
+            | Event::ReasoningMessageContent(ReasoningMessageContent { delta, .. }) => {
+                delta.len() + delta.len() / 16 + 160
+            }
+            // Arguments are JSON: their quotes are escaped.
+            Event::ToolCallArgs(ToolCallArgs { delta, .. }) => delta.len() + delta.len() / 4 + 160,
             _ => 192,
         })
         .sum::<usize>()

@@ -185,8 +185,11 @@ impl LiveRun {
         let mut chunks = Vec::with_capacity(state.in_flight.len());
         for (number, events) in (state.committed..).zip(&state.in_flight) {
             let mut json = Vec::with_capacity(compact::json_size_hint(events));
-            match serde_json::to_writer(&mut json, events).map(|()| String::from_utf8(json)) {
-                Ok(Ok(events)) => chunks.push(WriteOp::History(HistoryChunk {
+            let written = serde_json::to_writer(&mut json, events).and_then(|()| {
+                String::from_utf8(json).map_err(<serde_json::Error as serde::ser::Error>::custom)
+            });
+            match written {
+                Ok(events) => chunks.push(WriteOp::History(HistoryChunk {
                     thread_id: self.thread_id.clone(),
                     run_id: self.run_id.clone(),
                     chunk: number,
@@ -194,10 +197,6 @@ impl LiveRun {
                     at,
                     events,
                 })),
-                Ok(Err(error)) => {
-                    tracing::error!(target: "agui::history", %error, run_id = %self.run_id, "history chunk not UTF-8");
-                    return None;
-                }
                 Err(error) => {
                     // Events serialize infallibly; should one not, the run's history stops here
                     // rather than commit out of order.

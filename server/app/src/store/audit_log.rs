@@ -429,7 +429,7 @@ pub fn ops_for_event(event: AuditEvent, at: i64) -> Vec<WriteOp> {
 struct Batch {
     ops: Vec<WriteOp>,
     starts: Vec<StartRequest>,
-    started: Vec<oneshot::Sender<Result<ThreadAccess, StoreError>>>,
+    start_callers: Vec<oneshot::Sender<Result<ThreadAccess, StoreError>>>,
     durable: Vec<DurableWaiter>,
     flushes: Vec<oneshot::Sender<()>>,
 }
@@ -451,7 +451,7 @@ impl Batch {
             Msg::Start(waiter) => {
                 let (request, done) = *waiter;
                 self.starts.push(request);
-                self.started.push(done);
+                self.start_callers.push(done);
             }
             Msg::Durable(ops, done) => {
                 let start = self.ops.len();
@@ -537,7 +537,7 @@ impl Writer {
                             .fetch_add(started.len() as u64, Ordering::Relaxed);
                     }
                     backoff = Duration::from_millis(50);
-                    for (done, access) in batch.started.into_iter().zip(accesses) {
+                    for (done, access) in batch.start_callers.into_iter().zip(accesses) {
                         let _ = done.send(Ok(access));
                     }
                     for (_, done) in batch.durable {
@@ -555,7 +555,7 @@ impl Writer {
                     // for: each start and each durable group is tried again alone, before its
                     // caller is answered, so one bad record refuses only itself.
                     let database_up = self.store.ping().await.is_ok();
-                    for (request, done) in batch.starts.into_iter().zip(batch.started) {
+                    for (request, done) in batch.starts.into_iter().zip(batch.start_callers) {
                         let alone = if database_up {
                             self.start_alone(request).await
                         } else {
